@@ -1,0 +1,105 @@
+// Package protocol defines Marionette's wire messages: requests, replies, their
+// signed envelopes, status codes and the NATS subjects they travel on.
+//
+// Every message is JSON. A request is encoded once by the client, and those exact
+// bytes are what the signature covers; nodes decode the envelope, verify the
+// signature over the embedded bytes, and only then decode the request itself.
+package protocol
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/marionette/mco/filter"
+)
+
+// Protocol identifiers carried in every message. A node drops any message whose
+// identifier it does not know.
+const (
+	RequestProtocol       = "marionette.request.1"
+	SecureRequestProtocol = "marionette.secure_request.1"
+	ReplyProtocol         = "marionette.reply.1"
+	SecureReplyProtocol   = "marionette.secure_reply.1"
+)
+
+// StatusCode is an MCollective RPC status code.
+type StatusCode int
+
+// MCollective's status codes.
+const (
+	OK            StatusCode = 0 // the action ran and succeeded
+	Aborted       StatusCode = 1 // the action failed (also: timeout, authorization denied)
+	UnknownAction StatusCode = 2 // the agent has no such action
+	MissingData   StatusCode = 3 // a required input was not given
+	InvalidData   StatusCode = 4 // an input failed validation
+	UnknownError  StatusCode = 5 // anything else, e.g. a failed audit write
+)
+
+// String names the status as MCollective's clients print it.
+func (s StatusCode) String() string {
+	switch s {
+	case OK:
+		return "OK"
+	case Aborted:
+		return "Aborted"
+	case UnknownAction:
+		return "Unknown Action"
+	case MissingData:
+		return "Missing Data"
+	case InvalidData:
+		return "Invalid Data"
+	case UnknownError:
+		return "Unknown Error"
+	}
+	return fmt.Sprintf("Status %d", int(s))
+}
+
+// Request is an RPC request as the client built it. Its encoded bytes are signed.
+type Request struct {
+	Protocol   string         `json:"protocol"`
+	ID         string         `json:"id"`
+	Sender     string         `json:"sender"` // client identity (host or program)
+	CallerID   string         `json:"caller"` // "cert=<certname>"
+	Collective string         `json:"collective"`
+	Agent      string         `json:"agent"`
+	Action     string         `json:"action"`
+	Filter     *filter.Filter `json:"filter,omitempty"`
+	ReplyTo    string         `json:"reply_to,omitempty"`
+	Time       int64          `json:"time"` // creation time, Unix nanoseconds
+	TTL        int64          `json:"ttl"`  // seconds
+	Data       map[string]any `json:"data,omitempty"`
+	// ProcessResults false means fire-and-forget: nodes run the action but do not reply.
+	ProcessResults bool `json:"process_results"`
+}
+
+// Created returns the request's creation time.
+func (r *Request) Created() time.Time { return time.Unix(0, r.Time) }
+
+// SecureRequest is the signed envelope of a request.
+type SecureRequest struct {
+	Protocol  string `json:"protocol"`
+	Request   []byte `json:"request"`   // the exact encoded Request
+	Signature []byte `json:"signature"` // Ed25519 over Request
+	Cert      []byte `json:"cert"`      // the signer's DER certificate
+}
+
+// Reply is one node's answer to a request.
+type Reply struct {
+	Protocol  string         `json:"protocol"`
+	RequestID string         `json:"request_id"`
+	Sender    string         `json:"sender"` // node identity
+	Agent     string         `json:"agent"`
+	Action    string         `json:"action"`
+	Status    StatusCode     `json:"statuscode"`
+	Message   string         `json:"statusmsg"`
+	Data      map[string]any `json:"data,omitempty"`
+	Time      int64          `json:"time"` // Unix nanoseconds
+}
+
+// SecureReply is the signed envelope of a reply, signed by the node's own key.
+type SecureReply struct {
+	Protocol  string `json:"protocol"`
+	Reply     []byte `json:"reply"`
+	Signature []byte `json:"signature"`
+	Cert      []byte `json:"cert"` // the node's DER certificate
+}
