@@ -42,14 +42,16 @@ type Action struct {
 
 // Input describes one argument of an action.
 type Input struct {
-	Prompt      string   `json:"prompt"`
-	Description string   `json:"description"`
-	Type        string   `json:"type"`
-	Optional    bool     `json:"optional"`
-	Default     any      `json:"default,omitempty"`
-	Validation  string   `json:"validation,omitempty"`
-	MaxLength   int      `json:"maxlength,omitempty"`
-	List        []string `json:"list,omitempty"`
+	Prompt      string `json:"prompt"`
+	Description string `json:"description"`
+	Type        string `json:"type"`
+	Optional    bool   `json:"optional"`
+	Default     any    `json:"default,omitempty"`
+	Validation  string `json:"validation,omitempty"`
+	MaxLength   int    `json:"maxlength,omitempty"`
+	// Secret masks the input in audit records (a Marionette extension).
+	Secret bool     `json:"secret,omitempty"`
+	List   []string `json:"list,omitempty"`
 }
 
 // Output describes one field of an action's reply.

@@ -5,6 +5,7 @@
 package filter
 
 import (
+	"fmt"
 	"regexp"
 	"strings"
 )
@@ -94,3 +95,19 @@ func matchValue(want, have string) bool {
 
 // Expr is a parsed compound (-S) expression. Placeholder until the parser lands.
 type Expr struct{}
+
+// ParseCompound parses a -S compound expression. Placeholder until the parser lands.
+func ParseCompound(s string) (*Expr, error) {
+	return nil, fmt.Errorf("compound filters are not implemented yet")
+}
+
+// Eval evaluates a compound expression against a node.
+func (e *Expr) Eval(n Node) bool { return false }
+
+// ParseFact parses a -F fact filter such as "os.family=Debian".
+func ParseFact(s string) (FactFilter, error) {
+	return FactFilter{}, fmt.Errorf("fact filters are not implemented yet")
+}
+
+// Match reports whether the node's fact satisfies the comparison.
+func (ff FactFilter) Match(n Node) bool { return false }
