@@ -1,0 +1,279 @@
+package client
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/protocol"
+)
+
+// Request is one RPC call.
+type Request struct {
+	Agent  string
+	Action string
+	Data   map[string]any
+	Filter *filter.Filter
+	// Collective defaults to the client's main collective.
+	Collective string
+	// Targets, when set, are the nodes to call directly (no broadcast); the
+	// call completes as soon as every one of them has replied. When empty the
+	// request is broadcast and completes when replies stop arriving for
+	// Quiet, or at Timeout.
+	Targets []string
+	// Timeout is the longest the call waits for replies (default 10 s).
+	Timeout time.Duration
+	// Quiet is the broadcast quiet window (default 100 ms).
+	Quiet time.Duration
+	// NoReplies sends the request fire-and-forget: nodes run it but do not reply.
+	NoReplies bool
+}
+
+// Result is one node's reply.
+type Result struct {
+	Sender   string
+	Status   protocol.StatusCode
+	Message  string
+	Data     map[string]any
+	Received time.Time
+	RTT      time.Duration // from publishing the request to receiving this reply
+	// Err is set when the reply could not be trusted (bad signature, foreign
+	// certificate, sender mismatch). Such a reply is never a success.
+	Err error
+}
+
+// OK reports whether the reply is trusted and the action succeeded.
+func (r Result) OK() bool { return r.Err == nil && r.Status == protocol.OK }
+
+// Stats summarise a call.
+type Stats struct {
+	RequestID  string
+	Agent      string
+	Action     string
+	Expected   []string // the targets, when known
+	Responded  []string // trusted replies, sorted
+	OK         int
+	Failed     int      // trusted replies with a non-zero status
+	Invalid    int      // replies that failed verification
+	NoResponse []string // expected but silent, sorted
+	Unexpected []string // replied but not expected (a target list was given)
+	Start      time.Time
+	Duration   time.Duration // publish to completion
+	Broadcast  bool
+}
+
+// call collects the replies of one request.
+type call struct {
+	mu     sync.Mutex
+	queue  []Result
+	notify chan struct{}
+}
+
+func (cl *call) add(r Result) {
+	cl.mu.Lock()
+	cl.queue = append(cl.queue, r)
+	cl.mu.Unlock()
+	select {
+	case cl.notify <- struct{}{}:
+	default:
+	}
+}
+
+func (cl *call) drain() []Result {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	q := cl.queue
+	cl.queue = nil
+	return q
+}
+
+// Call sends a request and calls onResult for each reply as it arrives (from
+// one goroutine at a time). It returns when every target replied, when
+// broadcast replies stop, at the timeout, or when ctx ends.
+func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*Stats, error) {
+	if r.Agent == "" || r.Action == "" {
+		return nil, errors.New("a request needs an agent and an action")
+	}
+	collective := r.Collective
+	if collective == "" {
+		collective = c.cfg.Collective
+	}
+	timeout := r.Timeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	quiet := r.Quiet
+	if quiet <= 0 {
+		quiet = 100 * time.Millisecond
+	}
+	if !r.NoReplies {
+		if err := c.subscribe(collective); err != nil {
+			return nil, err
+		}
+	}
+	id := newRequestID()
+	req := &protocol.Request{
+		Protocol: protocol.RequestProtocol, ID: id, Sender: c.id.Name(),
+		CallerID: security.CallerID(c.id.Name()), Collective: collective,
+		Agent: r.Agent, Action: r.Action, Filter: r.Filter, Data: r.Data,
+		TTL: int64(c.cfg.TTL / time.Second), ProcessResults: !r.NoReplies,
+	}
+	if !r.NoReplies {
+		req.ReplyTo = protocol.ReplySubject(collective, c.hash, id)
+	}
+	stats := &Stats{RequestID: id, Agent: r.Agent, Action: r.Action, Broadcast: len(r.Targets) == 0}
+	expected := map[string]bool{}
+	for _, t := range r.Targets {
+		expected[t] = true
+	}
+	stats.Expected = sortedKeys(expected)
+
+	cl := &call{notify: make(chan struct{}, 1)}
+	if !r.NoReplies {
+		c.mu.Lock()
+		c.pending[id] = cl
+		c.mu.Unlock()
+		defer func() {
+			c.mu.Lock()
+			delete(c.pending, id)
+			c.mu.Unlock()
+		}()
+	}
+
+	stats.Start = time.Now()
+	req.Time = stats.Start.UnixNano()
+	msg, err := c.sign(req)
+	if err != nil {
+		return nil, err
+	}
+	if stats.Broadcast {
+		err = c.nc.Publish(protocol.BroadcastSubject(collective, r.Agent), msg)
+	} else {
+		for _, t := range stats.Expected {
+			if err = c.nc.Publish(protocol.NodeSubject(collective, t), msg); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		err = c.nc.Flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publishing request: %w", err)
+	}
+	if r.NoReplies {
+		stats.NoResponse = nil
+		stats.Duration = time.Since(stats.Start)
+		return stats, nil
+	}
+
+	seen := map[string]bool{}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	var quietC <-chan time.Time
+	var quietT *time.Timer
+	defer func() {
+		if quietT != nil {
+			quietT.Stop()
+		}
+	}()
+	remaining := len(expected)
+loop:
+	for stats.Broadcast || remaining > 0 {
+		select {
+		case <-ctx.Done():
+			break loop
+		case <-deadline.C:
+			break loop
+		case <-quietC:
+			break loop
+		case <-cl.notify:
+			for _, res := range cl.drain() {
+				res.RTT = res.Received.Sub(stats.Start)
+				if res.Err != nil {
+					stats.Invalid++
+					onResult(res)
+					continue
+				}
+				if seen[res.Sender] {
+					continue // a duplicate: the node already answered
+				}
+				seen[res.Sender] = true
+				stats.Responded = append(stats.Responded, res.Sender)
+				if res.Status == protocol.OK {
+					stats.OK++
+				} else {
+					stats.Failed++
+				}
+				if !stats.Broadcast {
+					if expected[res.Sender] {
+						remaining--
+					} else {
+						stats.Unexpected = append(stats.Unexpected, res.Sender)
+					}
+				}
+				onResult(res)
+			}
+			if stats.Broadcast && len(seen) > 0 {
+				if quietT == nil {
+					quietT = time.NewTimer(quiet)
+					quietC = quietT.C
+				} else {
+					quietT.Reset(quiet)
+				}
+			}
+		}
+	}
+	stats.Duration = time.Since(stats.Start)
+	sort.Strings(stats.Responded)
+	for _, t := range stats.Expected {
+		if !seen[t] {
+			stats.NoResponse = append(stats.NoResponse, t)
+		}
+	}
+	return stats, ctx.Err()
+}
+
+// DiscoverRequest selects nodes by broadcast.
+type DiscoverRequest struct {
+	Collective string
+	Filter     *filter.Filter
+	// Timeout caps discovery (default: the client's discovery timeout);
+	// discovery normally ends earlier, once replies stop for Quiet.
+	Timeout time.Duration
+	Quiet   time.Duration
+}
+
+// Discover finds the nodes matching a filter: it broadcasts an rpcutil ping
+// carrying the filter and collects the identities of trusted replies.
+func (c *Client) Discover(ctx context.Context, d DiscoverRequest) ([]string, error) {
+	timeout := d.Timeout
+	if timeout <= 0 {
+		timeout = c.cfg.DiscoveryTimeout
+	}
+	var nodes []string
+	_, err := c.Call(ctx, Request{
+		Agent: "rpcutil", Action: "ping", Collective: d.Collective, Filter: d.Filter,
+		Timeout: timeout, Quiet: d.Quiet,
+	}, func(r Result) {
+		if r.OK() {
+			nodes = append(nodes, r.Sender)
+		}
+	})
+	sort.Strings(nodes)
+	return nodes, err
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

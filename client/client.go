@@ -1,0 +1,239 @@
+// Package client is the Go API for calling Marionette agents: it signs
+// requests, discovers nodes, sends requests to them and streams back verified
+// replies with honest statistics (who replied, who failed, who never
+// answered). The mco CLI is built on it.
+//
+//	c, err := client.Connect(client.Config{...})
+//	stats, err := c.Call(ctx, client.Request{Agent: "rpcutil", Action: "ping"},
+//		func(r client.Result) { fmt.Println(r.Sender, r.Status) })
+package client
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/marionette/mco/internal/config"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/transport"
+	"github.com/marionette/mco/protocol"
+)
+
+// Config says how to reach the collective and who the client is.
+type Config struct {
+	Brokers    []string // NATS URLs
+	CA         string   // CA certificate file (PEM)
+	Cert       string   // client certificate file (PEM)
+	Key        string   // client private key file (PEM)
+	Insecure   bool     // plaintext transport (development only)
+	Collective string   // default collective (default "mcollective")
+	// TTL is how long a request stays valid on the nodes (default 60 s).
+	TTL time.Duration
+	// DiscoveryTimeout caps broadcast discovery (default 2 s).
+	DiscoveryTimeout time.Duration
+	// Timeout overrides the per-request reply timeout when set.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// ConfigFromFile reads a client.conf.
+func ConfigFromFile(path string) (Config, error) {
+	c, err := config.LoadClient(path)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{
+		Brokers: c.Brokers, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: c.Insecure,
+		Collective: c.Collective, TTL: c.TTL, DiscoveryTimeout: c.DiscoveryTimeout, Timeout: c.Timeout,
+	}, nil
+}
+
+// Client is a connection to the collective. It is safe for concurrent use.
+type Client struct {
+	cfg      Config
+	id       *security.Identity
+	verifier *security.Verifier
+	nc       *nats.Conn
+	hash     string
+	log      *slog.Logger
+
+	mu      sync.Mutex
+	subs    map[string]*nats.Subscription // collective -> reply wildcard subscription
+	pending map[string]*call              // request id -> call
+	work    chan *nats.Msg                // raw replies, verified by the workers
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// Connect loads the client's certificate and dials the broker.
+func Connect(cfg Config) (*Client, error) {
+	if cfg.Collective == "" {
+		cfg.Collective = "mcollective"
+	}
+	if cfg.TTL <= 0 {
+		cfg.TTL = 60 * time.Second
+	}
+	if cfg.DiscoveryTimeout <= 0 {
+		cfg.DiscoveryTimeout = 2 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	id, err := security.LoadIdentity(cfg.Cert, cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
+	}
+	ca, err := pki.ReadCert(cfg.CA)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	v, err := security.NewVerifier(security.VerifierOptions{CA: ca})
+	if err != nil {
+		return nil, err
+	}
+	nc, err := transport.Dial(transport.Options{
+		Brokers: cfg.Brokers, Identity: id, Roots: v.Roots(), Insecure: cfg.Insecure,
+		Name: "mco client " + id.Name(), Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return newClient(cfg, id, v, nc), nil
+}
+
+func newClient(cfg Config, id *security.Identity, v *security.Verifier, nc *nats.Conn) *Client {
+	c := &Client{
+		cfg: cfg, id: id, verifier: v, nc: nc, hash: protocol.CallerHash(id.Name()), log: cfg.Logger,
+		subs: map[string]*nats.Subscription{}, pending: map[string]*call{},
+		work: make(chan *nats.Msg, 4096), done: make(chan struct{}),
+	}
+	// Reply verification is CPU-bound (an Ed25519 check each): spread it over
+	// every core so 10,000 replies do not queue behind one goroutine.
+	for range runtime.GOMAXPROCS(0) {
+		c.wg.Add(1)
+		go c.verifyLoop()
+	}
+	return c
+}
+
+// Identity is the client's certname.
+func (c *Client) Identity() string { return c.id.Name() }
+
+// Collective is the default collective.
+func (c *Client) Collective() string { return c.cfg.Collective }
+
+// Close disconnects from the broker.
+func (c *Client) Close() {
+	c.nc.Close()
+	close(c.done)
+	c.wg.Wait()
+}
+
+// subscribe makes sure the client listens on its reply subjects in a collective.
+func (c *Client) subscribe(collective string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.subs[collective]; ok {
+		return nil
+	}
+	sub, err := c.nc.Subscribe(protocol.ReplyPrefix(collective, c.hash)+".>", func(m *nats.Msg) {
+		select {
+		case c.work <- m:
+		case <-c.done:
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("subscribing to replies: %w", err)
+	}
+	_ = sub.SetPendingLimits(-1, 256<<20)
+	c.subs[collective] = sub
+	// Make sure the broker has the subscription before any request goes out,
+	// and learn about a permission refusal now rather than as missing replies.
+	if err := c.nc.Flush(); err != nil {
+		return err
+	}
+	if err := c.nc.LastError(); err != nil && strings.Contains(strings.ToLower(err.Error()), "permission") {
+		return fmt.Errorf("broker refused the reply subscription: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) verifyLoop() {
+	defer c.wg.Done()
+	for {
+		select {
+		case <-c.done:
+			return
+		case m := <-c.work:
+			c.deliver(m)
+		}
+	}
+}
+
+// deliver verifies one raw reply and hands it to its call.
+func (c *Client) deliver(m *nats.Msg) {
+	id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
+	c.mu.Lock()
+	cl := c.pending[id]
+	c.mu.Unlock()
+	if cl == nil {
+		return // a straggler for a finished call
+	}
+	cl.add(c.verifyReply(m.Data, id, time.Now()))
+}
+
+// verifyReply checks a reply's signature by a node certificate whose certname
+// is the reply's sender.
+func (c *Client) verifyReply(data []byte, id string, received time.Time) Result {
+	var env protocol.SecureReply
+	if err := json.Unmarshal(data, &env); err != nil || env.Protocol != protocol.SecureReplyProtocol {
+		return Result{Received: received, Err: fmt.Errorf("undecodable reply envelope")}
+	}
+	cert, err := c.verifier.Verify(env.Cert, env.Reply, env.Signature, pki.RoleNode)
+	if err != nil {
+		return Result{Received: received, Err: fmt.Errorf("reply rejected: %w", err)}
+	}
+	var rep protocol.Reply
+	if err := json.Unmarshal(env.Reply, &rep); err != nil {
+		return Result{Sender: cert.Subject.CommonName, Received: received, Err: fmt.Errorf("undecodable reply: %w", err)}
+	}
+	r := Result{Sender: rep.Sender, Status: rep.Status, Message: rep.Message, Data: rep.Data, Received: received}
+	switch {
+	case rep.Sender != cert.Subject.CommonName:
+		r.Err = fmt.Errorf("reply claims sender %q but is signed by %q", rep.Sender, cert.Subject.CommonName)
+		r.Sender = cert.Subject.CommonName
+	case rep.RequestID != id:
+		r.Err = fmt.Errorf("reply for request %q arrived on the subject of %q", rep.RequestID, id)
+	}
+	return r
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// sign builds and signs a request envelope.
+func (c *Client) sign(req *protocol.Request) ([]byte, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return nil, fmt.Errorf("encoding request: %w", err)
+	}
+	return json.Marshal(&protocol.SecureRequest{
+		Protocol: protocol.SecureRequestProtocol, Request: body,
+		Signature: c.id.Sign(body), Cert: c.id.Cert.Raw,
+	})
+}
+
+var errClosed = errors.New("client closed")

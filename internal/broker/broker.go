@@ -1,0 +1,258 @@
+// Package broker runs Marionette's message broker: an embedded NATS server
+// (github.com/nats-io/nats-server/v2) that accepts only TLS connections with a
+// certificate from the collective's CA, and gives each connection subject
+// permissions derived from its certificate's role (SPEC §3):
+//
+//   - a node may subscribe to its collectives' agent subjects and its own node
+//     subject, and publish only replies, its registration and its audit events;
+//   - a client may publish requests to the collectives it is allowed and
+//     subscribe only to its own reply subjects;
+//   - a collector (a client named in the broker's collectors list) may in
+//     addition read registration and audit subjects;
+//   - anything else is refused.
+package broker
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/protocol"
+)
+
+// Options configures a broker.
+type Options struct {
+	Identity *security.Identity // the broker's certificate (role broker)
+	Verifier *security.Verifier // checks connecting certificates and revocation
+	Listen   string             // host:port; port 0 picks a free one
+	// Insecure disables TLS and authentication entirely (development only).
+	Insecure bool
+	// ClusterName, ClusterListen and Routes join brokers into a NATS cluster.
+	ClusterName   string
+	ClusterListen string
+	Routes        []string
+	MaxPayload    int
+	// Collectives restricts clients (by certname) to some collectives; a client
+	// not listed may reach any collective.
+	Collectives map[string][]string
+	// Collectors may subscribe to registration and audit subjects.
+	Collectors *security.Matcher
+	Monitor    string // host:port of the NATS monitoring endpoint, optional
+	Logger     *slog.Logger
+}
+
+// Broker is a running embedded NATS server.
+type Broker struct {
+	ns *server.Server
+}
+
+// Start starts the broker and waits until it accepts connections.
+func Start(opts Options) (*Broker, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	host, port, err := splitHostPort(opts.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("listen %q: %w", opts.Listen, err)
+	}
+	no := &server.Options{
+		ServerName: "",
+		Host:       host,
+		Port:       port,
+		NoSigs:     true,
+		MaxPayload: int32(opts.MaxPayload),
+		// Many nodes connecting at once (a restart of 10,000 daemons) must not
+		// be refused for being slow to handshake.
+		MaxPending:    64 << 20,
+		WriteDeadline: 10 * time.Second,
+	}
+	if opts.MaxPayload == 0 {
+		no.MaxPayload = 1 << 20
+	}
+	if !opts.Insecure {
+		if opts.Identity == nil || opts.Verifier == nil {
+			return nil, errors.New("a TLS broker needs its identity and a verifier")
+		}
+		no.TLS = true
+		no.TLSVerify = true
+		no.TLSTimeout = 5
+		no.TLSConfig = security.ServerTLS(opts.Identity, opts.Verifier.Roots())
+		no.CustomClientAuthentication = &authenticator{opts: opts}
+	}
+	if opts.ClusterListen != "" {
+		chost, cport, err := splitHostPort(opts.ClusterListen)
+		if err != nil {
+			return nil, fmt.Errorf("cluster listen %q: %w", opts.ClusterListen, err)
+		}
+		no.Cluster = server.ClusterOpts{Name: opts.ClusterName, Host: chost, Port: cport}
+		if !opts.Insecure {
+			ctls := security.ServerTLS(opts.Identity, opts.Verifier.Roots())
+			ctls.VerifyPeerCertificate = onlyBrokers
+			no.Cluster.TLSConfig = ctls
+			no.Cluster.TLSTimeout = 5
+		}
+		for _, r := range opts.Routes {
+			u, err := url.Parse(r)
+			if err != nil {
+				return nil, fmt.Errorf("cluster route %q: %w", r, err)
+			}
+			no.Routes = append(no.Routes, u)
+		}
+	}
+	if opts.Monitor != "" {
+		mhost, mport, err := splitHostPort(opts.Monitor)
+		if err != nil {
+			return nil, fmt.Errorf("monitor %q: %w", opts.Monitor, err)
+		}
+		no.HTTPHost, no.HTTPPort = mhost, mport
+	}
+	ns, err := server.NewServer(no)
+	if err != nil {
+		return nil, fmt.Errorf("starting NATS server: %w", err)
+	}
+	ns.SetLoggerV2(natsLogger{opts.Logger}, false, false, false)
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		ns.Shutdown()
+		return nil, fmt.Errorf("broker did not start listening on %s", opts.Listen)
+	}
+	return &Broker{ns: ns}, nil
+}
+
+// URL is the address clients and nodes connect to.
+func (b *Broker) URL() string {
+	addr := b.ns.Addr().(*net.TCPAddr)
+	scheme := "nats"
+	if b.ns.ClientURL()[:3] == "tls" {
+		scheme = "tls"
+	}
+	return fmt.Sprintf("%s://%s", scheme, net.JoinHostPort(addr.IP.String(), strconv.Itoa(addr.Port)))
+}
+
+// ClusterAddr is the route listener's address, when clustering.
+func (b *Broker) ClusterAddr() net.Addr { return b.ns.ClusterAddr() }
+
+// NumClients is the number of connected clients and nodes.
+func (b *Broker) NumClients() int { return b.ns.NumClients() }
+
+// NumRoutes is the number of connected peer brokers.
+func (b *Broker) NumRoutes() int { return b.ns.NumRoutes() }
+
+// Shutdown stops the broker and waits for it to finish.
+func (b *Broker) Shutdown() {
+	b.ns.Shutdown()
+	b.ns.WaitForShutdown()
+}
+
+// authenticator maps each TLS connection's certificate to NATS permissions.
+type authenticator struct {
+	opts Options
+}
+
+// Check implements server.Authentication.
+func (a *authenticator) Check(c server.ClientAuthentication) bool {
+	state := c.GetTLSConnectionState()
+	if state == nil || len(state.PeerCertificates) == 0 {
+		return false
+	}
+	leaf := state.PeerCertificates[0]
+	role, err := pki.RoleOf(leaf)
+	if err != nil {
+		a.opts.Logger.Warn("refusing connection", "remote", c.RemoteAddress(), "reason", err)
+		return false
+	}
+	if _, err := a.opts.Verifier.Certificate(leaf.Raw, role); err != nil {
+		a.opts.Logger.Warn("refusing connection", "remote", c.RemoteAddress(), "reason", err)
+		return false
+	}
+	perms, ok := a.permissions(leaf, role)
+	if !ok {
+		a.opts.Logger.Warn("refusing connection", "remote", c.RemoteAddress(), "certname", leaf.Subject.CommonName, "reason", "role "+string(role)+" may not connect as a client")
+		return false
+	}
+	c.RegisterUser(&server.User{Username: leaf.Subject.CommonName, Permissions: perms})
+	return true
+}
+
+func (a *authenticator) permissions(cert *x509.Certificate, role pki.Role) (*server.Permissions, bool) {
+	name := cert.Subject.CommonName
+	switch role {
+	case pki.RoleNode:
+		return &server.Permissions{
+			Publish: &server.SubjectPermission{Allow: []string{
+				"*.reply.>",
+				protocol.RegistrationSubject("*", name),
+				protocol.AuditSubject("*", name),
+			}},
+			Subscribe: &server.SubjectPermission{Allow: []string{
+				protocol.BroadcastSubject("*", ">"),
+				protocol.NodeSubject("*", name),
+			}},
+		}, true
+	case pki.RoleClient:
+		collectives, restricted := a.opts.Collectives[name]
+		if !restricted {
+			collectives = []string{"*"}
+		}
+		hash := protocol.CallerHash(name)
+		p := &server.Permissions{Publish: &server.SubjectPermission{}, Subscribe: &server.SubjectPermission{}}
+		for _, c := range collectives {
+			p.Publish.Allow = append(p.Publish.Allow, protocol.BroadcastSubject(c, ">"), protocol.NodeSubject(c, ">"))
+			p.Subscribe.Allow = append(p.Subscribe.Allow, protocol.ReplyPrefix(c, hash)+".>")
+			if a.opts.Collectors.Match(name) {
+				p.Subscribe.Allow = append(p.Subscribe.Allow, protocol.RegistrationSubject(c, ">"), protocol.AuditSubject(c, ">"))
+			}
+		}
+		return p, true
+	}
+	return nil, false
+}
+
+// onlyBrokers refuses route connections from anything but broker certificates.
+func onlyBrokers(_ [][]byte, chains [][]*x509.Certificate) error {
+	if len(chains) == 0 || len(chains[0]) == 0 {
+		return errors.New("no verified peer certificate")
+	}
+	role, err := pki.RoleOf(chains[0][0])
+	if err != nil {
+		return err
+	}
+	if role != pki.RoleBroker {
+		return fmt.Errorf("%q is a %s certificate; only brokers may join the cluster", chains[0][0].Subject.CommonName, role)
+	}
+	return nil
+}
+
+func splitHostPort(hp string) (string, int, error) {
+	host, p, err := net.SplitHostPort(hp)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q is not a number", p)
+	}
+	if port == 0 {
+		port = -1 // nats-server's "pick a random port"
+	}
+	return host, port, nil
+}
+
+// natsLogger forwards nats-server's log lines to slog.
+type natsLogger struct{ l *slog.Logger }
+
+func (n natsLogger) Noticef(f string, v ...any) { n.l.Info(fmt.Sprintf(f, v...), "component", "nats") }
+func (n natsLogger) Warnf(f string, v ...any)   { n.l.Warn(fmt.Sprintf(f, v...), "component", "nats") }
+func (n natsLogger) Fatalf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...), "component", "nats") }
+func (n natsLogger) Errorf(f string, v ...any)  { n.l.Error(fmt.Sprintf(f, v...), "component", "nats") }
+func (n natsLogger) Debugf(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...), "component", "nats") }
+func (n natsLogger) Tracef(f string, v ...any)  { n.l.Debug(fmt.Sprintf(f, v...), "component", "nats") }

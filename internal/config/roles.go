@@ -1,0 +1,259 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Security is the part of the configuration every role shares: where the
+// broker is and which certificates to trust and present.
+type Security struct {
+	Brokers        []string // NATS URLs, e.g. tls://broker1:4222
+	CA             string   // CA certificate (PEM)
+	Cert           string   // this role's certificate (PEM)
+	Key            string   // its private key (PEM)
+	Insecure       bool     // plaintext connections, development only
+	Allowlist      string   // client certname allow list
+	Privileged     string   // certnames that may act for another caller
+	RevocationFile string   // revoked serial numbers, re-read when it changes
+}
+
+func (s *Security) declare(ks keys, base string) {
+	ks["broker"] = key{"NATS URLs of the brokers, comma separated (default tls://127.0.0.1:4222)", strs(&s.Brokers)}
+	ks["tls.ca"] = key{"CA certificate that signed every certificate of the collective", path(base, &s.CA)}
+	ks["tls.cert"] = key{"this process's certificate", path(base, &s.Cert)}
+	ks["tls.key"] = key{"this process's private key", path(base, &s.Key)}
+	ks["insecure"] = key{"plaintext transport; development only (default false)", boolean(&s.Insecure)}
+	ks["security.certname_allowlist"] = key{`client certnames accepted (default /\.mcollective$/)`, str(&s.Allowlist)}
+	ks["security.privileged_certnames"] = key{`certnames that may sign for another caller (default /\.privileged\.mcollective$/)`, str(&s.Privileged)}
+	ks["security.revocation_file"] = key{"file of revoked certificate serials (see mco pki revoke)", path(base, &s.RevocationFile)}
+}
+
+func (s *Security) defaults() {
+	s.Brokers = []string{"tls://127.0.0.1:4222"}
+}
+
+func (s *Security) check(file string) error {
+	if s.CA == "" || s.Cert == "" || s.Key == "" {
+		return fmt.Errorf("%s: tls.ca, tls.cert and tls.key are required", file)
+	}
+	if len(s.Brokers) == 0 {
+		return fmt.Errorf("%s: broker must name at least one URL", file)
+	}
+	return nil
+}
+
+// Server is the node daemon's configuration (server.conf).
+type Server struct {
+	Security
+	Identity           string        // defaults to the certificate's certname
+	Collectives        []string      // first is the main collective
+	FactFiles          []string      // YAML/JSON, merged in order
+	ClassesFile        string        // one class per line
+	Libdirs            []string      // external agents in <libdir>/agent
+	DisabledAgents     []string      // agents not to activate
+	PolicyDir          string        // ActionPolicy files
+	PolicyDefault      string        // "", allow or deny: overrides files without a default
+	PolicyEnableDef    bool          // use <policydir>/<default_name>.policy for agents without one
+	PolicyDefaultName  string        // default policy file name
+	AllowUnconfigured  bool          // allow agents with no policy file at all
+	AuditLog           string        // local hash-chained audit log
+	AuditFailOpen      bool          // keep serving when the audit log cannot be written
+	MaxMessageSize     int           // bytes
+	Skew               time.Duration // allowed future clock skew of requests
+	MaxTTL             time.Duration // cap on a request's ttl
+	RegistrationPeriod time.Duration // 0 disables periodic registration
+}
+
+// DefaultServer returns the server defaults.
+func DefaultServer() *Server {
+	s := &Server{
+		Collectives:       []string{"mcollective"},
+		PolicyDefaultName: "default",
+		MaxMessageSize:    1 << 20,
+		Skew:              5 * time.Second,
+		MaxTTL:            time.Hour,
+	}
+	s.defaults()
+	return s
+}
+
+func (s *Server) keys(base string) keys {
+	ks := keys{
+		"identity":                  {"node identity (default: the certificate's certname)", str(&s.Identity)},
+		"collectives":               {"collectives this node belongs to; the first is the main one (default mcollective)", strs(&s.Collectives)},
+		"facts":                     {"fact files (YAML or JSON), merged in order", paths(base, &s.FactFiles)},
+		"classes":                   {"classes file, one class per line", path(base, &s.ClassesFile)},
+		"libdir":                    {"directories holding external agents in agent/", paths(base, &s.Libdirs)},
+		"agents.disabled":           {"agents not to load, comma separated", strs(&s.DisabledAgents)},
+		"policy.dir":                {"ActionPolicy directory (unset: authorization disabled, every caller allowed)", path(base, &s.PolicyDir)},
+		"policy.default":            {"allow or deny for policy files without a default line (default deny)", str(&s.PolicyDefault)},
+		"policy.enable_default":     {"use <policy.dir>/<policy.default_name>.policy for agents without a file", boolean(&s.PolicyEnableDef)},
+		"policy.default_name":       {"name of the default policy file (default default)", str(&s.PolicyDefaultName)},
+		"policy.allow_unconfigured": {"allow agents that have no policy file (default false)", boolean(&s.AllowUnconfigured)},
+		"audit.log":                 {"local audit log, hash chained (unset: no local log)", path(base, &s.AuditLog)},
+		"audit.fail_open":           {"keep serving when the audit log cannot be written (default false: fail closed)", boolean(&s.AuditFailOpen)},
+		"max_message_size":          {"largest accepted message in bytes (default 1048576)", integer(&s.MaxMessageSize)},
+		"request.skew":              {"tolerated future clock skew of requests (default 5s)", duration(&s.Skew)},
+		"request.max_ttl":           {"largest accepted request ttl (default 1h)", duration(&s.MaxTTL)},
+		"registration.interval":     {"registration announcement period (default 0: at start and on change only)", duration(&s.RegistrationPeriod)},
+	}
+	s.Security.declare(ks, base)
+	return ks
+}
+
+// LoadServer reads a server configuration file over the defaults.
+func LoadServer(file string) (*Server, error) {
+	s := DefaultServer()
+	if err := load(file, s.keys(filepath.Dir(file))); err != nil {
+		return nil, err
+	}
+	if err := s.Security.check(file); err != nil {
+		return nil, err
+	}
+	if len(s.Collectives) == 0 {
+		return nil, fmt.Errorf("%s: collectives must name at least one collective", file)
+	}
+	switch s.PolicyDefault {
+	case "", "allow", "deny":
+	default:
+		return nil, fmt.Errorf("%s: policy.default must be allow or deny, not %q", file, s.PolicyDefault)
+	}
+	return s, nil
+}
+
+// ServerKeys documents every server.conf key.
+func ServerKeys() string { return DefaultServer().keys("").doc() }
+
+// Client is the client's configuration (client.conf).
+type Client struct {
+	Security
+	Collective       string        // main collective
+	Collectives      []string      // collectives that may be addressed with -T
+	Timeout          time.Duration // overrides the DDL timeout when set
+	DiscoveryTimeout time.Duration // cap on broadcast discovery
+	TTL              time.Duration // request ttl
+}
+
+// DefaultClient returns the client defaults.
+func DefaultClient() *Client {
+	c := &Client{Collective: "mcollective", DiscoveryTimeout: 2 * time.Second, TTL: 60 * time.Second}
+	c.defaults()
+	return c
+}
+
+func (c *Client) keys(base string) keys {
+	ks := keys{
+		"collective":        {"main collective (default mcollective)", str(&c.Collective)},
+		"collectives":       {"all collectives this client may address (default: the main one)", strs(&c.Collectives)},
+		"timeout":           {"reply timeout; default: the action's DDL timeout", duration(&c.Timeout)},
+		"discovery_timeout": {"longest broadcast discovery (default 2s; it ends earlier when replies stop)", duration(&c.DiscoveryTimeout)},
+		"ttl":               {"how long a request stays valid (default 60s)", duration(&c.TTL)},
+	}
+	c.Security.declare(ks, base)
+	return ks
+}
+
+// LoadClient reads a client configuration file over the defaults.
+func LoadClient(file string) (*Client, error) {
+	c := DefaultClient()
+	if err := load(file, c.keys(filepath.Dir(file))); err != nil {
+		return nil, err
+	}
+	if err := c.Security.check(file); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// ClientKeys documents every client.conf key.
+func ClientKeys() string { return DefaultClient().keys("").doc() }
+
+// FindClient locates the client configuration: the explicit path, else
+// $MCO_CONFIG, else ~/.config/marionette/client.conf, else
+// /etc/marionette/client.conf.
+func FindClient(explicit string) (string, error) {
+	if explicit != "" {
+		return explicit, nil
+	}
+	if env := os.Getenv("MCO_CONFIG"); env != "" {
+		return env, nil
+	}
+	var candidates []string
+	if home, err := os.UserHomeDir(); err == nil {
+		candidates = append(candidates, filepath.Join(home, ".config", "marionette", "client.conf"))
+	}
+	candidates = append(candidates, "/etc/marionette/client.conf")
+	for _, p := range candidates {
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	return "", errors.New("no client configuration: pass -c FILE, set MCO_CONFIG, or create ~/.config/marionette/client.conf (try 'mco dev' for a ready-made one)")
+}
+
+// Broker is the embedded broker's configuration (broker.conf).
+type Broker struct {
+	Security
+	Listen        string              // client listener, host:port
+	ClusterName   string              // NATS cluster name
+	ClusterListen string              // route listener, host:port (unset: no clustering)
+	Routes        []string            // other brokers' route URLs
+	MaxPayload    int                 // largest message, bytes
+	Collectives   map[string][]string // certname -> collectives a client may reach
+	Monitor       string              // NATS monitoring listener, host:port (unset: off)
+}
+
+// DefaultBroker returns the broker defaults.
+func DefaultBroker() *Broker {
+	b := &Broker{Listen: "127.0.0.1:4222", ClusterName: "marionette", MaxPayload: 1 << 20, Collectives: map[string][]string{}}
+	b.defaults()
+	return b
+}
+
+func (b *Broker) keys(base string) keys {
+	ks := keys{
+		"listen":         {"client and node listener (default 127.0.0.1:4222)", str(&b.Listen)},
+		"cluster.name":   {"cluster name shared by all brokers (default marionette)", str(&b.ClusterName)},
+		"cluster.listen": {"listener for other brokers (unset: no clustering)", str(&b.ClusterListen)},
+		"cluster.routes": {"route URLs of the other brokers, comma separated", strs(&b.Routes)},
+		"max_payload":    {"largest message in bytes (default 1048576)", integer(&b.MaxPayload)},
+		"monitor":        {"NATS monitoring listener host:port (unset: off)", str(&b.Monitor)},
+		"collectives.*": {"collectives.<client certname> = list: restrict a client to these collectives", func(v string) error {
+			name, cols, _ := cutEq(v)
+			b.Collectives[name] = list(cols)
+			return nil
+		}},
+	}
+	b.Security.declare(ks, base)
+	delete(ks, "broker")
+	return ks
+}
+
+func cutEq(v string) (string, string, bool) {
+	for i := 0; i < len(v); i++ {
+		if v[i] == '=' {
+			return v[:i], v[i+1:], true
+		}
+	}
+	return v, "", false
+}
+
+// LoadBroker reads a broker configuration file over the defaults.
+func LoadBroker(file string) (*Broker, error) {
+	b := DefaultBroker()
+	if err := load(file, b.keys(filepath.Dir(file))); err != nil {
+		return nil, err
+	}
+	b.Brokers = []string{"unused"}
+	if err := b.Security.check(file); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// BrokerKeys documents every broker.conf key.
+func BrokerKeys() string { return DefaultBroker().keys("").doc() }

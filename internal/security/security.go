@@ -1,0 +1,267 @@
+// Package security signs and verifies Marionette messages and builds the TLS
+// configurations every role uses.
+//
+// A message is trusted only when its signature verifies against a certificate
+// that chains to the collective's CA, carries the expected role, is not
+// revoked, and (for clients) whose certname passes the allow list. Chain
+// verification is costly, so verified certificates are cached by fingerprint;
+// the signature itself is checked on every message.
+package security
+
+import (
+	"crypto/ed25519"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/marionette/mco/internal/pki"
+)
+
+// Identity is a certificate with its private key: what a client or node signs with.
+type Identity struct {
+	Cert *x509.Certificate
+	Key  ed25519.PrivateKey
+}
+
+// Name is the certificate's certname.
+func (id *Identity) Name() string { return id.Cert.Subject.CommonName }
+
+// Sign signs msg with the identity's key.
+func (id *Identity) Sign(msg []byte) []byte { return ed25519.Sign(id.Key, msg) }
+
+// LoadIdentity reads a PEM certificate and key.
+func LoadIdentity(certFile, keyFile string) (*Identity, error) {
+	cert, err := pki.ReadCert(certFile)
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.ReadKey(keyFile)
+	if err != nil {
+		return nil, err
+	}
+	pub, ok := cert.PublicKey.(ed25519.PublicKey)
+	if !ok || !pub.Equal(key.Public()) {
+		return nil, fmt.Errorf("%s does not belong to the certificate %s", keyFile, certFile)
+	}
+	return &Identity{Cert: cert, Key: key}, nil
+}
+
+// TLSCertificate returns the identity as a tls.Certificate.
+func (id *Identity) TLSCertificate() tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{id.Cert.Raw}, PrivateKey: id.Key, Leaf: id.Cert}
+}
+
+// Matcher matches certnames against a list of exact names and /regexes/, as in
+// "bob, jill, /\.mcollective$/".
+type Matcher struct {
+	exact map[string]bool
+	res   []*regexp.Regexp
+}
+
+// ParseMatcher parses a comma-separated list of names and /regexes/.
+func ParseMatcher(list string) (*Matcher, error) {
+	m := &Matcher{exact: map[string]bool{}}
+	for _, item := range strings.Split(list, ",") {
+		item = strings.TrimSpace(item)
+		switch {
+		case item == "":
+		case len(item) >= 2 && item[0] == '/' && item[len(item)-1] == '/':
+			re, err := regexp.Compile(item[1 : len(item)-1])
+			if err != nil {
+				return nil, fmt.Errorf("pattern %s: %w", item, err)
+			}
+			m.res = append(m.res, re)
+		default:
+			m.exact[item] = true
+		}
+	}
+	return m, nil
+}
+
+// Match reports whether name is on the list.
+func (m *Matcher) Match(name string) bool {
+	if m == nil {
+		return false
+	}
+	if m.exact[name] {
+		return true
+	}
+	for _, re := range m.res {
+		if re.MatchString(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// Defaults for the certname rules (SPEC §3).
+const (
+	DefaultAllowlist  = `/\.mcollective$/`
+	DefaultPrivileged = `/\.privileged\.mcollective$/`
+)
+
+// VerifierOptions configures a Verifier.
+type VerifierOptions struct {
+	CA *x509.Certificate
+	// Allowlist restricts client certnames; nil means DefaultAllowlist.
+	Allowlist *Matcher
+	// Privileged certnames may sign requests on behalf of another caller id;
+	// nil means DefaultPrivileged.
+	Privileged *Matcher
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Verifier checks certificates and signatures against one CA.
+type Verifier struct {
+	roots      *x509.CertPool
+	allow      *Matcher
+	privileged *Matcher
+	now        func() time.Time
+	cache      sync.Map // [32]byte fingerprint -> *verified
+	revoked    atomic.Pointer[map[string]bool]
+}
+
+type verified struct {
+	cert *x509.Certificate
+	role pki.Role
+	err  error
+}
+
+// NewVerifier returns a verifier for certificates issued by opts.CA.
+func NewVerifier(opts VerifierOptions) (*Verifier, error) {
+	if opts.CA == nil {
+		return nil, errors.New("verifier needs a CA certificate")
+	}
+	v := &Verifier{roots: x509.NewCertPool(), allow: opts.Allowlist, privileged: opts.Privileged, now: opts.Now}
+	v.roots.AddCert(opts.CA)
+	var err error
+	if v.allow == nil {
+		if v.allow, err = ParseMatcher(DefaultAllowlist); err != nil {
+			return nil, err
+		}
+	}
+	if v.privileged == nil {
+		if v.privileged, err = ParseMatcher(DefaultPrivileged); err != nil {
+			return nil, err
+		}
+	}
+	if v.now == nil {
+		v.now = time.Now
+	}
+	empty := map[string]bool{}
+	v.revoked.Store(&empty)
+	return v, nil
+}
+
+// Roots is the CA pool, for TLS configuration.
+func (v *Verifier) Roots() *x509.CertPool { return v.roots }
+
+// SetRevoked replaces the set of revoked serial numbers (lower-case hex without
+// leading zeros). It takes effect for the next message, without restart.
+func (v *Verifier) SetRevoked(serials map[string]bool) { v.revoked.Store(&serials) }
+
+// IsRevoked reports whether a certificate is on the revocation list.
+func (v *Verifier) IsRevoked(cert *x509.Certificate) bool {
+	return (*v.revoked.Load())[cert.SerialNumber.Text(16)]
+}
+
+// ErrUntrusted wraps every certificate rejection, so callers can count them.
+var ErrUntrusted = errors.New("untrusted certificate")
+
+// Certificate verifies a DER certificate: chain to the CA, validity, role, and
+// revocation; client certificates must also pass the certname allow list.
+func (v *Verifier) Certificate(der []byte, role pki.Role) (*x509.Certificate, error) {
+	fp := sha256.Sum256(der)
+	var ent *verified
+	if e, ok := v.cache.Load(fp); ok {
+		ent = e.(*verified)
+	} else {
+		ent = v.verifyChain(der)
+		v.cache.Store(fp, ent)
+	}
+	if ent.err != nil {
+		return nil, ent.err
+	}
+	cert := ent.cert
+	now := v.now()
+	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+		return nil, fmt.Errorf("%w: %q is not valid at %s", ErrUntrusted, cert.Subject.CommonName, now.Format(time.RFC3339))
+	}
+	if ent.role != role {
+		return nil, fmt.Errorf("%w: %q is a %s certificate, not a %s one", ErrUntrusted, cert.Subject.CommonName, ent.role, role)
+	}
+	if v.IsRevoked(cert) {
+		return nil, fmt.Errorf("%w: %q is revoked", ErrUntrusted, cert.Subject.CommonName)
+	}
+	if role == pki.RoleClient && !v.allow.Match(cert.Subject.CommonName) {
+		return nil, fmt.Errorf("%w: certname %q is not on the client allow list", ErrUntrusted, cert.Subject.CommonName)
+	}
+	return cert, nil
+}
+
+// verifyChain does the expensive, cacheable part: parsing and chain building.
+// Validity times are checked per use, so a cached entry never outlives its cert.
+func (v *Verifier) verifyChain(der []byte) *verified {
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return &verified{err: fmt.Errorf("%w: %v", ErrUntrusted, err)}
+	}
+	_, err = cert.Verify(x509.VerifyOptions{
+		Roots:       v.roots,
+		CurrentTime: cert.NotBefore.Add(time.Second), // validity is checked per use
+		KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
+	})
+	if err != nil {
+		return &verified{err: fmt.Errorf("%w: %q: %v", ErrUntrusted, cert.Subject.CommonName, err)}
+	}
+	if cert.IsCA {
+		return &verified{err: fmt.Errorf("%w: %q is a CA certificate", ErrUntrusted, cert.Subject.CommonName)}
+	}
+	role, err := pki.RoleOf(cert)
+	if err != nil {
+		return &verified{err: fmt.Errorf("%w: %v", ErrUntrusted, err)}
+	}
+	if _, ok := cert.PublicKey.(ed25519.PublicKey); !ok {
+		return &verified{err: fmt.Errorf("%w: %q does not hold an Ed25519 key", ErrUntrusted, cert.Subject.CommonName)}
+	}
+	return &verified{cert: cert, role: role}
+}
+
+// ErrBadSignature means the signature does not match the message and certificate.
+var ErrBadSignature = errors.New("signature does not verify")
+
+// Verify checks a signature made by the holder of a verified certificate.
+func (v *Verifier) Verify(der, msg, sig []byte, role pki.Role) (*x509.Certificate, error) {
+	cert, err := v.Certificate(der, role)
+	if err != nil {
+		return nil, err
+	}
+	if !ed25519.Verify(cert.PublicKey.(ed25519.PublicKey), msg, sig) {
+		return nil, fmt.Errorf("%w (signer %q)", ErrBadSignature, cert.Subject.CommonName)
+	}
+	return cert, nil
+}
+
+// CallerID is the caller id a certificate may claim by default.
+func CallerID(certname string) string { return "cert=" + certname }
+
+// CheckCaller enforces who may claim which caller id: a privileged certificate
+// may act for anyone, every other one only for itself.
+func (v *Verifier) CheckCaller(cert *x509.Certificate, caller string) error {
+	name := cert.Subject.CommonName
+	if caller == CallerID(name) {
+		return nil
+	}
+	if v.privileged.Match(name) {
+		return nil
+	}
+	return fmt.Errorf("%w: certificate %q may not act as caller %q", ErrUntrusted, name, caller)
+}

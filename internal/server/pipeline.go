@@ -1,0 +1,355 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/protocol"
+)
+
+// request is a request on its way through the pipeline.
+type request struct {
+	req      *protocol.Request
+	caller   string // certname of the verified signer
+	received time.Time
+	agent    *agent.Agent
+	action   *ddl.Action
+	decision Decision
+}
+
+// Handle runs one raw message through the pipeline. It never panics on bad
+// input and never blocks on a running action: actions run on their own
+// goroutine once the request has been accepted.
+func (s *Server) Handle(data []byte) {
+	s.stats.Total.Add(1)
+	r := &request{received: s.now()}
+	var err error
+	if r.req, r.caller, err = s.decodeAndAuthenticate(data); err != nil {
+		return
+	}
+	if !s.checkFreshness(r) {
+		return
+	}
+	if !s.matchFilter(r) {
+		return
+	}
+	if !s.resolveAgent(r) {
+		return
+	}
+	if !s.authorize(r) {
+		return
+	}
+	if !s.auditRequest(r) {
+		return
+	}
+	if !s.validateInput(r) {
+		return
+	}
+	s.stats.Passed.Add(1)
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		s.run(r)
+	}()
+}
+
+// decodeAndAuthenticate is steps 1 and 2: size and envelope checks, then the
+// signature over the exact request bytes by a trusted client certificate, and
+// the caller id that certificate may claim.
+func (s *Server) decodeAndAuthenticate(data []byte) (*protocol.Request, string, error) {
+	if len(data) > s.opts.MaxMessageSize {
+		return nil, "", s.dropf(dropOversized, "message of %d bytes exceeds the %d byte limit", len(data), s.opts.MaxMessageSize)
+	}
+	var env protocol.SecureRequest
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, "", s.dropf(dropMalformed, "undecodable envelope: %v", err)
+	}
+	if env.Protocol != protocol.SecureRequestProtocol {
+		return nil, "", s.dropf(dropProtocol, "unknown envelope protocol %q", env.Protocol)
+	}
+	cert, err := s.opts.Verifier.Verify(env.Cert, env.Request, env.Signature, pki.RoleClient)
+	if err != nil {
+		s.stats.Unvalidated.Add(1)
+		reason := dropSignature
+		if errors.Is(err, security.ErrUntrusted) {
+			reason = dropCert
+		}
+		return nil, "", s.dropf(reason, "%v", err)
+	}
+	var req protocol.Request
+	if err := json.Unmarshal(env.Request, &req); err != nil {
+		s.stats.Unvalidated.Add(1)
+		return nil, "", s.dropf(dropMalformed, "undecodable request from %q: %v", cert.Subject.CommonName, err)
+	}
+	if req.Protocol != protocol.RequestProtocol {
+		s.stats.Unvalidated.Add(1)
+		return nil, "", s.dropf(dropProtocol, "unknown request protocol %q", req.Protocol)
+	}
+	if err := s.opts.Verifier.CheckCaller(cert, req.CallerID); err != nil {
+		s.stats.Unvalidated.Add(1)
+		return nil, "", s.dropf(dropCaller, "request %s: %v", req.ID, err)
+	}
+	if req.ID == "" || req.Agent == "" || req.Action == "" {
+		s.stats.Unvalidated.Add(1)
+		return nil, "", s.dropf(dropMalformed, "request from %q lacks an id, agent or action", cert.Subject.CommonName)
+	}
+	s.stats.Validated.Add(1)
+	return &req, cert.Subject.CommonName, nil
+}
+
+// checkFreshness is step 3: the request must be within its ttl (capped), not
+// dated in the future beyond the skew, for one of our collectives, with a
+// reply subject in that collective, and not seen before.
+func (s *Server) checkFreshness(r *request) bool {
+	req := r.req
+	if !s.inCollective(req.Collective) {
+		s.dropf(dropCollective, "request %s is for collective %q", req.ID, req.Collective)
+		return false
+	}
+	if req.ProcessResults && !strings.HasPrefix(req.ReplyTo, req.Collective+".reply.") {
+		s.dropf(dropReplyTo, "request %s: reply subject %q is not in collective %q", req.ID, req.ReplyTo, req.Collective)
+		return false
+	}
+	if req.TTL <= 0 {
+		s.dropf(dropTTL, "request %s has ttl %d", req.ID, req.TTL)
+		return false
+	}
+	ttl := min(time.Duration(req.TTL)*time.Second, s.opts.MaxTTL)
+	created := req.Created()
+	if created.After(r.received.Add(s.opts.Skew)) {
+		s.stats.TTLExpired.Add(1)
+		s.dropf(dropFuture, "request %s from %q is dated %s in the future", req.ID, r.caller, created.Sub(r.received).Round(time.Millisecond))
+		return false
+	}
+	if r.received.After(created.Add(ttl)) {
+		s.stats.TTLExpired.Add(1)
+		s.dropf(dropExpired, "request %s from %q expired %s ago", req.ID, r.caller, r.received.Sub(created.Add(ttl)).Round(time.Millisecond))
+		return false
+	}
+	if !s.replay.firstSeen(req.ID, r.received, created.Add(ttl+s.opts.Skew)) {
+		s.dropf(dropReplay, "request %s from %q was already received", req.ID, r.caller)
+		return false
+	}
+	return true
+}
+
+func (s *Server) inCollective(c string) bool {
+	for _, have := range s.opts.Collectives {
+		if have == c {
+			return true
+		}
+	}
+	return false
+}
+
+// matchFilter is step 4. Not matching is the normal fate of a broadcast, so it
+// is counted but not logged.
+func (s *Server) matchFilter(r *request) bool {
+	if r.req.Filter.Match(nodeView{s}) {
+		return true
+	}
+	s.stats.Filtered.Add(1)
+	return false
+}
+
+// resolveAgent finds the agent and action; unknown ones get status 2.
+func (s *Server) resolveAgent(r *request) bool {
+	a, ok := s.Agent(r.req.Agent)
+	if ok {
+		r.agent = a
+		r.action = a.DDL.Action(r.req.Action)
+		if _, has := a.Handler(r.req.Action); r.action != nil && has {
+			return true
+		}
+	}
+	msg := fmt.Sprintf("Unknown action %q for agent %q", r.req.Action, r.req.Agent)
+	if !ok {
+		msg = fmt.Sprintf("Unknown agent %q", r.req.Agent)
+	}
+	// Still audited: the caller asked this node for something.
+	r.decision = Decision{Rule: "unknown agent or action"}
+	if s.auditRequest(r) {
+		s.auditComplete(r, protocol.UnknownAction, msg, 0)
+	}
+	s.reply(r, protocol.UnknownAction, msg, nil)
+	return false
+}
+
+// authorize is step 5 (ActionPolicy).
+func (s *Server) authorize(r *request) bool {
+	if s.opts.Authorizer == nil {
+		r.decision = Decision{Allowed: true, Rule: "authorization disabled"}
+		return true
+	}
+	r.decision = s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, nodeView{s})
+	if r.decision.Allowed {
+		return true
+	}
+	s.stats.Denied.Add(1)
+	s.log.Warn("request denied", "id", r.req.ID, "caller", r.req.CallerID, "agent", r.req.Agent, "action", r.req.Action, "rule", r.decision.Rule)
+	if s.auditRequest(r) {
+		s.auditComplete(r, protocol.Aborted, deniedMessage, 0)
+	}
+	s.reply(r, protocol.Aborted, deniedMessage, nil)
+	return false
+}
+
+const deniedMessage = "You are not authorized to call this agent or action"
+
+// auditRequest is step 6: every authenticated request that got this far is
+// recorded, allowed or denied. A failed write refuses the request unless the
+// node is configured to fail open.
+func (s *Server) auditRequest(r *request) bool {
+	if s.opts.Auditor == nil {
+		return true
+	}
+	if err := s.opts.Auditor.Audit(AuditEvent{Request: r.req, Decision: r.decision}); err != nil {
+		s.stats.AuditErrors.Add(1)
+		s.log.Error("audit write failed", "id", r.req.ID, "err", err)
+		if !s.opts.AuditFailOpen {
+			if r.decision.Allowed {
+				s.reply(r, protocol.UnknownError, "audit log unavailable: request refused", nil)
+			}
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) auditComplete(r *request, status protocol.StatusCode, msg string, d time.Duration) {
+	if s.opts.Auditor == nil {
+		return
+	}
+	ev := AuditEvent{Request: r.req, Decision: r.decision, Status: status, Message: msg, Duration: d, Complete: true}
+	if err := s.opts.Auditor.Audit(ev); err != nil {
+		s.stats.AuditErrors.Add(1)
+		s.log.Error("audit write failed", "id", r.req.ID, "err", err)
+	}
+}
+
+// validateInput is step 7: the node checks inputs against the DDL again,
+// whatever the client did.
+func (s *Server) validateInput(r *request) bool {
+	data, err := r.action.ValidateInputs(r.req.Data)
+	if err != nil {
+		status := protocol.InvalidData
+		var ie *ddl.InputError
+		if errors.As(err, &ie) && ie.Missing {
+			status = protocol.MissingData
+		}
+		s.auditComplete(r, status, err.Error(), 0)
+		s.reply(r, status, err.Error(), nil)
+		return false
+	}
+	r.req.Data = data
+	return true
+}
+
+// run is step 8: the action runs with the agent's timeout. A handler that
+// overruns is abandoned and the caller told so; it is never silent.
+func (s *Server) run(r *request) {
+	timeout := r.agent.Timeout()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	h, _ := r.agent.Handler(r.req.Action)
+	areq := &agent.Request{
+		ID: r.req.ID, Agent: r.req.Agent, Action: r.req.Action, CallerID: r.req.CallerID,
+		Sender: r.req.Sender, Collective: r.req.Collective, Time: r.req.Created(),
+		TTL: time.Duration(r.req.TTL) * time.Second, Data: r.req.Data,
+	}
+	rep := &agent.Reply{Data: r.action.OutputDefaults()}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		defer func() {
+			if p := recover(); p != nil {
+				s.log.Error("action panicked", "agent", r.req.Agent, "action", r.req.Action, "panic", p)
+				rep.FailWith(protocol.UnknownError, "action failed unexpectedly: %v", p)
+			}
+		}()
+		h(ctx, areq, rep)
+	}()
+	start := time.Now()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		s.stats.Timeouts.Add(1)
+		msg := fmt.Sprintf("timeout after %s", timeout)
+		s.log.Warn("action timed out", "id", r.req.ID, "agent", r.req.Agent, "action", r.req.Action, "timeout", timeout)
+		s.auditComplete(r, protocol.Aborted, msg, time.Since(start))
+		s.reply(r, protocol.Aborted, msg, nil)
+		return
+	}
+	s.auditComplete(r, rep.Status, rep.Message, time.Since(start))
+	s.reply(r, rep.Status, rep.Message, rep.Data)
+}
+
+// reply is step 9: sign the reply with the node's own key and publish it.
+func (s *Server) reply(r *request, status protocol.StatusCode, msg string, data map[string]any) {
+	if !r.req.ProcessResults {
+		return
+	}
+	if status == protocol.OK && msg == "" {
+		msg = "OK"
+	}
+	rep := protocol.Reply{
+		Protocol: protocol.ReplyProtocol, RequestID: r.req.ID, Sender: s.Identity(),
+		Agent: r.req.Agent, Action: r.req.Action, Status: status, Message: msg, Data: data,
+		Time: s.now().UnixNano(),
+	}
+	body, err := json.Marshal(&rep)
+	if err != nil {
+		// An action put something unencodable in its reply: say so rather than vanish.
+		rep.Status, rep.Message, rep.Data = protocol.UnknownError, "reply not encodable: "+err.Error(), nil
+		body, _ = json.Marshal(&rep)
+	}
+	env, err := json.Marshal(&protocol.SecureReply{
+		Protocol: protocol.SecureReplyProtocol, Reply: body,
+		Signature: s.opts.Identity.Sign(body), Cert: s.opts.Identity.Cert.Raw,
+	})
+	if err != nil {
+		s.log.Error("encoding reply envelope", "err", err)
+		return
+	}
+	if err := s.publish(r.req.ReplyTo, env); err != nil {
+		s.stats.PublishError.Add(1)
+		s.log.Error("publishing reply", "id", r.req.ID, "err", err)
+		return
+	}
+	s.stats.Replies.Add(1)
+}
+
+// dropf counts and logs a dropped message and returns the reason as an error.
+func (s *Server) dropf(reason, format string, args ...any) error {
+	s.stats.drop(reason)
+	err := fmt.Errorf(format, args...)
+	s.log.Warn("request dropped", "reason", reason, "detail", err.Error())
+	return err
+}
+
+// nodeView is the node as filters see it.
+type nodeView struct{ s *Server }
+
+func (v nodeView) Identity() string             { return v.s.Identity() }
+func (v nodeView) Fact(path string) (any, bool) { return v.s.opts.Facts.Fact(path) }
+func (v nodeView) Classes() []string            { return v.s.opts.Facts.Classes() }
+func (v nodeView) Agents() []string             { return v.s.AgentNames() }
+func (v nodeView) Data(plugin, query string) (map[string]any, error) {
+	if v.s.opts.Data == nil {
+		return nil, fmt.Errorf("no data plugins on this node")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return v.s.opts.Data.Query(ctx, plugin, query)
+}
+
+var _ filter.Node = nodeView{}

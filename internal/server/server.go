@@ -1,0 +1,329 @@
+// Package server is the node daemon: it hosts agents and runs every request
+// that reaches it through one pipeline, in this order (see pipeline.go):
+//
+//	decode → authenticate → freshness and replay → filter → authorize → audit
+//	→ validate input → run (with the action timeout) → sign reply → publish
+//
+// A request that fails a step before authorization is dropped with a counted
+// reason and a log line; from authorization on, the caller always gets a
+// signed reply (denied, invalid input, unknown action, timeout, ...).
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/protocol"
+)
+
+// Facts is where the node's facts and classes come from.
+type Facts interface {
+	Facts() map[string]any
+	Fact(path string) (any, bool)
+	Classes() []string
+}
+
+// DataSource answers data plugin queries (fstat('/etc/issue') and friends).
+type DataSource interface {
+	Query(ctx context.Context, plugin, arg string) (map[string]any, error)
+}
+
+// Decision is an authorization outcome.
+type Decision struct {
+	Allowed bool
+	Rule    string // the policy line or default that decided, for the audit log
+}
+
+// Authorizer decides whether a caller may run an action on this node.
+type Authorizer interface {
+	Authorize(caller, agent, action string, node filter.Node) Decision
+}
+
+// AuditEvent is what the server tells the auditor about a request.
+type AuditEvent struct {
+	Request  *protocol.Request
+	Decision Decision
+	// Set on completion only.
+	Status   protocol.StatusCode
+	Message  string
+	Duration time.Duration
+	Complete bool
+}
+
+// Auditor records every request that passed authentication.
+type Auditor interface {
+	Audit(ev AuditEvent) error
+}
+
+// Options configures a node.
+type Options struct {
+	Identity    *security.Identity // certificate and key; its certname is the node identity
+	Verifier    *security.Verifier
+	Collectives []string // the first is the main collective
+	Facts       Facts
+	Data        DataSource // optional
+	Authorizer  Authorizer // optional: nil allows every authenticated caller
+	Auditor     Auditor    // optional
+	// AuditFailOpen keeps serving when the auditor fails; by default such a
+	// request is refused with status 5.
+	AuditFailOpen  bool
+	MaxMessageSize int           // default 1 MiB
+	Skew           time.Duration // default 5 s
+	MaxTTL         time.Duration // default 1 h
+	Version        string
+	Logger         *slog.Logger
+	// Now is the clock (tests); nil means time.Now.
+	Now func() time.Time
+}
+
+// Server is one node.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	stats  *Stats
+	replay *replayCache
+	agents atomic.Pointer[map[string]*agent.Agent]
+
+	mu   sync.Mutex // guards nc and subs
+	nc   *nats.Conn
+	subs map[string]*nats.Subscription // subject -> subscription
+
+	wg sync.WaitGroup // running actions
+}
+
+// New creates a node serving the given agents.
+func New(opts Options, agents ...*agent.Agent) (*Server, error) {
+	if opts.Identity == nil || opts.Verifier == nil {
+		return nil, errors.New("server needs an identity and a verifier")
+	}
+	if len(opts.Collectives) == 0 {
+		opts.Collectives = []string{"mcollective"}
+	}
+	if opts.MaxMessageSize <= 0 {
+		opts.MaxMessageSize = 1 << 20
+	}
+	if opts.Skew <= 0 {
+		opts.Skew = 5 * time.Second
+	}
+	if opts.MaxTTL <= 0 {
+		opts.MaxTTL = time.Hour
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Facts == nil {
+		opts.Facts = noFacts{}
+	}
+	s := &Server{
+		opts:   opts,
+		log:    opts.Logger.With("node", opts.Identity.Name()),
+		now:    opts.Now,
+		stats:  newStats(),
+		replay: newReplayCache(),
+		subs:   map[string]*nats.Subscription{},
+	}
+	s.setAgents(agents)
+	return s, nil
+}
+
+// Identity is the node's name.
+func (s *Server) Identity() string { return s.opts.Identity.Name() }
+
+// Collectives lists the node's collectives, main first.
+func (s *Server) Collectives() []string { return s.opts.Collectives }
+
+// Stats exposes the node's counters.
+func (s *Server) Stats() *Stats { return s.stats }
+
+// Version is the daemon version.
+func (s *Server) Version() string { return s.opts.Version }
+
+// FactSource is where facts come from.
+func (s *Server) FactSource() Facts { return s.opts.Facts }
+
+// Agent returns a hosted agent.
+func (s *Server) Agent(name string) (*agent.Agent, bool) {
+	a, ok := (*s.agents.Load())[name]
+	return a, ok
+}
+
+// AgentNames lists hosted agents, sorted.
+func (s *Server) AgentNames() []string {
+	m := *s.agents.Load()
+	out := make([]string, 0, len(m))
+	for n := range m {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return out
+}
+
+func (s *Server) setAgents(agents []*agent.Agent) {
+	m := make(map[string]*agent.Agent, len(agents))
+	for _, a := range agents {
+		m[a.Name()] = a
+	}
+	s.agents.Store(&m)
+}
+
+// AddAgents adds (or replaces) agents, subscribing to their subjects when connected.
+func (s *Server) AddAgents(agents ...*agent.Agent) error {
+	old := *s.agents.Load()
+	m := make(map[string]*agent.Agent, len(old)+len(agents))
+	for k, v := range old {
+		m[k] = v
+	}
+	for _, a := range agents {
+		m[a.Name()] = a
+	}
+	s.agents.Store(&m)
+	return s.resubscribe()
+}
+
+// ReplaceAgents swaps a set of agents (e.g. after external agents changed on
+// disk): removed names are unsubscribed, new ones subscribed.
+func (s *Server) ReplaceAgents(remove []string, add []*agent.Agent) error {
+	old := *s.agents.Load()
+	m := make(map[string]*agent.Agent, len(old)+len(add))
+	for k, v := range old {
+		m[k] = v
+	}
+	for _, n := range remove {
+		delete(m, n)
+	}
+	for _, a := range add {
+		m[a.Name()] = a
+	}
+	s.agents.Store(&m)
+	return s.resubscribe()
+}
+
+// Start subscribes the node on an established connection. The connection is
+// the caller's: it should have been dialled with this node's certificate.
+func (s *Server) Start(nc *nats.Conn) error {
+	s.mu.Lock()
+	s.nc = nc
+	s.mu.Unlock()
+	if err := s.resubscribe(); err != nil {
+		return err
+	}
+	return nc.Flush()
+}
+
+// subjects lists every subject the node listens on for its current agents.
+func (s *Server) subjects() map[string]bool {
+	want := map[string]bool{}
+	for _, c := range s.opts.Collectives {
+		want[protocol.NodeSubject(c, s.Identity())] = true
+		for name := range *s.agents.Load() {
+			want[protocol.BroadcastSubject(c, name)] = true
+		}
+	}
+	return want
+}
+
+func (s *Server) resubscribe() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.nc == nil {
+		return nil
+	}
+	want := s.subjects()
+	for subj, sub := range s.subs {
+		if !want[subj] {
+			if err := sub.Unsubscribe(); err != nil {
+				return fmt.Errorf("unsubscribing %s: %w", subj, err)
+			}
+			delete(s.subs, subj)
+		}
+	}
+	for subj := range want {
+		if _, ok := s.subs[subj]; ok {
+			continue
+		}
+		sub, err := s.nc.Subscribe(subj, s.onMessage)
+		if err != nil {
+			return fmt.Errorf("subscribing %s: %w", subj, err)
+		}
+		// A burst of requests must queue, not be dropped as a slow consumer.
+		_ = sub.SetPendingLimits(-1, 256<<20)
+		s.subs[subj] = sub
+	}
+	return nil
+}
+
+// Stop unsubscribes and waits for running actions to finish or time out.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	for subj, sub := range s.subs {
+		_ = sub.Unsubscribe()
+		delete(s.subs, subj)
+	}
+	s.nc = nil
+	s.mu.Unlock()
+	s.wg.Wait()
+}
+
+func (s *Server) onMessage(m *nats.Msg) {
+	s.Handle(m.Data)
+}
+
+// publish sends a message on the node's connection.
+func (s *Server) publish(subject string, data []byte) error {
+	s.mu.Lock()
+	nc := s.nc
+	s.mu.Unlock()
+	if nc == nil {
+		return errors.New("not connected")
+	}
+	return nc.Publish(subject, data)
+}
+
+type noFacts struct{}
+
+func (noFacts) Facts() map[string]any   { return map[string]any{} }
+func (noFacts) Fact(string) (any, bool) { return nil, false }
+func (noFacts) Classes() []string       { return nil }
+
+// Facts returns the node's current facts (rpcutil).
+func (s *Server) Facts() map[string]any { return s.opts.Facts.Facts() }
+
+// Fact looks up one fact by dotted path (rpcutil).
+func (s *Server) Fact(path string) (any, bool) { return s.opts.Facts.Fact(path) }
+
+// Classes returns the node's classes (rpcutil).
+func (s *Server) Classes() []string { return s.opts.Facts.Classes() }
+
+// StatsSnapshot returns the counters (rpcutil daemon_stats).
+func (s *Server) StatsSnapshot() map[string]any { return s.stats.Snapshot() }
+
+// DataPlugins lists the data plugins the node answers.
+func (s *Server) DataPlugins() []string {
+	if n, ok := s.opts.Data.(interface{ Names() []string }); ok {
+		return n.Names()
+	}
+	return nil
+}
+
+// DataQuery runs a data plugin query (rpcutil get_data).
+func (s *Server) DataQuery(ctx context.Context, plugin, arg string) (map[string]any, error) {
+	if s.opts.Data == nil {
+		return nil, errors.New("no data plugins on this node")
+	}
+	return s.opts.Data.Query(ctx, plugin, arg)
+}
