@@ -2,35 +2,37 @@
 // MCollective flags (-I -F -C -A -W -S), travels inside the signed request as
 // data (never as code), and is evaluated by every node against its own identity,
 // facts, classes, agents and data plugins.
+//
+// Regexes are compiled once per Filter or Expr value, on first use, and the
+// compiled form is shared by concurrent Match/Eval calls. A filter that
+// contains anything invalid (a bad regex, an unknown operator, a malformed
+// compound tree) matches no node; the client-side parsers and Validate report
+// such problems as errors before a request is sent.
 package filter
 
 import (
 	"fmt"
-	"regexp"
-	"strings"
+	"sync"
 )
 
 // Filter is the wire form of a request's node selection. Every non-empty part
 // must match (AND); the values inside Identity are alternatives (OR).
+// Do not copy a Filter by value or modify it after the first Match: it caches
+// its compiled form.
 type Filter struct {
 	Identity []string     `json:"identity,omitempty"` // exact or /regex/; OR'ed
 	Fact     []FactFilter `json:"fact,omitempty"`     // AND'ed
 	Class    []string     `json:"class,omitempty"`    // exact or /regex/; AND'ed
 	Agent    []string     `json:"agent,omitempty"`    // exact or /regex/; AND'ed
 	Compound []*Expr      `json:"compound,omitempty"` // AND'ed
-}
 
-// FactFilter is one fact comparison, e.g. {os.family == Debian}.
-type FactFilter struct {
-	Fact     string `json:"fact"`
-	Operator string `json:"operator"`
-	Value    string `json:"value"`
+	compiled compiledFilter
 }
 
 // Node is what a filter is evaluated against: one managed node's view of itself.
 type Node interface {
 	Identity() string
-	// Fact looks up a fact by dotted path (os.release.major).
+	// Fact looks up a fact by dotted path (os.release.major); see Lookup.
 	Fact(path string) (any, bool)
 	Classes() []string
 	Agents() []string
@@ -38,21 +40,139 @@ type Node interface {
 	Data(plugin, query string) (map[string]any, error)
 }
 
+// compiledFilter is built once by the first Match.
+type compiledFilter struct {
+	once sync.Once
+	m    *matcher
+	err  error
+}
+
+// matcher is a Filter with every regex and comparison compiled.
+type matcher struct {
+	identity []pattern
+	facts    []factMatcher
+	classes  []pattern
+	agents   []pattern
+	compound []*Expr // validated, so their caches are built
+}
+
+type factMatcher struct {
+	path string
+	cmp  *comparator
+}
+
 // Empty reports whether the filter selects every node.
 func (f *Filter) Empty() bool {
 	return f == nil || len(f.Identity)+len(f.Fact)+len(f.Class)+len(f.Agent)+len(f.Compound) == 0
 }
 
-// Match reports whether the node satisfies every part of the filter.
+// Validate reports the first invalid part of the filter (bad regex, unknown
+// operator, malformed compound tree), naming the kind and the value. Unlike
+// Match it caches nothing, so the filter may still be changed afterwards.
+func (f *Filter) Validate() error {
+	if f == nil {
+		return nil
+	}
+	_, err := compile(f)
+	return err
+}
+
+// Match reports whether the node satisfies every part of the filter. An
+// invalid filter matches no node.
 func (f *Filter) Match(n Node) bool {
 	if f.Empty() {
 		return true
 	}
-	if len(f.Identity) > 0 {
+	f.compiled.once.Do(func() { f.compiled.m, f.compiled.err = compile(f) })
+	if f.compiled.err != nil {
+		return false
+	}
+	return f.compiled.m.match(n)
+}
+
+// Equal compares the wire fields of two filters (ignoring caches); go-cmp
+// uses it too.
+func (f *Filter) Equal(o *Filter) bool {
+	if f == nil || o == nil {
+		return f.Empty() && o.Empty()
+	}
+	if !equalStrings(f.Identity, o.Identity) || !equalStrings(f.Class, o.Class) ||
+		!equalStrings(f.Agent, o.Agent) || len(f.Fact) != len(o.Fact) || len(f.Compound) != len(o.Compound) {
+		return false
+	}
+	for i := range f.Fact {
+		if f.Fact[i] != o.Fact[i] {
+			return false
+		}
+	}
+	for i := range f.Compound {
+		if !f.Compound[i].Equal(o.Compound[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func equalStrings(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+func compile(f *Filter) (*matcher, error) {
+	m := &matcher{compound: f.Compound}
+	var err error
+	if m.identity, err = compilePatterns("identity", f.Identity); err != nil {
+		return nil, err
+	}
+	if m.classes, err = compilePatterns("class", f.Class); err != nil {
+		return nil, err
+	}
+	if m.agents, err = compilePatterns("agent", f.Agent); err != nil {
+		return nil, err
+	}
+	for _, ff := range f.Fact {
+		if ff.Fact == "" {
+			return nil, fmt.Errorf("filter: fact %q: empty fact name", ff.String())
+		}
+		c, err := newComparator(ff.Operator, ff.Value)
+		if err != nil {
+			return nil, fmt.Errorf("filter: fact %q: %w", ff.String(), err)
+		}
+		m.facts = append(m.facts, factMatcher{path: ff.Fact, cmp: c})
+	}
+	for i, e := range f.Compound {
+		if err := e.Validate(); err != nil {
+			return nil, fmt.Errorf("filter: compound #%d: %w", i+1, err)
+		}
+	}
+	return m, nil
+}
+
+func compilePatterns(kind string, values []string) ([]pattern, error) {
+	ps := make([]pattern, 0, len(values))
+	for _, v := range values {
+		p, err := compilePattern(v)
+		if err != nil {
+			return nil, fmt.Errorf("filter: %s %q: %w", kind, v, err)
+		}
+		ps = append(ps, p)
+	}
+	return ps, nil
+}
+
+func (m *matcher) match(n Node) bool {
+	if len(m.identity) > 0 {
 		id := n.Identity()
 		ok := false
-		for _, want := range f.Identity {
-			if matchValue(want, id) {
+		for _, p := range m.identity {
+			if p.match(id) {
 				ok = true
 				break
 			}
@@ -61,53 +181,32 @@ func (f *Filter) Match(n Node) bool {
 			return false
 		}
 	}
-	for _, want := range f.Agent {
-		if !anyMatch(want, n.Agents()) {
+	if len(m.agents) > 0 {
+		agents := n.Agents()
+		for _, p := range m.agents {
+			if !p.matchAny(agents) {
+				return false
+			}
+		}
+	}
+	if len(m.classes) > 0 {
+		classes := n.Classes()
+		for _, p := range m.classes {
+			if !p.matchAny(classes) {
+				return false
+			}
+		}
+	}
+	for _, fm := range m.facts {
+		v, ok := n.Fact(fm.path)
+		if !ok || !fm.cmp.match(v) {
 			return false
 		}
 	}
-	for _, want := range f.Class {
-		if !anyMatch(want, n.Classes()) {
+	for _, e := range m.compound {
+		if !e.eval(n) {
 			return false
 		}
 	}
-	// TODO(filter): facts and compound expressions.
-	return len(f.Fact) == 0 && len(f.Compound) == 0
+	return true
 }
-
-func anyMatch(want string, have []string) bool {
-	for _, h := range have {
-		if matchValue(want, h) {
-			return true
-		}
-	}
-	return false
-}
-
-// matchValue compares exactly, or as a regular expression when want is /re/.
-func matchValue(want, have string) bool {
-	if len(want) >= 2 && strings.HasPrefix(want, "/") && strings.HasSuffix(want, "/") {
-		re, err := regexp.Compile(want[1 : len(want)-1])
-		return err == nil && re.MatchString(have)
-	}
-	return want == have
-}
-
-// Expr is a parsed compound (-S) expression. Placeholder until the parser lands.
-type Expr struct{}
-
-// ParseCompound parses a -S compound expression. Placeholder until the parser lands.
-func ParseCompound(s string) (*Expr, error) {
-	return nil, fmt.Errorf("compound filters are not implemented yet")
-}
-
-// Eval evaluates a compound expression against a node.
-func (e *Expr) Eval(n Node) bool { return false }
-
-// ParseFact parses a -F fact filter such as "os.family=Debian".
-func ParseFact(s string) (FactFilter, error) {
-	return FactFilter{}, fmt.Errorf("fact filters are not implemented yet")
-}
-
-// Match reports whether the node's fact satisfies the comparison.
-func (ff FactFilter) Match(n Node) bool { return false }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -49,33 +50,37 @@ func (s *Security) check(file string) error {
 // Server is the node daemon's configuration (server.conf).
 type Server struct {
 	Security
-	Identity           string        // defaults to the certificate's certname
-	Collectives        []string      // first is the main collective
-	FactFiles          []string      // YAML/JSON, merged in order
-	ClassesFile        string        // one class per line
-	Libdirs            []string      // external agents in <libdir>/agent
-	DisabledAgents     []string      // agents not to activate
-	PolicyDir          string        // ActionPolicy files
-	PolicyDefault      string        // "", allow or deny: overrides files without a default
-	PolicyEnableDef    bool          // use <policydir>/<default_name>.policy for agents without one
-	PolicyDefaultName  string        // default policy file name
-	AllowUnconfigured  bool          // allow agents with no policy file at all
-	AuditLog           string        // local hash-chained audit log
-	AuditFailOpen      bool          // keep serving when the audit log cannot be written
-	MaxMessageSize     int           // bytes
-	Skew               time.Duration // allowed future clock skew of requests
-	MaxTTL             time.Duration // cap on a request's ttl
-	RegistrationPeriod time.Duration // 0 disables periodic registration
+	Identity           string            // defaults to the certificate's certname
+	Collectives        []string          // first is the main collective
+	FactFiles          []string          // YAML/JSON, merged in order
+	ClassesFile        string            // one class per line
+	Libdirs            []string          // external agents in <libdir>/agent
+	DisabledAgents     []string          // agents not to activate
+	PolicyDir          string            // ActionPolicy files
+	PolicyDefault      string            // "", allow or deny: overrides files without a default
+	PolicyEnableDef    bool              // use <policydir>/<default_name>.policy for agents without one
+	PolicyDefaultName  string            // default policy file name
+	AllowUnconfigured  bool              // allow agents with no policy file at all
+	AuditLog           string            // local hash-chained audit log
+	AuditFailOpen      bool              // keep serving when the audit log cannot be written
+	MaxMessageSize     int               // bytes
+	Skew               time.Duration     // allowed future clock skew of requests
+	MaxTTL             time.Duration     // cap on a request's ttl
+	RegistrationPeriod time.Duration     // 0 disables periodic registration
+	AgentPolicyDefault map[string]string // agent -> allow|deny for that agent's files without a default
+	FactCommand        []string          // e.g. facter -j: JSON facts refreshed on an interval
+	FactInterval       time.Duration     // how often FactCommand runs
 }
 
 // DefaultServer returns the server defaults.
 func DefaultServer() *Server {
 	s := &Server{
-		Collectives:       []string{"mcollective"},
-		PolicyDefaultName: "default",
-		MaxMessageSize:    1 << 20,
-		Skew:              5 * time.Second,
-		MaxTTL:            time.Hour,
+		Collectives:        []string{"mcollective"},
+		PolicyDefaultName:  "default",
+		MaxMessageSize:     1 << 20,
+		Skew:               5 * time.Second,
+		MaxTTL:             time.Hour,
+		AgentPolicyDefault: map[string]string{},
 	}
 	s.defaults()
 	return s
@@ -99,7 +104,17 @@ func (s *Server) keys(base string) keys {
 		"max_message_size":          {"largest accepted message in bytes (default 1048576)", integer(&s.MaxMessageSize)},
 		"request.skew":              {"tolerated future clock skew of requests (default 5s)", duration(&s.Skew)},
 		"request.max_ttl":           {"largest accepted request ttl (default 1h)", duration(&s.MaxTTL)},
-		"registration.interval":     {"registration announcement period (default 0: at start and on change only)", duration(&s.RegistrationPeriod)},
+		"policy.agent_default.*": {"policy.agent_default.<agent> = allow|deny: per-agent default for files without a default line", func(v string) error {
+			name, val, _ := cutEq(v)
+			if val != "allow" && val != "deny" {
+				return fmt.Errorf("must be allow or deny, not %q", val)
+			}
+			s.AgentPolicyDefault[name] = val
+			return nil
+		}},
+		"facts.command":         {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
+		"facts.interval":        {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
+		"registration.interval": {"registration announcement period (default 0: at start and on change only)", duration(&s.RegistrationPeriod)},
 	}
 	s.Security.declare(ks, base)
 	return ks
@@ -136,6 +151,7 @@ type Client struct {
 	Timeout          time.Duration // overrides the DDL timeout when set
 	DiscoveryTimeout time.Duration // cap on broadcast discovery
 	TTL              time.Duration // request ttl
+	Libdirs          []string      // where client-side DDLs of external agents live (<libdir>/agent/NAME.json)
 }
 
 // DefaultClient returns the client defaults.
@@ -152,6 +168,7 @@ func (c *Client) keys(base string) keys {
 		"timeout":           {"reply timeout; default: the action's DDL timeout", duration(&c.Timeout)},
 		"discovery_timeout": {"longest broadcast discovery (default 2s; it ends earlier when replies stop)", duration(&c.DiscoveryTimeout)},
 		"ttl":               {"how long a request stays valid (default 60s)", duration(&c.TTL)},
+		"libdir":            {"directories with agent DDLs in agent/ (for agents not built in)", paths(base, &c.Libdirs)},
 	}
 	c.Security.declare(ks, base)
 	return ks
@@ -205,6 +222,7 @@ type Broker struct {
 	MaxPayload    int                 // largest message, bytes
 	Collectives   map[string][]string // certname -> collectives a client may reach
 	Monitor       string              // NATS monitoring listener, host:port (unset: off)
+	Collectors    string              // client certnames that may read registration and audit subjects
 }
 
 // DefaultBroker returns the broker defaults.
@@ -222,6 +240,7 @@ func (b *Broker) keys(base string) keys {
 		"cluster.routes": {"route URLs of the other brokers, comma separated", strs(&b.Routes)},
 		"max_payload":    {"largest message in bytes (default 1048576)", integer(&b.MaxPayload)},
 		"monitor":        {"NATS monitoring listener host:port (unset: off)", str(&b.Monitor)},
+		"collectors":     {"client certnames (and /regexes/) that may read registration and audit subjects", str(&b.Collectors)},
 		"collectives.*": {"collectives.<client certname> = list: restrict a client to these collectives", func(v string) error {
 			name, cols, _ := cutEq(v)
 			b.Collectives[name] = list(cols)

@@ -17,8 +17,12 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/internal/agents/external"
 	"github.com/marionette/mco/internal/agents/rpcutil"
+	"github.com/marionette/mco/internal/audit"
+	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/broker"
+	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/internal/server"
@@ -38,8 +42,15 @@ type Options struct {
 	Agents func(n *server.Server) ([]*agent.Agent, error)
 	// Configure adjusts each node's options before it is created.
 	Configure func(i int, name string, o *server.Options)
-	Version   string
-	Logger    *slog.Logger
+	// PolicyDir enables ActionPolicy on every node (shared policy files).
+	PolicyDir string
+	// AuditDir enables a hash-chained audit log per node: AuditDir/<node>.log.
+	AuditDir string
+	// Libdirs load external agents (<libdir>/agent/*) into every node, and
+	// reload them when the files change.
+	Libdirs []string
+	Version string
+	Logger  *slog.Logger
 }
 
 // Cluster is a running dev collective.
@@ -51,6 +62,12 @@ type Cluster struct {
 	Store        pki.Store
 	Verifier     *security.Verifier
 	conns        []*nats.Conn
+	audits       []*audit.Log
+	loaders      []*external.Loader
+	extNames     [][]string
+	auditDir     string
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
 }
 
 // Start builds and starts the cluster.
@@ -76,7 +93,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: o.Dir, Store: st, Verifier: v}
+	c := &Cluster{Dir: o.Dir, Store: st, Verifier: v, auditDir: o.AuditDir}
 	ok := false
 	defer func() {
 		if !ok {
@@ -113,6 +130,18 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 
 	c.Nodes = make([]*server.Server, o.Nodes)
 	c.conns = make([]*nats.Conn, o.Nodes)
+	c.audits = make([]*audit.Log, o.Nodes)
+	c.loaders = make([]*external.Loader, o.Nodes)
+	c.extNames = make([][]string, o.Nodes)
+	if o.AuditDir != "" {
+		if err := os.MkdirAll(o.AuditDir, 0o700); err != nil {
+			return nil, err
+		}
+	}
+	var authorizer server.Authorizer
+	if o.PolicyDir != "" {
+		authorizer = daemon.Policy{A: authz.New(authz.Options{Dir: o.PolicyDir, EnableDefault: true}, o.Logger)}
+	}
 	errs := make([]error, o.Nodes)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16) // TLS handshakes in parallel, but not 2,000 at once
@@ -122,12 +151,15 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = c.startNode(ctx, ca, v, o, i)
+			errs[i] = c.startNode(ctx, ca, v, o, i, authorizer)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if len(o.Libdirs) > 0 && o.Nodes > 0 {
+		c.watchLibdirs(o)
 	}
 	ok = true
 	return c, nil
@@ -144,7 +176,7 @@ tls.key = %s
 	return os.WriteFile(path, []byte(conf), 0o600)
 }
 
-func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifier, o Options, i int) error {
+func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifier, o Options, i int, authorizer server.Authorizer) error {
 	name := NodeName(i)
 	cert, key, err := ca.Issue(pki.LeafRequest{Name: name, Role: pki.RoleNode})
 	if err != nil {
@@ -154,7 +186,7 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 	so := server.Options{
 		Identity: id, Verifier: v, Collectives: []string{o.Collective},
 		Facts: NewStaticFacts(NodeFacts(i), NodeClasses(i)), Version: o.Version,
-		Logger: o.Logger,
+		Logger: o.Logger, Authorizer: authorizer,
 	}
 	if o.Configure != nil {
 		o.Configure(i, name, &so)
@@ -162,6 +194,15 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 	srv, err := server.New(so)
 	if err != nil {
 		return err
+	}
+	srv.SetData(daemon.NewDataPlugins(srv))
+	if o.AuditDir != "" {
+		log, err := audit.Open(filepath.Join(o.AuditDir, name+".log"), audit.Options{})
+		if err != nil {
+			return err
+		}
+		c.audits[i] = log
+		srv.SetAuditor(&daemon.Auditor{Log: log, Node: name, Secrets: daemon.SecretsOf(srv)})
 	}
 	ru, err := rpcutil.New(srv, rpcutil.Options{ConfigItems: map[string]any{"identity": name, "collectives": strings.Join(so.Collectives, ",")}})
 	if err != nil {
@@ -174,6 +215,19 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 			return err
 		}
 		agents = append(agents, more...)
+	}
+	if len(o.Libdirs) > 0 {
+		c.loaders[i] = external.NewLoader(external.Options{LibDirs: o.Libdirs, Facts: srv.Facts, Logger: o.Logger})
+		ext, errs := c.loaders[i].Load()
+		if i == 0 {
+			for _, e := range errs {
+				o.Logger.Error("external agent not loaded", "err", e)
+			}
+		}
+		for _, a := range ext {
+			c.extNames[i] = append(c.extNames[i], a.Name())
+		}
+		agents = append(agents, ext...)
 	}
 	if err := srv.AddAgents(agents...); err != nil {
 		return err
@@ -192,14 +246,56 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 	return nil
 }
 
+// watchLibdirs reloads every node's external agents when the files change.
+// One watcher serves the whole cluster; each node then reloads with its own
+// facts.
+func (c *Cluster) watchLibdirs(o Options) {
+	ctx, cancel := context.WithCancel(context.Background())
+	c.cancel = cancel
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.loaders[0].Run(ctx, func([]*agent.Agent) {
+			for i, srv := range c.Nodes {
+				ext, _ := c.loaders[i].Load()
+				var names []string
+				for _, a := range ext {
+					names = append(names, a.Name())
+				}
+				if err := srv.ReplaceAgents(c.extNames[i], ext); err != nil {
+					o.Logger.Error("reloading external agents", "node", srv.Identity(), "err", err)
+					continue
+				}
+				c.extNames[i] = names
+			}
+			o.Logger.Info("external agents reloaded", "agents", c.extNames[0])
+		})
+	}()
+}
+
+// AuditLog returns the path of a node's audit log ("" without AuditDir).
+func (c *Cluster) AuditLog(i int) string {
+	if c.audits[i] == nil {
+		return ""
+	}
+	return filepath.Join(c.auditDir, NodeName(i)+".log")
+}
+
 // Close stops every node and the broker.
 func (c *Cluster) Close() {
+	if c.cancel != nil {
+		c.cancel()
+		c.wg.Wait()
+	}
 	for i, s := range c.Nodes {
 		if s != nil {
 			s.Stop()
 		}
 		if c.conns[i] != nil {
 			c.conns[i].Close()
+		}
+		if c.audits[i] != nil {
+			_ = c.audits[i].Close()
 		}
 	}
 	if c.Broker != nil {

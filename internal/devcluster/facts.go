@@ -17,9 +17,9 @@ func NodeName(i int) string {
 func NodeFacts(i int) map[string]any {
 	role := roles[i%len(roles)]
 	hagroup := []string{"a", "b", "c"}[(i/len(roles))%3]
-	family, name, release := "debian", "Debian", "12.5"
+	family, name, release := "Debian", "Debian", "12.5"
 	if i%4 == 3 {
-		family, name, release = "redhat", "RedHat", "9.3"
+		family, name, release = "RedHat", "RedHat", "9.3"
 	}
 	return map[string]any{
 		"role":                   role,

@@ -327,3 +327,10 @@ func (s *Server) DataQuery(ctx context.Context, plugin, arg string) (map[string]
 	}
 	return s.opts.Data.Query(ctx, plugin, arg)
 }
+
+// SetData sets the data plugins (they usually need the server itself, so they
+// are attached after New).
+func (s *Server) SetData(d DataSource) { s.opts.Data = d }
+
+// SetAuditor sets the auditor before the server starts.
+func (s *Server) SetAuditor(a Auditor) { s.opts.Auditor = a }

@@ -1,0 +1,272 @@
+package filter
+
+import (
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func mustCompound(t testing.TB, s string) *Expr {
+	t.Helper()
+	e, err := ParseCompound(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+func TestFilterMatch(t *testing.T) {
+	n := newTestNode()
+	tests := []struct {
+		name string
+		f    *Filter
+		want bool
+	}{
+		{"nil", nil, true},
+		{"empty", &Filter{}, true},
+		{"identity exact", &Filter{Identity: []string{"web1.example.com"}}, true},
+		{"identity regex", &Filter{Identity: []string{"/^web/"}}, true},
+		{"identity no match", &Filter{Identity: []string{"db1"}}, false},
+		{"identity OR", &Filter{Identity: []string{"db1", "/example/"}}, true},
+		{"identity partial is not exact", &Filter{Identity: []string{"web1"}}, false},
+		{"class exact", &Filter{Class: []string{"apache"}}, true},
+		{"class AND", &Filter{Class: []string{"apache", "nginx"}}, false},
+		{"class regex", &Filter{Class: []string{"/^profile::/"}}, true},
+		{"agent", &Filter{Agent: []string{"package", "/^rpc/"}}, true},
+		{"agent missing", &Filter{Agent: []string{"puppet"}}, false},
+		{"fact", &Filter{Fact: []FactFilter{{"os.family", "==", "Debian"}, {"cpus", ">=", "4"}}}, true},
+		{"fact AND", &Filter{Fact: []FactFilter{{"os.family", "==", "Debian"}, {"cpus", ">", "4"}}}, false},
+		{"compound", &Filter{Compound: []*Expr{mustCompound(t, "apache and fstat('/etc/issue')")}}, true},
+		{"compound AND", &Filter{Compound: []*Expr{mustCompound(t, "apache"), mustCompound(t, "nginx")}}, false},
+		{"all kinds", &Filter{
+			Identity: []string{"/^web/"},
+			Fact:     []FactFilter{{"kernel", "=~", "^Lin"}},
+			Class:    []string{"role::web"},
+			Agent:    []string{"service"},
+			Compound: []*Expr{mustCompound(t, "roles=web or roles=db")},
+		}, true},
+		{"all kinds, one fails", &Filter{
+			Identity: []string{"/^web/"},
+			Fact:     []FactFilter{{"kernel", "=~", "^Lin"}},
+			Class:    []string{"role::web"},
+			Agent:    []string{"service"},
+			Compound: []*Expr{mustCompound(t, "roles=db")},
+		}, false},
+		// invalid parts never match
+		{"bad identity regex", &Filter{Identity: []string{"/[/"}}, false},
+		{"bad identity regex among alternatives", &Filter{Identity: []string{"/[/", "web1.example.com"}}, false},
+		{"bad class regex", &Filter{Class: []string{"/(/"}}, false},
+		{"empty class regex", &Filter{Class: []string{"//"}}, false},
+		{"empty class", &Filter{Class: []string{""}}, false},
+		{"bad agent regex", &Filter{Agent: []string{"/*/"}}, false},
+		{"bad fact operator", &Filter{Fact: []FactFilter{{"kernel", "<>", "Linux"}}}, false},
+		{"empty fact name", &Filter{Fact: []FactFilter{{"", "==", "Linux"}}}, false},
+		{"nil compound", &Filter{Compound: []*Expr{nil}}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.f.Match(n); got != tt.want {
+			t.Errorf("%s: Match = %v, want %v", tt.name, got, tt.want)
+		}
+		// Compiled form is cached: a second call must agree.
+		if got := tt.f.Match(n); got != tt.want {
+			t.Errorf("%s: second Match = %v, want %v", tt.name, got, tt.want)
+		}
+		if valid := tt.f.Validate() == nil; !valid && tt.want {
+			t.Errorf("%s: Validate failed on a matching filter", tt.name)
+		}
+	}
+}
+
+func TestFilterValidate(t *testing.T) {
+	tests := []struct {
+		f    *Filter
+		want string
+	}{
+		{&Filter{Identity: []string{"/[/"}}, `filter: identity "/[/": invalid regex /[/: error parsing regexp: missing closing ]: ` + "`[`"},
+		{&Filter{Class: []string{"//"}}, `filter: class "//": empty regex`},
+		{&Filter{Agent: []string{""}}, `filter: agent "": empty value`},
+		{&Filter{Fact: []FactFilter{{"os", "~", "x"}}}, `filter: fact "os ~ x": unknown operator "~" (want one of == = != < > <= >= =~)`},
+		{&Filter{Compound: []*Expr{{Op: "xor"}}}, `filter: compound #1: compound filter: unknown node type "xor"`},
+	}
+	for _, tt := range tests {
+		err := tt.f.Validate()
+		if err == nil || err.Error() != tt.want {
+			t.Errorf("Validate() = %v, want %s", err, tt.want)
+		}
+	}
+	if err := (*Filter)(nil).Validate(); err != nil {
+		t.Errorf("nil filter Validate() = %v", err)
+	}
+	if err := ValidatePattern("/^ok/"); err != nil {
+		t.Errorf("ValidatePattern(/^ok/) = %v", err)
+	}
+	if err := ValidatePattern("/(/"); err == nil || !strings.Contains(err.Error(), `pattern "/(/"`) {
+		t.Errorf("ValidatePattern(/(/) = %v, want error naming the pattern", err)
+	}
+}
+
+func TestFilterJSONRoundTrip(t *testing.T) {
+	f := &Filter{
+		Identity: []string{"web1", "/^db/"},
+		Fact:     []FactFilter{{"os.family", "==", "Debian"}, {"kernel", "=~", "^Lin"}},
+		Class:    []string{"apache"},
+		Agent:    []string{"package"},
+		Compound: []*Expr{
+			mustCompound(t, `os=Debian and (apache or /^nginx/) and not fstat('/etc/nologin')`),
+			mustCompound(t, `fstat('/etc/issue').md5=95a5a06e937cbbb554fd483e62c1c156 or package("it's").installed=true or a='say "hi"'`),
+		},
+	}
+	n := newTestNode()
+	want := f.Match(n) // populate caches: they must not leak into JSON
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got Filter
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(f, &got); diff != "" {
+		t.Errorf("round trip mismatch (-want +got):\n%s\njson: %s", diff, b)
+	}
+	if got.Match(n) != want {
+		t.Errorf("decoded filter Match = %v, want %v", !want, want)
+	}
+	for i := range f.Compound {
+		if got.Compound[i].String() != f.Compound[i].String() {
+			t.Errorf("compound #%d: %q after round trip, want %q", i, got.Compound[i], f.Compound[i])
+		}
+	}
+	if !strings.Contains(string(b), `"op":"and"`) {
+		t.Errorf("compound is not encoded as a tree: %s", b)
+	}
+}
+
+func TestFilterJSONHostileCompound(t *testing.T) {
+	n := newTestNode()
+	for _, in := range []string{
+		`{"compound":[{"op":"not","args":[{"op":"class","class":"/[/"}]}]}`,
+		`{"compound":[{"op":"or"}]}`,
+		`{"compound":[null]}`,
+		`{"compound":[{"op":"data","data":{"plugin":"fstat","query":"/etc/issue","operator":"=~","value":""}}]}`,
+		`{"class":["//"]}`,
+	} {
+		var f Filter
+		if err := json.Unmarshal([]byte(in), &f); err != nil {
+			t.Fatalf("%s: %v", in, err)
+		}
+		if f.Match(n) {
+			t.Errorf("%s matched, want no match", in)
+		}
+	}
+}
+
+// TestFilterConcurrentMatch is meant for -race: many goroutines share one
+// filter and its lazily compiled form.
+func TestFilterConcurrentMatch(t *testing.T) {
+	f := &Filter{
+		Identity: []string{"/^web/"},
+		Fact:     []FactFilter{{"kernel", "=~", "^Lin"}},
+		Class:    []string{"/^role::/"},
+		Compound: []*Expr{mustCompound(t, "apache and /^profile/ and kernel=~^L")},
+	}
+	n := newTestNode()
+	var wg sync.WaitGroup
+	results := make([]bool, 16)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range 50 {
+				results[i] = f.Match(n)
+			}
+		}()
+	}
+	wg.Wait()
+	for i, r := range results {
+		if !r {
+			t.Errorf("goroutine %d: Match = false", i)
+		}
+	}
+}
+
+func TestParseCombined(t *testing.T) {
+	tests := []struct {
+		in        string
+		wantFacts []FactFilter
+		wantClass []string
+		wantErr   string
+	}{
+		{in: "os=Debian apache cpus>=4 /^role::/", wantFacts: []FactFilter{{"os", "==", "Debian"}, {"cpus", ">=", "4"}}, wantClass: []string{"apache", "/^role::/"}},
+		{in: "  apache  ", wantClass: []string{"apache"}},
+		{in: "kernel=/^Lin/ x!=y", wantFacts: []FactFilter{{"kernel", "=~", "^Lin"}, {"x", "!=", "y"}}},
+		{in: "/a=b/", wantClass: []string{"/a=b/"}},
+		{in: "", wantErr: "combined filter: empty"},
+		{in: "apache =x", wantErr: `combined filter: fact filter "=x": empty fact name`},
+		{in: "os=", wantErr: `combined filter: fact filter "os=": missing value`},
+		{in: "/[/", wantErr: `combined filter: class pattern "/[/": invalid regex`},
+	}
+	for _, tt := range tests {
+		facts, classes, err := ParseCombined(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.HasPrefix(err.Error(), tt.wantErr) {
+				t.Errorf("ParseCombined(%q) error = %v, want prefix %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseCombined(%q): %v", tt.in, err)
+			continue
+		}
+		if diff := cmp.Diff(tt.wantFacts, facts); diff != "" {
+			t.Errorf("ParseCombined(%q) facts (-want +got):\n%s", tt.in, diff)
+		}
+		if diff := cmp.Diff(tt.wantClass, classes); diff != "" {
+			t.Errorf("ParseCombined(%q) classes (-want +got):\n%s", tt.in, diff)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	f := &Filter{
+		Identity: []string{"web1", "/^db/"},
+		Fact:     []FactFilter{{"os", "==", "Debian"}, {"kernel", "=~", "^Lin"}, {"x", "~", "y"}},
+		Class:    []string{"apache", "/^role::/", "/[/"},
+		Agent:    []string{"package"},
+		Compound: []*Expr{mustCompound(t, "os=Debian and (apache or nginx)")},
+	}
+	want := strings.Join([]string{
+		"Identity is web1 or matches /^db/",
+		"Fact os == Debian",
+		"Fact kernel =~ /^Lin/",
+		"Fact x ~ y (invalid: matches no node)",
+		"Class is apache",
+		"Class matches /^role::/",
+		"Class matches /[/ (invalid: matches no node)",
+		"Agent is package",
+		"Compound os == Debian and (apache or nginx)",
+	}, "\n")
+	if diff := cmp.Diff(want, Explain(f)); diff != "" {
+		t.Errorf("Explain mismatch (-want +got):\n%s", diff)
+	}
+	if got := Explain(&Filter{}); got != "No filter: every node matches" {
+		t.Errorf("Explain(empty) = %q", got)
+	}
+	bad := &Filter{Compound: []*Expr{{Op: OpNot}}}
+	if got := Explain(bad); !strings.HasSuffix(got, "(invalid: matches no node)") {
+		t.Errorf("Explain(bad compound) = %q, want it flagged", got)
+	}
+}
+
+func TestFilterEqual(t *testing.T) {
+	a := &Filter{Class: []string{"x"}, Compound: []*Expr{mustCompound(t, "a or b")}}
+	b := &Filter{Class: []string{"x"}, Compound: []*Expr{mustCompound(t, "a or b")}}
+	c := &Filter{Class: []string{"x"}, Compound: []*Expr{mustCompound(t, "a and b")}}
+	a.Match(newTestNode()) // caches must not affect equality
+	if !a.Equal(b) || a.Equal(c) || !(*Filter)(nil).Equal(&Filter{}) || a.Equal(nil) {
+		t.Error("Filter.Equal disagrees with the wire fields")
+	}
+}

@@ -1,0 +1,265 @@
+package audit
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+)
+
+// DefaultHeadEvery is how many appends may pass between head file writes when
+// Options.HeadEvery is zero.
+const DefaultHeadEvery = 1000
+
+// Options tunes a Log.
+type Options struct {
+	// Sync fsyncs the log after every line: a line is on disk before Append
+	// returns, at the cost of one fsync per request.
+	Sync bool
+	// HeadEvery is how many appends pass between writes of the head file
+	// (path + ".head"); it is always written on Close. Removal of lines
+	// appended since the last head write is not detectable locally. Zero means
+	// DefaultHeadEvery.
+	HeadEvery int
+	// OnAppend, if set, receives every line (without newline) right after it
+	// was written, in log order; the daemon publishes it to
+	// protocol.AuditSubject. It runs under the Log's lock, so it must be quick
+	// and must not call the Log; line is only valid during the call
+	// (nats.Conn.Publish copies it).
+	OnAppend func(line []byte)
+}
+
+// Log is a local, append-only, hash-chained audit log. It is safe for
+// concurrent use; appends are serialized.
+type Log struct {
+	path string
+	opts Options
+
+	mu        sync.Mutex
+	f         *os.File
+	c         chain
+	buf       []byte // line being built, reused between appends
+	sinceHead int    // appends since the head file was last written
+	err       error  // set after a torn write: the file no longer ends where the chain does
+}
+
+// Open opens or creates the audit log at path (mode 0600) and continues its
+// chain from the last line. It fails when the log ends in a partial line or
+// before the head recorded in path + ".head": the log was truncated or a write
+// was torn, and carrying on would hide it. `mco audit verify` tells which.
+func Open(path string, opts Options) (*Log, error) {
+	if opts.HeadEvery <= 0 {
+		opts.HeadEvery = DefaultHeadEvery
+	}
+	head, err := readHeadFile(headPath(path))
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	c, err := tailChain(f)
+	if err == nil {
+		err = checkHead(c, head)
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("audit log %s: %w", path, err)
+	}
+	return &Log{path: path, opts: opts, f: f, c: c}, nil
+}
+
+// tailChain reads the chain head from the last line of f.
+func tailChain(f *os.File) (chain, error) {
+	st, err := f.Stat()
+	if err != nil {
+		return chain{}, err
+	}
+	line, torn, err := lastLine(f, st.Size())
+	if err != nil {
+		return chain{}, err
+	}
+	if torn {
+		return chain{}, errors.New("last line has no newline (truncated mid-line or torn write); run audit verify")
+	}
+	if line == nil {
+		return chain{}, nil
+	}
+	var h header
+	if err := json.Unmarshal(line, &h); err != nil || h.Seq == nil {
+		return chain{}, errors.New("last line has no seq; run audit verify")
+	}
+	return chain{seq: *h.Seq, hash: hashLine(line)}, nil
+}
+
+// checkHead compares the log's last line with the recorded head.
+func checkHead(c chain, head *headFile) error {
+	switch {
+	case head == nil || c.seq > head.Seq:
+		return nil
+	case c.seq < head.Seq:
+		return fmt.Errorf("log ends at seq %d but the head file records seq %d (lines removed from the end); run audit verify", c.seq, head.Seq)
+	case c.hash != head.Hash:
+		return fmt.Errorf("last line (seq %d) differs from the head file (line edited); run audit verify", c.seq)
+	}
+	return nil
+}
+
+// Append writes rec as the next line of the log. rec must marshal to a JSON
+// object without "seq" or "prev" keys, normally a RequestRecord or a
+// CompleteRecord. An error means the record is not in the log, and the daemon
+// fails the request closed.
+func (l *Log) Append(rec any) error {
+	// Marshal outside the lock: it is the expensive part and needs no order.
+	body, err := json.Marshal(rec)
+	if err != nil {
+		return fmt.Errorf("audit append: %w", err)
+	}
+	if err := checkBody(rec, body); err != nil {
+		return fmt.Errorf("audit append: %w", err)
+	}
+
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.err != nil {
+		return l.err
+	}
+	if l.f == nil {
+		return errors.New("audit append: log is closed")
+	}
+
+	seq := l.c.seq + 1
+	b := append(l.buf[:0], `{"seq":`...)
+	b = strconv.AppendUint(b, seq, 10)
+	b = append(b, `,"prev":"`...)
+	b = append(b, l.c.hash...)
+	b = append(b, '"')
+	if len(body) > 2 { // not "{}"
+		b = append(b, ',')
+	}
+	b = append(b, body[1:]...)
+	line := b
+	b = append(b, '\n')
+	l.buf = b
+
+	n, err := l.f.Write(b)
+	if err != nil {
+		if n > 0 {
+			// Part of a line is in the file; chaining on would hide it.
+			l.err = fmt.Errorf("audit append %s: torn write, log unusable until repaired: %w", l.path, err)
+			return l.err
+		}
+		return fmt.Errorf("audit append %s: %w", l.path, err)
+	}
+	if l.opts.Sync {
+		if err := l.f.Sync(); err != nil {
+			return fmt.Errorf("audit append %s: %w", l.path, err)
+		}
+	}
+	l.c = chain{seq: seq, hash: hashLine(line)}
+	if l.opts.OnAppend != nil {
+		l.opts.OnAppend(line)
+	}
+	l.sinceHead++
+	if l.sinceHead >= l.opts.HeadEvery {
+		if err := l.writeHead(); err != nil {
+			// The line is written and published; a stale head file only
+			// narrows local truncation detection, so this is not the
+			// request's failure.
+			l.sinceHead = 0
+		}
+	}
+	return nil
+}
+
+// checkBody rejects records that would not form a valid line.
+func checkBody(rec any, body []byte) error {
+	if len(body) < 2 || body[0] != '{' {
+		return fmt.Errorf("record %T is not a JSON object", rec)
+	}
+	if len(body) > maxLine-100 {
+		return fmt.Errorf("record of %d bytes is too large", len(body))
+	}
+	switch rec.(type) {
+	case RequestRecord, *RequestRecord, CompleteRecord, *CompleteRecord:
+		return nil // known not to carry chain keys
+	}
+	var keys map[string]json.RawMessage
+	if err := json.Unmarshal(body, &keys); err != nil {
+		return err
+	}
+	for _, k := range []string{"seq", "prev"} {
+		if _, ok := keys[k]; ok {
+			return fmt.Errorf("record %T has a %q key, which the chain owns", rec, k)
+		}
+	}
+	return nil
+}
+
+// writeHead records the chain head in the head file. The log is synced first
+// so the head never gets to disk ahead of the lines it vouches for, and the
+// file is replaced by rename so a crash leaves the old or the new head.
+func (l *Log) writeHead() error {
+	if l.c.seq == 0 {
+		return nil
+	}
+	if err := l.f.Sync(); err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	data, err := json.Marshal(headFile{Seq: l.c.seq, Hash: l.c.hash})
+	if err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	hp := headPath(l.path)
+	tmp := hp + ".tmp"
+	if err := writeFileSync(tmp, append(data, '\n')); err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	if err := os.Rename(tmp, hp); err != nil {
+		return fmt.Errorf("audit head: %w", err)
+	}
+	l.sinceHead = 0
+	return nil
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+// Head returns the seq and hash of the last line written (0 and "" for an
+// empty log).
+func (l *Log) Head() (seq uint64, hash string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.c.seq, l.c.hash
+}
+
+// Close writes the head file and closes the log. Appends after Close fail.
+func (l *Log) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.f == nil {
+		return nil
+	}
+	var err error
+	if l.err == nil {
+		err = l.writeHead()
+	}
+	err = errors.Join(err, l.f.Close())
+	l.f = nil
+	if err != nil {
+		return fmt.Errorf("audit log %s: %w", l.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,83 @@
+// Package audit writes, verifies, collects and searches Marionette's audit
+// trail (SPEC §8).
+//
+// A node appends one JSON line per request it processes past signature
+// verification (allowed and denied) and one per completion. Every line carries
+// "seq" (1, 2, 3, ...) and "prev", the hex SHA-256 of the previous line's exact
+// bytes without its newline ("" for the first line), so editing, removing or
+// reordering lines breaks the chain. The same line bytes are published to
+// <collective>.audit.<identity>, where a Collector stores them per node; each
+// collected file is therefore itself a verifiable chain.
+package audit
+
+import "time"
+
+// Kind tells request records from completion records in a log line.
+type Kind string
+
+// The record kinds.
+const (
+	KindRequest  Kind = "request"
+	KindComplete Kind = "complete"
+)
+
+// Decision is the authorization outcome recorded for a request.
+type Decision string
+
+// The decisions.
+const (
+	Allow Decision = "allow"
+	Deny  Decision = "deny"
+)
+
+// Mask replaces the value of a secret argument in audit records.
+const Mask = "********"
+
+// RequestRecord is written when a node accepts a request for processing,
+// whether authorization then allows or denies it.
+type RequestRecord struct {
+	Kind        Kind           `json:"kind"` // always KindRequest
+	Time        time.Time      `json:"time"` // when the node processed it
+	RequestID   string         `json:"request_id"`
+	RequestTime time.Time      `json:"request_time"` // the request's created time
+	Caller      string         `json:"caller"`       // cert=<certname>
+	Sender      string         `json:"sender"`
+	Collective  string         `json:"collective"`
+	Agent       string         `json:"agent"`
+	Action      string         `json:"action"`
+	Arguments   map[string]any `json:"arguments,omitempty"` // secrets masked, see MaskArguments
+	Decision    Decision       `json:"decision"`
+	PolicyLine  string         `json:"policy_line,omitempty"` // e.g. "rpcutil.policy:3" or "default deny"
+	Node        string         `json:"node"`                  // the auditing node's identity
+}
+
+// CompleteRecord is written when a request's action finished (or was refused),
+// and joins its request record by RequestID.
+type CompleteRecord struct {
+	Kind          Kind      `json:"kind"` // always KindComplete
+	Time          time.Time `json:"time"`
+	RequestID     string    `json:"request_id"`
+	Status        int       `json:"status"` // a protocol.StatusCode
+	StatusMessage string    `json:"status_message,omitempty"`
+	DurationMS    int64     `json:"duration_ms"`
+	Node          string    `json:"node"`
+}
+
+// MaskArguments returns args with the values of the named secret inputs
+// replaced by Mask. It copies rather than edits in place because the caller's
+// map is the one the action will run with.
+func MaskArguments(args map[string]any, secrets []string) map[string]any {
+	if len(args) == 0 || len(secrets) == 0 {
+		return args
+	}
+	masked := make(map[string]any, len(args))
+	for k, v := range args {
+		masked[k] = v
+	}
+	for _, name := range secrets {
+		if _, ok := masked[name]; ok {
+			masked[name] = Mask
+		}
+	}
+	return masked
+}

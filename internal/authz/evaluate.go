@@ -1,0 +1,117 @@
+package authz
+
+import (
+	"fmt"
+	"slices"
+
+	"github.com/marionette/mco/filter"
+)
+
+// Reasons used in decisions. They are stable strings so that audit logs and
+// `mco policy check` output can be grepped.
+const (
+	ReasonMatchedRule   = "matched rule"
+	ReasonPolicyDefault = "policy default"
+	ReasonNoDefault     = "no rule matched and no policy default"
+)
+
+// Decision is the outcome of authorizing one request, with enough detail to
+// say which line decided.
+type Decision struct {
+	Allowed bool
+	File    string // policy file that decided; "" when no file was involved
+	Line    int    // deciding line; 0 when no line decided (no default line, no file)
+	Rule    string // the deciding line's text (rule or "policy default ...")
+	Reason  string
+	// Default is true when no rule matched and the decision fell through to a
+	// default (the file's default line, a configured override, or deny).
+	Default bool
+}
+
+// String renders the decision for logs and the CLI, e.g.
+// `allow (/etc/mco/policy/package.policy:3: matched rule)`.
+func (d Decision) String() string {
+	verdict := "deny"
+	if d.Allowed {
+		verdict = "allow"
+	}
+	switch {
+	case d.File != "" && d.Line > 0:
+		return fmt.Sprintf("%s (%s:%d: %s)", verdict, d.File, d.Line, d.Reason)
+	case d.File != "":
+		return fmt.Sprintf("%s (%s: %s)", verdict, d.File, d.Reason)
+	default:
+		return fmt.Sprintf("%s (%s)", verdict, d.Reason)
+	}
+}
+
+// Evaluate decides whether caller may run action. groups resolves group names
+// used in the callers field; node supplies facts and classes and may be nil, in
+// which case rules with fact, class or compound conditions never match.
+//
+// An invalid policy, or one naming a group that groups does not define, denies
+// every request: a typo must never widen or narrow access silently.
+func (p *Policy) Evaluate(caller, action string, groups Groups, node filter.Node) Decision {
+	if p == nil {
+		return Decision{Reason: "no policy"}
+	}
+	if p.invalid != nil {
+		return Decision{File: p.name, Line: p.invalid.Line, Reason: "policy file invalid: " + p.invalid.Error()}
+	}
+	for _, g := range p.groupRefs {
+		if !groups.Has(g.name) {
+			le := &LineError{File: p.name, Line: g.line, Field: "callers", Msg: fmt.Sprintf("unknown group %q", g.name)}
+			return Decision{File: p.name, Line: g.line, Reason: "policy file invalid: " + le.Error()}
+		}
+	}
+	for i := range p.rules {
+		r := &p.rules[i]
+		if r.matches(caller, action, groups, node) {
+			return Decision{Allowed: r.allow, File: p.name, Line: r.line, Rule: r.text, Reason: ReasonMatchedRule}
+		}
+	}
+	if p.hasDefault {
+		return Decision{Allowed: p.defaultAllow, File: p.name, Line: p.defaultLine, Rule: p.defaultText, Reason: ReasonPolicyDefault, Default: true}
+	}
+	return Decision{File: p.name, Reason: ReasonNoDefault, Default: true}
+}
+
+// matches checks the cheap string fields first so node lookups (facts, data
+// plugins) only run for rules that concern this caller and action.
+func (r *rule) matches(caller, action string, groups Groups, node filter.Node) bool {
+	if !r.anyCaller && !slices.Contains(r.callers, caller) && !inAnyGroup(r.groups, caller, groups) {
+		return false
+	}
+	if !r.anyAction && !slices.Contains(r.actions, action) {
+		return false
+	}
+	if len(r.facts) == 0 && len(r.classes) == 0 && r.compound == nil {
+		return true
+	}
+	if node == nil {
+		return false
+	}
+	for _, f := range r.facts {
+		if !f.Match(node) {
+			return false
+		}
+	}
+	if len(r.classes) > 0 {
+		have := node.Classes()
+		for _, c := range r.classes {
+			if !c.match(have) {
+				return false
+			}
+		}
+	}
+	return r.compound == nil || r.compound.Eval(node)
+}
+
+func inAnyGroup(names []string, caller string, groups Groups) bool {
+	for _, g := range names {
+		if groups.Contains(g, caller) {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,44 @@
+package authz
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+// FuzzParsePolicy checks that no input panics the parser or the evaluator and
+// that an input either parses cleanly or yields positioned errors and denies.
+// Seeds live in testdata/fuzz/FuzzParsePolicy.
+func FuzzParsePolicy(f *testing.F) {
+	node := &testNode{
+		id:      "n1",
+		facts:   map[string]any{"os": map[string]any{"family": "Debian"}, "cpus": 4},
+		classes: []string{"base", "webserver"},
+	}
+	groups, err := ParseGroups("groups", strings.NewReader("ops cert=carol\n"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		p, errs := ParsePolicy("f.policy", strings.NewReader(text))
+		if p == nil {
+			t.Fatal("nil policy")
+		}
+		if (len(errs) > 0) != (p.Err() != nil) {
+			t.Fatalf("errs %v but Err() = %v", errs, p.Err())
+		}
+		for _, err := range errs {
+			var le *LineError
+			if !errors.As(err, &le) || !strings.HasPrefix(err.Error(), "f.policy:") {
+				t.Fatalf("unpositioned error %v", err)
+			}
+		}
+		for _, caller := range []string{"cert=carol", "cert=a"} {
+			d := p.Evaluate(caller, "status", groups, node)
+			if len(errs) > 0 && d.Allowed {
+				t.Fatalf("invalid policy allowed: %+v", d)
+			}
+			p.Evaluate(caller, "status", Groups{}, nil)
+		}
+	})
+}

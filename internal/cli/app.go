@@ -1,0 +1,142 @@
+// Package cli implements the mco command line. Every command gets the process
+// streams and environment through an App value; there is no package-level
+// state, so commands can be run (and tested) side by side in one process.
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+)
+
+// Version is the mco version string.
+const Version = "0.1.0"
+
+// App is the environment a command runs in.
+type App struct {
+	Stdin  io.Reader
+	Stdout io.Writer
+	Stderr io.Writer
+	Getenv func(string) string
+	// StdoutTTY and StdinTTY say whether the streams are terminals: progress
+	// bars and prompts appear only on terminals.
+	StdoutTTY bool
+	StdinTTY  bool
+}
+
+// OSApp is the App of the running process.
+func OSApp() *App {
+	return &App{
+		Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv,
+		StdoutTTY: term.IsTerminal(int(os.Stdout.Fd())),
+		StdinTTY:  term.IsTerminal(int(os.Stdin.Fd())),
+	}
+}
+
+// ExitError carries a specific exit code (MCollective's, for client commands).
+type ExitError struct {
+	Code int
+	Err  error // nil: nothing more to print
+}
+
+func (e *ExitError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("exit status %d", e.Code)
+	}
+	return e.Err.Error()
+}
+
+func (e *ExitError) Unwrap() error { return e.Err }
+
+// exit returns an error that makes mco exit with code, printing nothing more.
+func exit(code int) error {
+	if code == 0 {
+		return nil
+	}
+	return &ExitError{Code: code}
+}
+
+// Run executes mco with args (without the program name) and returns the exit code.
+func Run(app *App, args []string) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	root := newRoot(app)
+	root.SetArgs(args)
+	root.SetIn(app.Stdin)
+	root.SetOut(app.Stdout)
+	root.SetErr(app.Stderr)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		if ee.Err != nil {
+			fmt.Fprintln(app.Stderr, "mco:", ee.Err)
+		}
+		return ee.Code
+	}
+	fmt.Fprintln(app.Stderr, "mco:", err)
+	return 1
+}
+
+func newRoot(app *App) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "mco",
+		Short: "Marionette: parallel, secure remote procedure calls for server fleets",
+		Long: `mco runs actions of agents on many nodes at once.
+
+Roles:
+  mco broker run     the message broker (embedded NATS)
+  mco server run     the daemon on every managed node
+  mco ping|rpc|...   client commands
+
+New here? 'mco demo' runs a complete collective in one process and shows it off.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		Version:       Version,
+	}
+	root.PersistentFlags().StringP("config", "c", "", "configuration file (client: default $MCO_CONFIG or ~/.config/marionette/client.conf)")
+	root.AddCommand(
+		newPingCmd(app), newRPCCmd(app), newFindCmd(app), newFactsCmd(app), newInventoryCmd(app),
+		newAuditCmd(app),
+		newPKICmd(app), newBrokerCmd(app), newServerCmd(app),
+		newDemoCmd(app), newDevCmd(app),
+		newCompletionCmd(app),
+	)
+	return root
+}
+
+// configFlag returns the -c value of the command line.
+func configFlag(cmd *cobra.Command) string {
+	v, _ := cmd.Flags().GetString("config")
+	return v
+}
+
+func newCompletionCmd(app *App) *cobra.Command {
+	return &cobra.Command{
+		Use:       "completion bash|zsh|fish",
+		Short:     "Print a shell completion script",
+		Args:      cobra.ExactArgs(1),
+		ValidArgs: []string{"bash", "zsh", "fish"},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			root := cmd.Root()
+			switch args[0] {
+			case "bash":
+				return root.GenBashCompletionV2(app.Stdout, true)
+			case "zsh":
+				return root.GenZshCompletion(app.Stdout)
+			case "fish":
+				return root.GenFishCompletion(app.Stdout, true)
+			}
+			return &ExitError{Code: 1, Err: fmt.Errorf("unknown shell %q (bash, zsh or fish)", args[0])}
+		},
+	}
+}

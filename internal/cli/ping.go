@@ -1,0 +1,114 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/marionette/mco/client"
+)
+
+func newPingCmd(app *App) *cobra.Command {
+	f := &clientFlags{}
+	cmd := &cobra.Command{
+		Use:   "ping",
+		Short: "Find live nodes and their round-trip times",
+		Long: `Ping every node matching the filters and print each with its round-trip time,
+then min/max/avg and the count. Ends as soon as replies stop arriving (or when
+every exact -I node answered).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			flt, err := f.buildFilter("")
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			cl, err := f.connect(cmd)
+			if err != nil {
+				return err
+			}
+			defer cl.Close()
+			req := client.Request{Agent: "rpcutil", Action: "ping", Filter: flt, Targets: f.directTargets(), Timeout: f.timeout}
+			if req.Timeout == 0 {
+				req.Timeout = 5 * time.Second
+			}
+			if f.nodes != "" || f.dm != "" {
+				d, err := f.discover(cmd.Context(), app, cl, flt)
+				if err != nil {
+					return err
+				}
+				if req.Targets = d.nodes; len(req.Targets) == 0 {
+					return &ExitError{Code: 1, Err: fmt.Errorf("no nodes discovered")}
+				}
+			}
+			var results []client.Result
+			stats, err := cl.Call(cmd.Context(), req, func(r client.Result) {
+				results = append(results, r)
+				if !f.json && r.Err == nil {
+					fmt.Fprintf(app.Stdout, "%-40s time=%.2f ms\n", r.Sender, ms(r.RTT))
+				}
+			})
+			if err != nil {
+				return err
+			}
+			code := exitCode(stats)
+			if f.json {
+				out := struct {
+					Replies []jsonReply `json:"replies"`
+					Stats   jsonStats   `json:"stats"`
+				}{Replies: []jsonReply{}, Stats: makeJSONStats(stats, nil, code)}
+				for _, r := range results {
+					out.Replies = append(out.Replies, toJSONReply(r))
+				}
+				enc := json.NewEncoder(app.Stdout)
+				enc.SetIndent("", "  ")
+				return firstErr(enc.Encode(out), exit(code))
+			}
+			printPingStats(app, stats, results)
+			return exit(code)
+		},
+	}
+	f.register(cmd, false)
+	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON document")
+	return cmd
+}
+
+func printPingStats(app *App, s *client.Stats, results []client.Result) {
+	var rtts []time.Duration
+	for _, r := range results {
+		if r.Err != nil {
+			fmt.Fprintf(app.Stderr, "warning: untrusted reply from %s: %v\n", r.Sender, r.Err)
+			continue
+		}
+		rtts = append(rtts, r.RTT)
+	}
+	fmt.Fprintln(app.Stdout)
+	fmt.Fprintln(app.Stdout, "---- ping statistics ----")
+	if len(rtts) == 0 {
+		fmt.Fprintln(app.Stdout, "No responses received")
+	} else {
+		sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+		var sum time.Duration
+		for _, d := range rtts {
+			sum += d
+		}
+		fmt.Fprintf(app.Stdout, "%d replies max: %.2f ms min: %.2f ms avg: %.2f ms\n",
+			len(rtts), ms(rtts[len(rtts)-1]), ms(rtts[0]), ms(sum/time.Duration(len(rtts))))
+	}
+	if len(s.NoResponse) > 0 {
+		p := &printer{w: app.Stdout}
+		fmt.Fprintf(app.Stdout, "\nNo response from:\n\n")
+		p.columns(s.NoResponse)
+	}
+}
+
+func firstErr(errs ...error) error {
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}

@@ -1,0 +1,272 @@
+package cli
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/marionette/mco/internal/broker"
+	"github.com/marionette/mco/internal/config"
+	"github.com/marionette/mco/internal/daemon"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+)
+
+func newLogger(app *App, level string) (*slog.Logger, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+	}
+	return slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: l})), nil
+}
+
+func newBrokerCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{Use: "broker", Short: "Run the message broker (embedded NATS server)"}
+	var level string
+	run := &cobra.Command{
+		Use:   "run -c broker.conf",
+		Short: "Run a broker until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(app, level)
+			if err != nil {
+				return err
+			}
+			file := configFlag(cmd)
+			if file == "" {
+				file = "/etc/marionette/broker.conf"
+			}
+			cfg, err := config.LoadBroker(file)
+			if err != nil {
+				return err
+			}
+			v, err := daemon.NewVerifier(&cfg.Security)
+			if err != nil {
+				return err
+			}
+			opts := broker.Options{
+				Verifier: v, Listen: cfg.Listen, Insecure: cfg.Insecure, ClusterName: cfg.ClusterName,
+				ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, MaxPayload: cfg.MaxPayload,
+				Collectives: cfg.Collectives, Monitor: cfg.Monitor, Logger: log,
+			}
+			if cfg.Collectors != "" {
+				if opts.Collectors, err = security.ParseMatcher(cfg.Collectors); err != nil {
+					return fmt.Errorf("%s: collectors: %w", file, err)
+				}
+			}
+			if cfg.Insecure {
+				fmt.Fprintln(app.Stderr, "WARNING: insecure = true: no TLS and no authentication. Development only.")
+			} else if opts.Identity, err = security.LoadIdentity(cfg.Cert, cfg.Key); err != nil {
+				return fmt.Errorf("broker certificate: %w", err)
+			}
+			if cfg.RevocationFile != "" {
+				serials, err := pki.ReadRevoked(cfg.RevocationFile)
+				if err != nil {
+					return err
+				}
+				v.SetRevoked(serials)
+				go func() { _ = security.WatchRevocations(cmd.Context(), cfg.RevocationFile, v, 2*time.Second, log) }()
+			}
+			b, err := broker.Start(opts)
+			if err != nil {
+				return err
+			}
+			log.Info("broker ready", "url", b.URL())
+			<-cmd.Context().Done()
+			log.Info("broker shutting down")
+			b.Shutdown()
+			return nil
+		},
+	}
+	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	cmd.AddCommand(run)
+	return cmd
+}
+
+func newServerCmd(app *App) *cobra.Command {
+	cmd := &cobra.Command{Use: "server", Short: "Run the node daemon"}
+	var level string
+	run := &cobra.Command{
+		Use:   "run -c server.conf",
+		Short: "Run the node daemon until interrupted",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(app, level)
+			if err != nil {
+				return err
+			}
+			file := configFlag(cmd)
+			if file == "" {
+				file = "/etc/marionette/server.conf"
+			}
+			cfg, err := config.LoadServer(file)
+			if err != nil {
+				return err
+			}
+			d, err := daemon.New(cfg, file, Version, log)
+			if err != nil {
+				return err
+			}
+			return d.Run(cmd.Context())
+		},
+	}
+	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	keys := &cobra.Command{
+		Use:   "config-keys server|client|broker",
+		Short: "List every configuration key with its default",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			switch args[0] {
+			case "server":
+				fmt.Fprint(app.Stdout, config.ServerKeys())
+			case "client":
+				fmt.Fprint(app.Stdout, config.ClientKeys())
+			case "broker":
+				fmt.Fprint(app.Stdout, config.BrokerKeys())
+			default:
+				return fmt.Errorf("unknown role %q (server, client or broker)", args[0])
+			}
+			return nil
+		},
+	}
+	cmd.AddCommand(run, keys)
+	return cmd
+}
+
+func newPKICmd(app *App) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:   "pki",
+		Short: "Create a CA and issue, list and revoke certificates",
+		Long: `Certificates carry an explicit role: broker, node or client. A node certificate
+can never act as a client, and no issued certificate can sign another.
+
+  mco pki init                         create the CA in --dir
+  mco pki issue broker broker1 --host broker1.example.net,10.0.0.5
+  mco pki issue node web1.example.net
+  mco pki issue client alice.mcollective
+  mco pki request NAME                 on the node: key + CSR, the key never leaves
+  mco pki sign node NAME.csr           on the CA: certify the CSR
+  mco pki list
+  mco pki revoke alice.mcollective     nodes and brokers refuse it without restart`,
+	}
+	cmd.PersistentFlags().StringVar(&dir, "dir", "pki", "PKI directory")
+	store := func() pki.Store { return pki.Store{Dir: dir} }
+	var caName string
+	initCmd := &cobra.Command{
+		Use: "init", Short: "Create a new certificate authority", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			ca, err := store().Init(caName)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "Created CA %q in %s (key %s, mode 0600)\n", ca.Cert.Subject.CommonName, store().CACertPath(), dir+"/ca.key")
+			return nil
+		},
+	}
+	initCmd.Flags().StringVar(&caName, "name", "Marionette CA", "CA common name")
+	var hosts string
+	issue := &cobra.Command{
+		Use: "issue broker|node|client NAME", Short: "Issue a certificate and key", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			role, err := pki.ParseRole(args[0])
+			if err != nil {
+				return err
+			}
+			cert, err := store().Issue(role, args[1], splitList(hosts))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "Issued %s certificate %q (serial %s)\n  certificate: %s\n  key:         %s\n",
+				role, args[1], cert.SerialNumber.Text(16), store().CertPath(args[1]), store().KeyPath(args[1]))
+			if role == pki.RoleClient && !strings.HasSuffix(args[1], ".mcollective") {
+				fmt.Fprintf(app.Stderr, "note: %q does not match the default client allow list /\\.mcollective$/; nodes will refuse it unless security.certname_allowlist names it\n", args[1])
+			}
+			return nil
+		},
+	}
+	issue.Flags().StringVar(&hosts, "host", "", "extra DNS names or IPs for a broker certificate, comma separated")
+	list := &cobra.Command{
+		Use: "list", Short: "List issued certificates", Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			entries, err := store().List()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "%-36s %-7s %-34s %-10s %s\n", "NAME", "ROLE", "SERIAL", "EXPIRES", "STATUS")
+			for _, e := range entries {
+				status := "valid"
+				if e.Revoked {
+					status = "REVOKED"
+				}
+				fmt.Fprintf(app.Stdout, "%-36s %-7s %-34s %-10s %s\n", e.Name, e.Role, e.Serial, e.NotAfter.Format("2006-01-02"), status)
+			}
+			return nil
+		},
+	}
+	revoke := &cobra.Command{
+		Use: "revoke NAME", Short: "Revoke an issued certificate", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			cert, err := store().Revoke(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "Revoked %q (serial %s). Distribute %s to brokers and nodes (security.revocation_file); they reload it without restart.\n",
+				args[0], cert.SerialNumber.Text(16), store().RevokedPath())
+			return nil
+		},
+	}
+	request := &cobra.Command{
+		Use: "request NAME", Short: "Create a key and a certificate request (CSR) for NAME", Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			csr, key, err := pki.NewCSR(args[0])
+			if err != nil {
+				return err
+			}
+			if err := pki.WriteKey(args[0]+".key", key); err != nil {
+				return err
+			}
+			if err := os.WriteFile(args[0]+".csr", csr, 0o644); err != nil {
+				return err
+			}
+			fmt.Fprintf(app.Stdout, "Wrote %s.key (keep it here) and %s.csr (send it to the CA: mco pki sign ROLE %s.csr)\n", args[0], args[0], args[0])
+			return nil
+		},
+	}
+	sign := &cobra.Command{
+		Use: "sign broker|node|client FILE.csr", Short: "Certify a CSR", Args: cobra.ExactArgs(2),
+		RunE: func(_ *cobra.Command, args []string) error {
+			role, err := pki.ParseRole(args[0])
+			if err != nil {
+				return err
+			}
+			data, err := os.ReadFile(args[1])
+			if err != nil {
+				return err
+			}
+			cert, err := store().SignCSR(role, data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[1], err)
+			}
+			name := cert.Subject.CommonName
+			fmt.Fprintf(app.Stdout, "Signed %s certificate %q: %s (send it back with %s)\n", role, name, store().CertPath(name), store().CACertPath())
+			return nil
+		},
+	}
+	cmd.AddCommand(initCmd, issue, list, revoke, request, sign)
+	return cmd
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

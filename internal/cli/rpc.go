@@ -1,0 +1,210 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/config"
+)
+
+func newRPCCmd(app *App) *cobra.Command {
+	f := &clientFlags{}
+	var noResults bool
+	cmd := &cobra.Command{
+		Use:   "rpc AGENT ACTION [key=value ...]",
+		Short: "Run an action of an agent on every matching node",
+		Long: `Run AGENT's ACTION on the nodes selected by the filters. Arguments are
+key=value pairs, converted and validated by the agent's DDL before sending.
+
+Examples:
+  mco rpc rpcutil ping
+  mco rpc rpcutil get_fact fact=os.family -W role=web
+  mco rpc service status service=nginx -I web1.example.net`,
+		Args: cobra.MinimumNArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runRPC(cmd, app, f, args[0], args[1], args[2:], noResults)
+		},
+	}
+	f.register(cmd, true)
+	cmd.Flags().BoolVar(&noResults, "no-results", false, "send fire-and-forget: nodes run the action but do not reply")
+	return cmd
+}
+
+// rpcCall is a fully prepared RPC invocation, shared by rpc, package and service.
+type rpcCall struct {
+	agent, action string
+	data          map[string]any
+	ddl           *ddl.Agent
+	act           *ddl.Action
+}
+
+// prepareCall resolves the DDL and converts and validates the arguments.
+func prepareCall(cmd *cobra.Command, app *App, agentName, action string, kv []string) (*rpcCall, error) {
+	libdirs := clientLibdirs(cmd)
+	c := &rpcCall{agent: agentName, action: action}
+	args := map[string]string{}
+	for _, a := range kv {
+		k, v, ok := strings.Cut(a, "=")
+		if !ok || k == "" {
+			return nil, fmt.Errorf("argument %q is not key=value", a)
+		}
+		args[k] = v
+	}
+	d, err := findDDL(agentName, libdirs)
+	if err != nil {
+		// Without a DDL the request still goes out, with string arguments;
+		// the node validates against its own DDL.
+		fmt.Fprintf(app.Stderr, "warning: %v; sending arguments unchecked\n", err)
+		c.data = map[string]any{}
+		for k, v := range args {
+			c.data[k] = v
+		}
+		return c, nil
+	}
+	c.ddl = d
+	c.act = d.Action(action)
+	if c.act == nil {
+		return nil, fmt.Errorf("agent %s has no action %q (actions: %s)", agentName, action, strings.Join(d.ActionNames(), ", "))
+	}
+	data, err := c.act.ConvertArgs(args)
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", agentName, action, err)
+	}
+	if c.data, err = c.act.ValidateInputs(data); err != nil {
+		return nil, fmt.Errorf("%s %s: %w", agentName, action, err)
+	}
+	return c, nil
+}
+
+// timeout is how long the client waits: the action's own timeout plus a
+// margin for the node's "timeout after Ns" reply to arrive.
+func (c *rpcCall) timeout(override time.Duration) time.Duration {
+	if override > 0 {
+		return override
+	}
+	if c.ddl != nil && c.ddl.Metadata.Timeout > 0 {
+		return time.Duration(c.ddl.Metadata.Timeout)*time.Second + 2*time.Second
+	}
+	return 12 * time.Second
+}
+
+func clientLibdirs(cmd *cobra.Command) []string {
+	path, err := config.FindClient(configFlag(cmd))
+	if err != nil {
+		return nil
+	}
+	c, err := config.LoadClient(path)
+	if err != nil {
+		return nil
+	}
+	return c.Libdirs
+}
+
+func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action string, kv []string, noResults bool) error {
+	call, err := prepareCall(cmd, app, agentName, action, kv)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	flt, err := f.buildFilter(agentName)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	cl, err := f.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	d, err := f.discover(cmd.Context(), app, cl, flt)
+	if err != nil {
+		return err
+	}
+	if len(d.nodes) == 0 {
+		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
+		return exit(1)
+	}
+	req := client.Request{
+		Agent: agentName, Action: action, Data: call.data, Filter: flt, Targets: d.nodes,
+		Timeout: call.timeout(f.timeout), NoReplies: noResults,
+	}
+	if noResults {
+		stats, err := cl.Call(cmd.Context(), req, func(client.Result) {})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", stats.RequestID, len(d.nodes))
+		return nil
+	}
+	bar := newProgress(app, f, len(d.nodes))
+	var results []client.Result
+	stats, err := cl.Call(cmd.Context(), req, func(r client.Result) {
+		results = append(results, r)
+		bar.inc()
+		if f.jsonl {
+			writeJSONLine(app, toJSONReply(r))
+		}
+	})
+	bar.done()
+	if err != nil && !errors.Is(err, cmd.Context().Err()) {
+		return err
+	}
+	sort.SliceStable(results, func(i, j int) bool { return results[i].Sender < results[j].Sender })
+	code := exitCode(stats)
+	switch {
+	case f.json:
+		out := struct {
+			Replies    []jsonReply   `json:"replies"`
+			Summaries  []ddl.Summary `json:"summaries"`
+			Stats      jsonStats     `json:"stats"`
+			NoResponse []string      `json:"no_response"`
+		}{Replies: []jsonReply{}, Summaries: []ddl.Summary{}, Stats: makeJSONStats(stats, d, code), NoResponse: makeJSONStats(stats, d, code).NoResponse}
+		for _, r := range results {
+			out.Replies = append(out.Replies, toJSONReply(r))
+		}
+		if call.act != nil {
+			out.Summaries = append(out.Summaries, call.act.Summarize(okData(results))...)
+		}
+		enc := json.NewEncoder(app.Stdout)
+		enc.SetIndent("", "  ")
+		return firstErr(enc.Encode(out), exit(code))
+	case f.jsonl:
+		writeJSONLine(app, map[string]any{"stats": makeJSONStats(stats, d, code)})
+		return exit(code)
+	}
+	p := newPrinter(app, call.act, f.display, f.verbose)
+	for _, r := range results {
+		p.reply(r)
+	}
+	p.summaries(results)
+	p.footer(stats, results)
+	if f.verbose {
+		fmt.Fprintf(app.Stdout, "\nDiscovery: %s found %d nodes in %.2f ms; request id %s\n", d.method, len(d.nodes), ms(d.duration), stats.RequestID)
+	}
+	return exit(code)
+}
+
+func okData(results []client.Result) []map[string]any {
+	var out []map[string]any
+	for _, r := range results {
+		if r.OK() {
+			out = append(out, r.Data)
+		}
+	}
+	return out
+}
+
+func writeJSONLine(app *App, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		fmt.Fprintln(app.Stderr, "warning: encoding JSON:", err)
+		return
+	}
+	fmt.Fprintln(app.Stdout, string(b))
+}

@@ -1,0 +1,91 @@
+package daemon
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/audit"
+	"github.com/marionette/mco/internal/authz"
+	"github.com/marionette/mco/internal/server"
+)
+
+// Policy adapts ActionPolicy to the server's Authorizer.
+type Policy struct{ A *authz.Authorizer }
+
+// Authorize implements server.Authorizer.
+func (p Policy) Authorize(caller, agent, action string, node filter.Node) server.Decision {
+	d := p.A.Authorize(authz.Request{Caller: caller, Agent: agent, Action: action, Node: node})
+	return server.Decision{Allowed: d.Allowed, Rule: decidingLine(d)}
+}
+
+// decidingLine names what decided, without the verdict (the audit record
+// carries that separately): "FILE:LINE: reason", "FILE: reason" or "reason".
+func decidingLine(d authz.Decision) string {
+	switch {
+	case d.File != "" && d.Line > 0:
+		return fmt.Sprintf("%s:%d: %s", d.File, d.Line, d.Reason)
+	case d.File != "":
+		return fmt.Sprintf("%s: %s", d.File, d.Reason)
+	}
+	return d.Reason
+}
+
+// Auditor writes the server's audit events to a hash-chained log.
+type Auditor struct {
+	Log  *audit.Log
+	Node string
+	// Secrets names an action's inputs whose values are masked.
+	Secrets func(agent, action string) []string
+	Now     func() time.Time
+}
+
+// Audit implements server.Auditor.
+func (a *Auditor) Audit(ev server.AuditEvent) error {
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	req := ev.Request
+	if ev.Complete {
+		return a.Log.Append(&audit.CompleteRecord{
+			Kind: audit.KindComplete, Time: now, RequestID: req.ID, Status: int(ev.Status),
+			StatusMessage: ev.Message, DurationMS: ev.Duration.Milliseconds(), Node: a.Node,
+		})
+	}
+	decision := audit.Deny
+	if ev.Decision.Allowed {
+		decision = audit.Allow
+	}
+	var secrets []string
+	if a.Secrets != nil {
+		secrets = a.Secrets(req.Agent, req.Action)
+	}
+	return a.Log.Append(&audit.RequestRecord{
+		Kind: audit.KindRequest, Time: now, RequestID: req.ID, RequestTime: req.Created(),
+		Caller: req.CallerID, Sender: req.Sender, Collective: req.Collective, Agent: req.Agent,
+		Action: req.Action, Arguments: audit.MaskArguments(req.Data, secrets), Decision: decision,
+		PolicyLine: ev.Decision.Rule, Node: a.Node,
+	})
+}
+
+// SecretsOf returns the secret inputs of an agent's action on a server.
+func SecretsOf(s *server.Server) func(agent, action string) []string {
+	return func(agentName, action string) []string {
+		a, ok := s.Agent(agentName)
+		if !ok {
+			return nil
+		}
+		act := a.DDL.Action(action)
+		if act == nil {
+			return nil
+		}
+		var out []string
+		for name, in := range act.Input {
+			if in.Secret {
+				out = append(out, name)
+			}
+		}
+		return out
+	}
+}

@@ -1,0 +1,277 @@
+// Package daemon assembles a node daemon from its configuration: identity
+// and trust, facts, data plugins, ActionPolicy, the audit log and the agents,
+// then connects it to the broker. `mco server run` is a thin wrapper.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/internal/agents/external"
+	"github.com/marionette/mco/internal/agents/packageagent"
+	"github.com/marionette/mco/internal/agents/rpcutil"
+	"github.com/marionette/mco/internal/agents/serviceagent"
+	"github.com/marionette/mco/internal/audit"
+	"github.com/marionette/mco/internal/authz"
+	"github.com/marionette/mco/internal/config"
+	"github.com/marionette/mco/internal/data"
+	"github.com/marionette/mco/internal/facts"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/server"
+	"github.com/marionette/mco/internal/transport"
+	"github.com/marionette/mco/protocol"
+)
+
+// Daemon is a configured node, ready to run.
+type Daemon struct {
+	cfg      *config.Server
+	file     string
+	log      *slog.Logger
+	id       *security.Identity
+	verifier *security.Verifier
+	facts    *facts.Store
+	audit    *audit.Log
+	srv      *server.Server
+	external *external.Loader
+	extNames []string
+	// publishAudit sends audit lines to the broker once connected.
+	publishAudit atomic.Pointer[func([]byte)]
+}
+
+// New builds a node from its configuration (file is its path, for reporting).
+func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, error) {
+	d := &Daemon{cfg: cfg, file: file, log: log}
+	var err error
+	if d.id, err = security.LoadIdentity(cfg.Cert, cfg.Key); err != nil {
+		return nil, fmt.Errorf("node certificate: %w", err)
+	}
+	if cfg.Identity != "" && cfg.Identity != d.id.Name() {
+		return nil, fmt.Errorf("%s: identity %q does not match the certificate's name %q (the broker only delivers %s's messages to it)", file, cfg.Identity, d.id.Name(), d.id.Name())
+	}
+	if role, err := pki.RoleOf(d.id.Cert); err != nil || role != pki.RoleNode {
+		return nil, fmt.Errorf("%s is not a node certificate (role %q)", cfg.Cert, role)
+	}
+	if d.verifier, err = NewVerifier(&cfg.Security); err != nil {
+		return nil, err
+	}
+	d.facts, err = facts.New(facts.Options{
+		Files: cfg.FactFiles, ClassesFile: cfg.ClassesFile, Version: version, Logger: log,
+		Builtins: true, Commands: commands(cfg.FactCommand), CommandInterval: cfg.FactInterval,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("facts: %w", err)
+	}
+	opts := server.Options{
+		Identity: d.id, Verifier: d.verifier, Collectives: cfg.Collectives, Facts: d.facts,
+		AuditFailOpen: cfg.AuditFailOpen, MaxMessageSize: cfg.MaxMessageSize, Skew: cfg.Skew,
+		MaxTTL: cfg.MaxTTL, Version: version, Logger: log,
+	}
+	if cfg.PolicyDir != "" {
+		opts.Authorizer = Policy{authz.New(authz.Options{
+			Dir: cfg.PolicyDir, EnableDefault: cfg.PolicyEnableDef, DefaultName: cfg.PolicyDefaultName,
+			AllowUnconfigured: cfg.AllowUnconfigured, PolicyDefault: cfg.PolicyDefault,
+			AgentDefaults: cfg.AgentPolicyDefault,
+		}, log)}
+	} else {
+		log.Warn("policy.dir is not set: every authenticated caller may run every action")
+	}
+	if d.srv, err = server.New(opts); err != nil {
+		return nil, err
+	}
+	d.srv.SetData(NewDataPlugins(d.srv))
+	if cfg.AuditLog != "" {
+		// Central audit: every line is also published once connected (Run).
+		d.audit, err = audit.Open(cfg.AuditLog, audit.Options{OnAppend: func(line []byte) {
+			if publish := d.publishAudit.Load(); publish != nil {
+				(*publish)(line)
+			}
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("audit log: %w", err)
+		}
+		d.srv.SetAuditor(&Auditor{Log: d.audit, Node: d.id.Name(), Secrets: SecretsOf(d.srv)})
+	}
+	agents, err := d.builtinAgents()
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.Libdirs) > 0 {
+		d.external = external.NewLoader(external.Options{LibDirs: cfg.Libdirs, Facts: d.facts.Facts, Logger: log})
+		ext, errs := d.external.Load()
+		for _, e := range errs {
+			log.Error("external agent not loaded", "err", e)
+		}
+		ext = d.enabled(ext)
+		for _, a := range ext {
+			d.extNames = append(d.extNames, a.Name())
+		}
+		agents = append(agents, ext...)
+	}
+	if err := d.srv.AddAgents(agents...); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func commands(cmd []string) [][]string {
+	if len(cmd) == 0 {
+		return nil
+	}
+	return [][]string{cmd}
+}
+
+// NewVerifier builds the trust rules shared by nodes and brokers.
+func NewVerifier(s *config.Security) (*security.Verifier, error) {
+	ca, err := pki.ReadCert(s.CA)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	opts := security.VerifierOptions{CA: ca}
+	if s.Allowlist != "" {
+		if opts.Allowlist, err = security.ParseMatcher(s.Allowlist); err != nil {
+			return nil, fmt.Errorf("security.certname_allowlist: %w", err)
+		}
+	}
+	if s.Privileged != "" {
+		if opts.Privileged, err = security.ParseMatcher(s.Privileged); err != nil {
+			return nil, fmt.Errorf("security.privileged_certnames: %w", err)
+		}
+	}
+	return security.NewVerifier(opts)
+}
+
+func (d *Daemon) builtinAgents() ([]*agent.Agent, error) {
+	ru, err := rpcutil.New(d.srv, rpcutil.Options{ConfigFile: d.file, ConfigItems: map[string]any{
+		"identity": d.id.Name(), "collectives": d.cfg.Collectives, "libdir": d.cfg.Libdirs,
+		"facts": d.cfg.FactFiles, "classes": d.cfg.ClassesFile, "policy.dir": d.cfg.PolicyDir,
+		"policy.default": d.cfg.PolicyDefault, "audit.log": d.cfg.AuditLog,
+		"registration.interval": d.cfg.RegistrationPeriod.String(), "request.skew": d.cfg.Skew.String(),
+		"request.max_ttl": d.cfg.MaxTTL.String(), "max_message_size": d.cfg.MaxMessageSize,
+	}})
+	if err != nil {
+		return nil, err
+	}
+	agents := []*agent.Agent{ru}
+	if pa, err := packageagent.New(packageagent.Options{Logger: d.log}); err == nil {
+		agents = append(agents, pa)
+	} else if errors.Is(err, packageagent.ErrNoBackend) {
+		d.log.Info("package agent inactive", "reason", err)
+	} else {
+		return nil, err
+	}
+	if sa, err := serviceagent.New(serviceagent.Options{Logger: d.log}); err == nil {
+		agents = append(agents, sa)
+	} else if errors.Is(err, serviceagent.ErrNoBackend) {
+		d.log.Info("service agent inactive", "reason", err)
+	} else {
+		return nil, err
+	}
+	return d.enabled(agents), nil
+}
+
+// enabled drops the agents disabled in the configuration (rpcutil never is).
+func (d *Daemon) enabled(agents []*agent.Agent) []*agent.Agent {
+	var out []*agent.Agent
+	for _, a := range agents {
+		disabled := false
+		for _, n := range d.cfg.DisabledAgents {
+			if n == a.Name() && n != "rpcutil" {
+				disabled = true
+			}
+		}
+		if !disabled {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Server is the assembled node.
+func (d *Daemon) Server() *server.Server { return d.srv }
+
+// Run connects to the broker and serves until ctx ends.
+func (d *Daemon) Run(ctx context.Context) error {
+	if d.cfg.Insecure {
+		d.log.Warn("insecure = true: the broker connection is not encrypted (development only)")
+	}
+	if d.cfg.RevocationFile != "" {
+		serials, err := pki.ReadRevoked(d.cfg.RevocationFile)
+		if err != nil {
+			return fmt.Errorf("revocation file: %w", err)
+		}
+		d.verifier.SetRevoked(serials)
+	}
+	nc, err := transport.Dial(transport.Options{
+		Brokers: d.cfg.Brokers, Identity: d.id, Roots: d.verifier.Roots(), Insecure: d.cfg.Insecure,
+		Name: d.id.Name(), Reconnect: true, Logger: d.log,
+	})
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	if d.audit != nil {
+		defer d.audit.Close()
+		subject := protocol.AuditSubject(d.cfg.Collectives[0], d.id.Name())
+		publish := func(line []byte) { _ = nc.Publish(subject, line) }
+		d.publishAudit.Store(&publish)
+	}
+	if err := d.srv.Start(nc); err != nil {
+		return err
+	}
+	d.log.Info("node ready", "identity", d.id.Name(), "collectives", d.cfg.Collectives, "agents", d.srv.AgentNames())
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		if err := d.facts.Run(ctx); err != nil {
+			d.log.Error("facts watcher stopped", "err", err)
+		}
+	}()
+	if d.cfg.RevocationFile != "" {
+		go func() { _ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log) }()
+	}
+	if d.external != nil {
+		go d.external.Run(ctx, func(agents []*agent.Agent) {
+			agents = d.enabled(agents)
+			var names []string
+			for _, a := range agents {
+				names = append(names, a.Name())
+			}
+			if err := d.srv.ReplaceAgents(d.extNames, agents); err != nil {
+				d.log.Error("reloading external agents", "err", err)
+				return
+			}
+			d.extNames = names
+			d.log.Info("external agents reloaded", "agents", names)
+		})
+	}
+	<-ctx.Done()
+	d.log.Info("shutting down")
+	d.srv.Stop()
+	return nil
+}
+
+// NewDataPlugins returns the data plugins a node answers for -S filters,
+// ActionPolicy compound rules and rpcutil get_data.
+func NewDataPlugins(s *server.Server) *data.Registry {
+	return data.New(
+		data.NewFStat(time.Now),
+		data.NewSysctl("/proc/sys"),
+		data.NewFact(s.Fact),
+		data.NewAgent(func(name string) (map[string]any, bool) {
+			a, ok := s.Agent(name)
+			if !ok {
+				return nil, false
+			}
+			m := a.DDL.Metadata
+			return map[string]any{"name": m.Name, "description": m.Description, "author": m.Author,
+				"version": m.Version, "license": m.License, "timeout": m.Timeout, "url": m.URL}, true
+		}),
+		data.NewCollective(s.Collectives),
+	)
+}

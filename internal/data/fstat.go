@@ -1,0 +1,129 @@
+package data
+
+import (
+	"context"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"time"
+)
+
+// NewFStat returns the "fstat" plugin: fstat('/etc/issue') describes a path
+// without following a final symlink. now supplies the clock for the *_age
+// fields (nil means time.Now).
+//
+// Fields: present (bool; a missing path is present=false, not an error),
+// type (file, directory, symlink, socket, other), size, mode (octal string
+// such as "0644", with setuid/setgid/sticky bits), uid, gid, md5 and sha256
+// (hex; regular files only, "" otherwise), mtime/ctime/atime (RFC 3339),
+// mtime_seconds/ctime_seconds/atime_seconds (Unix time) and
+// mtime_age/ctime_age/atime_age (seconds before now).
+func NewFStat(now func() time.Time) Plugin {
+	if now == nil {
+		now = time.Now
+	}
+	return fstat{now: now}
+}
+
+type fstat struct{ now func() time.Time }
+
+func (fstat) Name() string { return "fstat" }
+
+func (f fstat) Query(ctx context.Context, path string) (map[string]any, error) {
+	if path == "" {
+		return nil, errors.New("fstat: empty path")
+	}
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]any{"present": false}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fstat %s: %w", path, err)
+	}
+	st := statOf(fi)
+	res := map[string]any{
+		"present": true,
+		"type":    fileType(fi.Mode()),
+		"size":    fi.Size(),
+		"mode":    octalMode(fi.Mode()),
+		"uid":     st.uid,
+		"gid":     st.gid,
+		"md5":     "",
+		"sha256":  "",
+	}
+	now := f.now()
+	for name, t := range map[string]time.Time{"mtime": fi.ModTime(), "ctime": st.ctime, "atime": st.atime} {
+		res[name] = t.Format(time.RFC3339)
+		res[name+"_seconds"] = t.Unix()
+		res[name+"_age"] = int64(now.Sub(t) / time.Second)
+	}
+	if fi.Mode().IsRegular() {
+		md5sum, sha, err := hashFile(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("fstat %s: %w", path, err)
+		}
+		res["md5"], res["sha256"] = md5sum, sha
+	}
+	return res, nil
+}
+
+func fileType(m fs.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "file"
+	case m.IsDir():
+		return "directory"
+	case m&fs.ModeSymlink != 0:
+		return "symlink"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "other"
+}
+
+// octalMode renders the Unix permission bits, including setuid (4000),
+// setgid (2000) and sticky (1000) which Go keeps outside Perm().
+func octalMode(m fs.FileMode) string {
+	bits := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		bits |= 0o4000
+	}
+	if m&fs.ModeSetgid != 0 {
+		bits |= 0o2000
+	}
+	if m&fs.ModeSticky != 0 {
+		bits |= 0o1000
+	}
+	return fmt.Sprintf("%04o", bits)
+}
+
+func hashFile(ctx context.Context, path string) (md5sum, sha string, err error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer file.Close()
+	m, s := md5.New(), sha256.New()
+	if _, err := io.Copy(io.MultiWriter(m, s), ctxReader{ctx: ctx, r: file}); err != nil {
+		return "", "", fmt.Errorf("hashing: %w", err)
+	}
+	return hex.EncodeToString(m.Sum(nil)), hex.EncodeToString(s.Sum(nil)), nil
+}
+
+// ctxReader stops hashing a huge file once the query is cancelled.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

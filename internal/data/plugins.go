@@ -1,0 +1,124 @@
+package data
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// NewSysctl returns the "sysctl" plugin: sysctl('net.ipv4.ip_forward') reads
+// <root>/net/ipv4/ip_forward. root is normally /proc/sys ("" means that).
+// Fields: present (bool), value (trimmed file content).
+func NewSysctl(root string) Plugin {
+	if root == "" {
+		root = "/proc/sys"
+	}
+	return sysctl{root: root}
+}
+
+type sysctl struct{ root string }
+
+func (sysctl) Name() string { return "sysctl" }
+
+func (s sysctl) Query(_ context.Context, key string) (map[string]any, error) {
+	parts := strings.Split(key, ".")
+	for _, p := range parts {
+		// Keys are dotted names, never paths: refuse anything that could
+		// leave root.
+		if p == "" || p == ".." || strings.ContainsAny(p, `/\`) {
+			return nil, fmt.Errorf("sysctl: invalid key %q", key)
+		}
+	}
+	b, err := os.ReadFile(filepath.Join(append([]string{s.root}, parts...)...))
+	if errors.Is(err, fs.ErrNotExist) {
+		return map[string]any{"present": false}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sysctl %s: %w", key, err)
+	}
+	return map[string]any{"present": true, "value": strings.TrimSpace(string(b))}, nil
+}
+
+// NewFact returns the "fact" plugin: fact('os.release.major') looks the
+// dotted path up with lookup (the node's fact lookup).
+// Fields: present (bool), value (the fact, possibly a list or map).
+func NewFact(lookup func(path string) (any, bool)) Plugin {
+	return factPlugin{lookup: lookup}
+}
+
+type factPlugin struct {
+	lookup func(string) (any, bool)
+}
+
+func (factPlugin) Name() string { return "fact" }
+
+func (f factPlugin) Query(_ context.Context, path string) (map[string]any, error) {
+	if path == "" {
+		return nil, errors.New("fact: empty fact name")
+	}
+	v, ok := f.lookup(path)
+	if !ok {
+		return map[string]any{"present": false}, nil
+	}
+	return map[string]any{"present": true, "value": v}, nil
+}
+
+// NewAgent returns the "agent" plugin: agent('package') reports the agent's
+// DDL metadata as returned by lookup (name, description, author, version,
+// license, timeout, url), plus present (bool).
+func NewAgent(lookup func(name string) (map[string]any, bool)) Plugin {
+	return agentPlugin{lookup: lookup}
+}
+
+type agentPlugin struct {
+	lookup func(string) (map[string]any, bool)
+}
+
+func (agentPlugin) Name() string { return "agent" }
+
+func (a agentPlugin) Query(_ context.Context, name string) (map[string]any, error) {
+	if name == "" {
+		return nil, errors.New("agent: empty agent name")
+	}
+	meta, ok := a.lookup(name)
+	if !ok {
+		return map[string]any{"present": false}, nil
+	}
+	res := make(map[string]any, len(meta)+1)
+	for k, v := range meta {
+		res[k] = v
+	}
+	res["present"] = true
+	return res, nil
+}
+
+// NewCollective returns the "collective" plugin: collective('production')
+// reports whether this node is a member. collectives returns the node's
+// current memberships. Field: member (bool).
+func NewCollective(collectives func() []string) Plugin {
+	return collectivePlugin{collectives: collectives}
+}
+
+type collectivePlugin struct {
+	collectives func() []string
+}
+
+func (collectivePlugin) Name() string { return "collective" }
+
+func (c collectivePlugin) Query(_ context.Context, name string) (map[string]any, error) {
+	if name == "" {
+		return nil, errors.New("collective: empty collective name")
+	}
+	member := false
+	for _, have := range c.collectives() {
+		if have == name {
+			member = true
+			break
+		}
+	}
+	return map[string]any{"member": member}, nil
+}
