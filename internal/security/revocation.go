@@ -13,6 +13,9 @@ import (
 // reloads it whenever it changes, until ctx ends. A file that cannot be read
 // keeps the last good list (and is logged): a broken file must not un-revoke.
 func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.Duration, log *slog.Logger) error {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	load := func() error {
 		serials, err := pki.ReadRevoked(path)
 		if err != nil {
