@@ -28,7 +28,7 @@ type Request struct {
 	Targets []string
 	// Timeout is the longest the call waits for replies (default 10 s).
 	Timeout time.Duration
-	// Quiet is the broadcast quiet window (default 100 ms).
+	// Quiet is the broadcast quiet window (default: the client's DiscoveryQuiet).
 	Quiet time.Duration
 	// NoReplies sends the request fire-and-forget: nodes run it but do not reply.
 	NoReplies bool
@@ -109,7 +109,7 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	}
 	quiet := r.Quiet
 	if quiet <= 0 {
-		quiet = 100 * time.Millisecond
+		quiet = c.cfg.DiscoveryQuiet
 	}
 	if !r.NoReplies {
 		if err := c.subscribe(collective); err != nil {

@@ -41,6 +41,10 @@ type Config struct {
 	TTL time.Duration
 	// DiscoveryTimeout caps broadcast discovery (default 2 s).
 	DiscoveryTimeout time.Duration
+	// DiscoveryQuiet ends broadcasts (discovery, ping) once no reply came for
+	// this long (default 100 ms). Only a CPU-starved emulation of thousands
+	// of nodes in one process needs more.
+	DiscoveryQuiet time.Duration
 	// Timeout overrides the per-request reply timeout when set.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -55,6 +59,7 @@ func ConfigFromFile(path string) (Config, error) {
 	return Config{
 		Brokers: c.Brokers, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: c.Insecure,
 		Collective: c.Collective, TTL: c.TTL, DiscoveryTimeout: c.DiscoveryTimeout, Timeout: c.Timeout,
+		DiscoveryQuiet: c.DiscoveryQuiet,
 	}, nil
 }
 
@@ -85,6 +90,9 @@ func Connect(cfg Config) (*Client, error) {
 	}
 	if cfg.DiscoveryTimeout <= 0 {
 		cfg.DiscoveryTimeout = 2 * time.Second
+	}
+	if cfg.DiscoveryQuiet <= 0 {
+		cfg.DiscoveryQuiet = 100 * time.Millisecond
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -150,13 +150,14 @@ type Client struct {
 	Collectives      []string      // collectives that may be addressed with -T
 	Timeout          time.Duration // overrides the DDL timeout when set
 	DiscoveryTimeout time.Duration // cap on broadcast discovery
+	DiscoveryQuiet   time.Duration // broadcast ends after this long without a reply
 	TTL              time.Duration // request ttl
 	Libdirs          []string      // where client-side DDLs of external agents live (<libdir>/agent/NAME.json)
 }
 
 // DefaultClient returns the client defaults.
 func DefaultClient() *Client {
-	c := &Client{Collective: "mcollective", DiscoveryTimeout: 2 * time.Second, TTL: 60 * time.Second}
+	c := &Client{Collective: "mcollective", DiscoveryTimeout: 2 * time.Second, DiscoveryQuiet: 100 * time.Millisecond, TTL: 60 * time.Second}
 	c.defaults()
 	return c
 }
@@ -168,6 +169,7 @@ func (c *Client) keys(base string) keys {
 		"timeout":           {"reply timeout; default: the action's DDL timeout", duration(&c.Timeout)},
 		"discovery_timeout": {"longest broadcast discovery (default 2s; it ends earlier when replies stop)", duration(&c.DiscoveryTimeout)},
 		"ttl":               {"how long a request stays valid (default 60s)", duration(&c.TTL)},
+		"discovery_quiet":   {"broadcast discovery and ping end after this long without a new reply (default 100ms)", duration(&c.DiscoveryQuiet)},
 		"libdir":            {"directories with agent DDLs in agent/ (for agents not built in)", paths(base, &c.Libdirs)},
 	}
 	c.Security.declare(ks, base)

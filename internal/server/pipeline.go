@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/marionette/mco/agent"
@@ -27,9 +28,17 @@ type request struct {
 }
 
 // Handle runs one raw message through the pipeline. It never panics on bad
-// input and never blocks on a running action: actions run on their own
-// goroutine once the request has been accepted.
-func (s *Server) Handle(data []byte) {
+// input and never blocks on a running action: once accepted, the action runs
+// on its own goroutine.
+func (s *Server) Handle(data []byte) { s.handle(data, false) }
+
+// handle runs the pipeline. inline runs the action on the calling goroutine:
+// broadcast subscriptions do that (each agent has its own delivery
+// goroutine), so that under load every node's reply follows its verification
+// directly instead of queueing behind every other node's work; directed
+// requests share one subscription for all agents and so get a goroutine each,
+// lest a slow action hold up other agents.
+func (s *Server) handle(data []byte, inline bool) {
 	s.stats.Total.Add(1)
 	r := &request{received: s.now()}
 	var err error
@@ -56,10 +65,11 @@ func (s *Server) Handle(data []byte) {
 	}
 	s.stats.Passed.Add(1)
 	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
+	if inline {
 		s.run(r)
-	}()
+		return
+	}
+	go s.run(r)
 }
 
 // decodeAndAuthenticate is steps 1 and 2: size and envelope checks, then the
@@ -254,9 +264,11 @@ func (s *Server) validateInput(r *request) bool {
 	return true
 }
 
-// run is step 8: the action runs with the agent's timeout. A handler that
-// overruns is abandoned and the caller told so; it is never silent.
+// run is step 8: the action runs with the agent's timeout. A watchdog replies
+// "timeout after Ns" when the deadline passes; a handler that overruns has
+// its late result discarded. The caller is never left without an answer.
 func (s *Server) run(r *request) {
+	defer s.wg.Done()
 	timeout := r.agent.Timeout()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -267,9 +279,19 @@ func (s *Server) run(r *request) {
 		TTL: time.Duration(r.req.TTL) * time.Second, Data: r.req.Data,
 	}
 	rep := &agent.Reply{Data: r.action.OutputDefaults()}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
+	start := time.Now()
+	var answered sync.Once
+	watchdog := time.AfterFunc(timeout, func() {
+		answered.Do(func() {
+			s.stats.Timeouts.Add(1)
+			msg := fmt.Sprintf("timeout after %s", timeout)
+			s.log.Warn("action timed out", "id", r.req.ID, "agent", r.req.Agent, "action", r.req.Action, "timeout", timeout)
+			s.auditComplete(r, protocol.Aborted, msg, time.Since(start))
+			s.reply(r, protocol.Aborted, msg, nil)
+		})
+	})
+	defer watchdog.Stop()
+	func() {
 		defer func() {
 			if p := recover(); p != nil {
 				s.log.Error("action panicked", "agent", r.req.Agent, "action", r.req.Action, "panic", p)
@@ -278,19 +300,11 @@ func (s *Server) run(r *request) {
 		}()
 		h(ctx, areq, rep)
 	}()
-	start := time.Now()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		s.stats.Timeouts.Add(1)
-		msg := fmt.Sprintf("timeout after %s", timeout)
-		s.log.Warn("action timed out", "id", r.req.ID, "agent", r.req.Agent, "action", r.req.Action, "timeout", timeout)
-		s.auditComplete(r, protocol.Aborted, msg, time.Since(start))
-		s.reply(r, protocol.Aborted, msg, nil)
-		return
-	}
-	s.auditComplete(r, rep.Status, rep.Message, time.Since(start))
-	s.reply(r, rep.Status, rep.Message, rep.Data)
+	answered.Do(func() {
+		watchdog.Stop()
+		s.auditComplete(r, rep.Status, rep.Message, time.Since(start))
+		s.reply(r, rep.Status, rep.Message, rep.Data)
+	})
 }
 
 // reply is step 9: sign the reply with the node's own key and publish it.

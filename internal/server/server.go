@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -256,7 +257,11 @@ func (s *Server) resubscribe() error {
 		if _, ok := s.subs[subj]; ok {
 			continue
 		}
-		sub, err := s.nc.Subscribe(subj, s.onMessage)
+		handler := s.onDirected
+		if !strings.Contains(subj, ".node.") {
+			handler = s.onBroadcast
+		}
+		sub, err := s.nc.Subscribe(subj, handler)
 		if err != nil {
 			return fmt.Errorf("subscribing %s: %w", subj, err)
 		}
@@ -279,9 +284,9 @@ func (s *Server) Stop() {
 	s.wg.Wait()
 }
 
-func (s *Server) onMessage(m *nats.Msg) {
-	s.Handle(m.Data)
-}
+func (s *Server) onBroadcast(m *nats.Msg) { s.handle(m.Data, true) }
+
+func (s *Server) onDirected(m *nats.Msg) { s.handle(m.Data, false) }
 
 // publish sends a message on the node's connection.
 func (s *Server) publish(subject string, data []byte) error {
