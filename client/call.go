@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -102,6 +103,9 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	collective := r.Collective
 	if collective == "" {
 		collective = c.cfg.Collective
+	}
+	if !c.mayAddress(collective) {
+		return nil, fmt.Errorf("collective %q is not one this client is configured for (%s)", collective, strings.Join(c.collectives(), ", "))
 	}
 	timeout := r.Timeout
 	if timeout <= 0 {
@@ -267,6 +271,23 @@ func (c *Client) Discover(ctx context.Context, d DiscoverRequest) ([]string, err
 	})
 	sort.Strings(nodes)
 	return nodes, err
+}
+
+// collectives lists the collectives the client may address.
+func (c *Client) collectives() []string {
+	if len(c.cfg.Collectives) == 0 {
+		return []string{c.cfg.Collective}
+	}
+	return c.cfg.Collectives
+}
+
+func (c *Client) mayAddress(collective string) bool {
+	for _, have := range c.collectives() {
+		if have == collective {
+			return true
+		}
+	}
+	return false
 }
 
 func sortedKeys(m map[string]bool) []string {

@@ -37,6 +37,9 @@ type Config struct {
 	Key        string   // client private key file (PEM)
 	Insecure   bool     // plaintext transport (development only)
 	Collective string   // default collective (default "mcollective")
+	// Collectives lists every collective this client may address; empty
+	// means only Collective.
+	Collectives []string
 	// TTL is how long a request stays valid on the nodes (default 60 s).
 	TTL time.Duration
 	// DiscoveryTimeout caps broadcast discovery (default 2 s).
@@ -57,7 +60,8 @@ func ConfigFromFile(path string) (Config, error) {
 		return Config{}, err
 	}
 	return Config{
-		Brokers: c.Brokers, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: c.Insecure,
+		Collectives: c.Collectives,
+		Brokers:     c.Brokers, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: c.Insecure,
 		Collective: c.Collective, TTL: c.TTL, DiscoveryTimeout: c.DiscoveryTimeout, Timeout: c.Timeout,
 		DiscoveryQuiet: c.DiscoveryQuiet,
 	}, nil

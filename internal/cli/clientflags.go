@@ -130,6 +130,13 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 		return nil, err
 	}
 	if f.collective != "" {
+		allowed := cfg.Collectives
+		if len(allowed) == 0 {
+			allowed = []string{cfg.Collective}
+		}
+		if !contains(allowed, f.collective) {
+			return nil, &ExitError{Code: 1, Err: fmt.Errorf("-T %s: collective not in this client's configured collectives (%s); add it to 'collectives' in %s", f.collective, strings.Join(allowed, ", "), path)}
+		}
 		cfg.Collective = f.collective
 	}
 	if f.discoveryTimeout > 0 {
@@ -139,6 +146,22 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 		f.timeout = cfg.Timeout
 	}
 	return client.Connect(cfg)
+}
+
+// method is the discovery method: --dm, else flatfile with --nodes, direct
+// for exact -I values only, stdin when something is piped in, else broadcast.
+func (f *clientFlags) method(app *App) string {
+	switch {
+	case f.dm != "":
+		return f.dm
+	case f.nodes != "":
+		return "flatfile"
+	case f.directTargets() != nil:
+		return "direct"
+	case !app.StdinTTY && stdinHasData(app.Stdin):
+		return "stdin"
+	}
+	return "broadcast"
 }
 
 // discovery is the outcome of finding the nodes to address.
@@ -151,19 +174,7 @@ type discovery struct {
 // discover finds the target nodes by the chosen method.
 func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client, flt *filter.Filter) (*discovery, error) {
 	start := time.Now()
-	d := &discovery{method: f.dm}
-	if d.method == "" {
-		switch {
-		case f.nodes != "":
-			d.method = "flatfile"
-		case f.directTargets() != nil:
-			d.method = "direct"
-		case !app.StdinTTY && stdinHasData(app.Stdin):
-			d.method = "stdin"
-		default:
-			d.method = "broadcast"
-		}
-	}
+	d := &discovery{method: f.method(app)}
 	var err error
 	switch d.method {
 	case "direct":

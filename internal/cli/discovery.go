@@ -32,6 +32,11 @@ func newFindCmd(app *App) *cobra.Command {
 				return err
 			}
 			defer cl.Close()
+			// find asks the nodes even for exact -I values: it reports who is
+			// there, not who was named.
+			if f.dm == "" && f.nodes == "" && f.directTargets() != nil {
+				f.dm = "broadcast"
+			}
 			d, err := f.discover(cmd.Context(), app, cl, flt)
 			if err != nil {
 				return err

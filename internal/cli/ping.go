@@ -34,7 +34,9 @@ every exact -I node answered).`,
 			if req.Timeout == 0 {
 				req.Timeout = 5 * time.Second
 			}
-			if f.nodes != "" || f.dm != "" {
+			// A node list from a file, stdin or a program is pinged directly;
+			// otherwise the ping itself is the broadcast.
+			if method := f.method(app); method != "broadcast" && method != "direct" {
 				d, err := f.discover(cmd.Context(), app, cl, flt)
 				if err != nil {
 					return err

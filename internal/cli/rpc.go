@@ -96,13 +96,17 @@ func (c *rpcCall) timeout(override time.Duration) time.Duration {
 	return 12 * time.Second
 }
 
+// clientLibdirs returns the client configuration's DDL directories. Without
+// a usable configuration there are none, and the user is told why: agent
+// DDLs silently vanishing would be worse.
 func clientLibdirs(cmd *cobra.Command) []string {
 	path, err := config.FindClient(configFlag(cmd))
 	if err != nil {
-		return nil
+		return nil // no configuration at all: built-in DDLs only
 	}
 	c, err := config.LoadClient(path)
 	if err != nil {
+		fmt.Fprintf(cmd.ErrOrStderr(), "warning: client configuration unusable, agent DDLs from its libdir are not loaded: %v\n", err)
 		return nil
 	}
 	return c.Libdirs
@@ -113,6 +117,15 @@ func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action stri
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
+	return runCall(cmd, app, f, call, noResults, nil)
+}
+
+// runCall discovers the nodes, sends a prepared call and prints the replies.
+// confirm, when not nil, runs after discovery and before anything is sent:
+// an error from it aborts the call (package and service use it for their
+// safety prompt).
+func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResults bool, confirm func(*discovery) error) error {
+	agentName, action := call.agent, call.action
 	flt, err := f.buildFilter(agentName)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
@@ -129,6 +142,11 @@ func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action stri
 	if len(d.nodes) == 0 {
 		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
 		return exit(1)
+	}
+	if confirm != nil {
+		if err := confirm(d); err != nil {
+			return err
+		}
 	}
 	req := client.Request{
 		Agent: agentName, Action: action, Data: call.data, Filter: flt, Targets: d.nodes,

@@ -281,7 +281,7 @@ func (s *Server) run(r *request) {
 	rep := &agent.Reply{Data: r.action.OutputDefaults()}
 	start := time.Now()
 	var answered sync.Once
-	watchdog := time.AfterFunc(timeout, func() {
+	timedOut := func() {
 		answered.Do(func() {
 			s.stats.Timeouts.Add(1)
 			msg := fmt.Sprintf("timeout after %s", timeout)
@@ -289,7 +289,8 @@ func (s *Server) run(r *request) {
 			s.auditComplete(r, protocol.Aborted, msg, time.Since(start))
 			s.reply(r, protocol.Aborted, msg, nil)
 		})
-	})
+	}
+	watchdog := time.AfterFunc(timeout, timedOut)
 	defer watchdog.Stop()
 	func() {
 		defer func() {
@@ -300,6 +301,12 @@ func (s *Server) run(r *request) {
 		}()
 		h(ctx, areq, rep)
 	}()
+	if ctx.Err() != nil {
+		// The handler gave up because its deadline passed (as handlers
+		// should): a timeout, even when it returns before the watchdog fires.
+		timedOut()
+		return
+	}
 	answered.Do(func() {
 		watchdog.Stop()
 		s.auditComplete(r, rep.Status, rep.Message, time.Since(start))
