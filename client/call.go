@@ -167,6 +167,14 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	if err == nil {
 		err = c.nc.Flush()
 	}
+	if err == nil {
+		// The broker refuses a publish asynchronously; the flush round trip
+		// guarantees the refusal has arrived. Without this check a
+		// fire-and-forget request to a forbidden collective looks sent.
+		if le := c.nc.LastError(); le != nil && strings.Contains(strings.ToLower(le.Error()), strings.ToLower(`publish to "`+collective+".")) {
+			err = fmt.Errorf("broker refused the request: %w", le)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("publishing request: %w", err)
 	}

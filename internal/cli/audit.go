@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -227,6 +228,9 @@ func runAuditSearch(app *App, f auditSearchFlags, now time.Time) error {
 	}
 	if q.Until, err = parseSince(f.until, now); err != nil {
 		return &ExitError{Code: 1, Err: fmt.Errorf("--until: %w", err)}
+	}
+	if st, err := os.Stat(f.dir); err != nil || !st.IsDir() {
+		return &ExitError{Code: 1, Err: fmt.Errorf("--dir %s: not a directory written by mco audit collect", f.dir)}
 	}
 	recs, err := audit.Search(f.dir, q)
 	if err != nil {

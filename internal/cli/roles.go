@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/spf13/cobra"
 
 	"github.com/marionette/mco/internal/broker"
@@ -197,14 +198,16 @@ can never act as a client, and no issued certificate can sign another.
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(app.Stdout, "%-36s %-7s %-34s %-10s %s\n", "NAME", "ROLE", "SERIAL", "EXPIRES", "STATUS")
+			tw := newTable(app)
+			tw.AppendHeader(table.Row{"Name", "Role", "Serial", "Expires", "Status"})
 			for _, e := range entries {
 				status := "valid"
 				if e.Revoked {
 					status = "REVOKED"
 				}
-				fmt.Fprintf(app.Stdout, "%-36s %-7s %-34s %-10s %s\n", e.Name, e.Role, e.Serial, e.NotAfter.Format("2006-01-02"), status)
+				tw.AppendRow(table.Row{e.Name, e.Role, e.Serial, e.NotAfter.Format("2006-01-02"), status})
 			}
+			tw.Render()
 			return nil
 		},
 	}
@@ -269,4 +272,15 @@ func splitList(s string) []string {
 		}
 	}
 	return out
+}
+
+// newTable returns a plain table writer on stdout: no box drawing, so the
+// output stays easy to grep and to paste.
+func newTable(app *App) table.Writer {
+	tw := table.NewWriter()
+	tw.SetOutputMirror(app.Stdout)
+	tw.SetStyle(table.StyleLight)
+	tw.Style().Options = table.OptionsNoBordersAndSeparators
+	tw.Style().Format.Header = 0 // keep header case as written
+	return tw
 }

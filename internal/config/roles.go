@@ -22,12 +22,17 @@ type Security struct {
 	RevocationFile string   // revoked serial numbers, re-read when it changes
 }
 
-func (s *Security) declare(ks keys, base string) {
+// declare adds the shared keys; trust adds the rules only nodes and brokers
+// apply to other certificates (allow list, privileged names, revocation).
+func (s *Security) declare(ks keys, base string, trust bool) {
 	ks["broker"] = key{"NATS URLs of the brokers, comma separated (default tls://127.0.0.1:4222)", strs(&s.Brokers)}
 	ks["tls.ca"] = key{"CA certificate that signed every certificate of the collective", path(base, &s.CA)}
 	ks["tls.cert"] = key{"this process's certificate", path(base, &s.Cert)}
 	ks["tls.key"] = key{"this process's private key", path(base, &s.Key)}
 	ks["insecure"] = key{"plaintext transport; development only (default false)", boolean(&s.Insecure)}
+	if !trust {
+		return
+	}
 	ks["security.certname_allowlist"] = key{`client certnames accepted (default /\.mcollective$/)`, str(&s.Allowlist)}
 	ks["security.privileged_certnames"] = key{`certnames that may sign for another caller (default /\.privileged\.mcollective$/)`, str(&s.Privileged)}
 	ks["security.revocation_file"] = key{"file of revoked certificate serials (see mco pki revoke)", path(base, &s.RevocationFile)}
@@ -112,11 +117,10 @@ func (s *Server) keys(base string) keys {
 			s.AgentPolicyDefault[name] = val
 			return nil
 		}},
-		"facts.command":         {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
-		"facts.interval":        {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
-		"registration.interval": {"registration announcement period (default 0: at start and on change only)", duration(&s.RegistrationPeriod)},
+		"facts.command":  {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
+		"facts.interval": {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
 	}
-	s.Security.declare(ks, base)
+	s.Security.declare(ks, base, true)
 	return ks
 }
 
@@ -172,7 +176,7 @@ func (c *Client) keys(base string) keys {
 		"discovery_quiet":   {"broadcast discovery and ping end after this long without a new reply (default 100ms)", duration(&c.DiscoveryQuiet)},
 		"libdir":            {"directories with agent DDLs in agent/ (for agents not built in)", paths(base, &c.Libdirs)},
 	}
-	c.Security.declare(ks, base)
+	c.Security.declare(ks, base, false)
 	return ks
 }
 
@@ -249,7 +253,7 @@ func (b *Broker) keys(base string) keys {
 			return nil
 		}},
 	}
-	b.Security.declare(ks, base)
+	b.Security.declare(ks, base, true)
 	delete(ks, "broker")
 	return ks
 }

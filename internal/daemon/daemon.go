@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
@@ -86,6 +88,9 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	}
 	d.srv.SetData(NewDataPlugins(d.srv))
 	if cfg.AuditLog != "" {
+		if err := os.MkdirAll(filepath.Dir(cfg.AuditLog), 0o700); err != nil {
+			return nil, fmt.Errorf("audit log directory: %w", err)
+		}
 		// Central audit: every line is also published once connected (Run).
 		d.audit, err = audit.Open(cfg.AuditLog, audit.Options{OnAppend: func(line []byte) {
 			if publish := d.publishAudit.Load(); publish != nil {
@@ -151,7 +156,7 @@ func (d *Daemon) builtinAgents() ([]*agent.Agent, error) {
 		"identity": d.id.Name(), "collectives": d.cfg.Collectives, "libdir": d.cfg.Libdirs,
 		"facts": d.cfg.FactFiles, "classes": d.cfg.ClassesFile, "policy.dir": d.cfg.PolicyDir,
 		"policy.default": d.cfg.PolicyDefault, "audit.log": d.cfg.AuditLog,
-		"registration.interval": d.cfg.RegistrationPeriod.String(), "request.skew": d.cfg.Skew.String(),
+		"request.skew":    d.cfg.Skew.String(),
 		"request.max_ttl": d.cfg.MaxTTL.String(), "max_message_size": d.cfg.MaxMessageSize,
 	}})
 	if err != nil {

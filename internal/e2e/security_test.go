@@ -315,6 +315,12 @@ func TestCollectiveRestriction(t *testing.T) {
 	if r.code == 0 || !strings.Contains(strings.ToLower(r.stdout+r.stderr), "refused") {
 		t.Fatalf("dev in production: exit %d, want a failure saying the broker refused\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
+	// Fire-and-forget requests need no reply subscription: the refusal is
+	// of the publish itself and must be reported too.
+	r = mco(t, "", "-c", dev, "rpc", "rpcutil", "ping", "-I", node, "-T", "production", "--no-results")
+	if r.code == 0 || !strings.Contains(strings.ToLower(r.stdout+r.stderr), "refused") {
+		t.Fatalf("dev in production, --no-results: exit %d, want a failure saying the broker refused\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
 }
 
 // writeFile writes body to path, creating its directory.
