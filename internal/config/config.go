@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -139,6 +140,12 @@ func duration(p *time.Duration) func(string) error {
 	return func(v string) error {
 		// Bare numbers are seconds, as in MCollective.
 		if n, err := strconv.ParseFloat(v, 64); err == nil {
+			if n < 0 {
+				return fmt.Errorf("%q: duration must not be negative", v)
+			}
+			if math.IsNaN(n) || math.IsInf(n, 0) || n > float64(math.MaxInt64/int64(time.Second)) {
+				return fmt.Errorf("%q is not a usable number of seconds", v)
+			}
 			*p = time.Duration(n * float64(time.Second))
 		} else if d, err := time.ParseDuration(v); err == nil {
 			*p = d

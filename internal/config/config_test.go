@@ -147,12 +147,11 @@ func TestLoadServer(t *testing.T) {
 		"max_message_size = 2048",
 		"request.skew = 2",
 		"request.max_ttl = 10m",
-		"registration.interval = 1.5",
+		"facts.interval = 1.5",
 		"facts.command = facter -j",
 		"security.certname_allowlist = bob, /\\.ops$/",
-		"key.with.equals = no", // replaced below: keys with '=' in the value
+		"security.privileged_certnames = /a=b/", // only the first '=' separates
 	}, "\n")
-	body = strings.Replace(body, "key.with.equals = no", "security.privileged_certnames = /a=b/", 1)
 	p := writeConf(t, body)
 	dir := filepath.Dir(p)
 	s, err := LoadServer(p)
@@ -176,7 +175,7 @@ func TestLoadServer(t *testing.T) {
 	want.MaxMessageSize = 2048
 	want.Skew = 2 * time.Second
 	want.MaxTTL = 10 * time.Minute
-	want.RegistrationPeriod = 1500 * time.Millisecond
+	want.FactInterval = 1500 * time.Millisecond
 	want.FactCommand = []string{"facter", "-j"}
 	want.Allowlist = `bob, /\.ops$/`
 	want.Privileged = "/a=b/"

@@ -125,7 +125,8 @@ type Verifier struct {
 	allow      *Matcher
 	privileged *Matcher
 	now        func() time.Time
-	cache      sync.Map // [32]byte fingerprint -> *verified
+	cache      sync.Map // [32]byte fingerprint -> *verified (successes only)
+	cached     atomic.Int64
 	revoked    atomic.Pointer[map[string]bool]
 }
 
@@ -173,6 +174,10 @@ func (v *Verifier) IsRevoked(cert *x509.Certificate) bool {
 	return (*v.revoked.Load())[cert.SerialNumber.Text(16)]
 }
 
+// maxCachedCerts bounds the verification cache; a collective has far fewer
+// distinct client and node certificates than this.
+const maxCachedCerts = 100_000
+
 // ErrUntrusted wraps every certificate rejection, so callers can count them.
 var ErrUntrusted = errors.New("untrusted certificate")
 
@@ -185,10 +190,16 @@ func (v *Verifier) Certificate(der []byte, role pki.Role) (*x509.Certificate, er
 		ent = e.(*verified)
 	} else {
 		ent = v.verifyChain(der)
+		if ent.err != nil {
+			// Failures are not cached: random certificate bytes must not
+			// grow the cache.
+			return nil, ent.err
+		}
+		if v.cached.Add(1) > maxCachedCerts {
+			v.cache.Clear()
+			v.cached.Store(1)
+		}
 		v.cache.Store(fp, ent)
-	}
-	if ent.err != nil {
-		return nil, ent.err
 	}
 	cert := ent.cert
 	now := v.now()

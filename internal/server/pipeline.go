@@ -125,8 +125,10 @@ func (s *Server) checkFreshness(r *request) bool {
 		s.dropf(dropCollective, "request %s is for collective %q", req.ID, req.Collective)
 		return false
 	}
-	if req.ProcessResults && !strings.HasPrefix(req.ReplyTo, req.Collective+".reply.") {
-		s.dropf(dropReplyTo, "request %s: reply subject %q is not in collective %q", req.ID, req.ReplyTo, req.Collective)
+	// Replies go only to the signer's own reply subjects, so nobody can aim
+	// a fleet's replies at another client.
+	if own := protocol.ReplyPrefix(req.Collective, protocol.CallerHash(r.caller)) + "."; req.ProcessResults && !strings.HasPrefix(req.ReplyTo, own) {
+		s.dropf(dropReplyTo, "request %s: reply subject %q is not one of %q's (%s*)", req.ID, req.ReplyTo, r.caller, own)
 		return false
 	}
 	if req.TTL <= 0 {

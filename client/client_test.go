@@ -1,0 +1,230 @@
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	natsserver "github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/protocol"
+)
+
+const (
+	testCollective = "mcollective"
+	web1           = "web1.example.net"
+)
+
+// startNATS runs a plain embedded NATS server: these tests are about what the
+// client trusts, so anyone may publish anything, as a rogue would.
+func startNATS(t *testing.T) string {
+	t.Helper()
+	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go ns.Start()
+	if !ns.ReadyForConnections(10 * time.Second) {
+		t.Fatal("embedded NATS did not start")
+	}
+	t.Cleanup(func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	})
+	return ns.ClientURL()
+}
+
+func dial(t *testing.T, url string) *nats.Conn {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func issue(t *testing.T, ca *pki.CA, role pki.Role, name string) *security.Identity {
+	t.Helper()
+	cert, key, err := ca.Issue(pki.LeafRequest{Name: name, Role: role})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &security.Identity{Cert: cert, Key: key}
+}
+
+// signReply builds an OK reply envelope signed by id; tamper, when set,
+// changes the envelope after signing.
+func signReply(t *testing.T, id *security.Identity, req *protocol.Request, sender string, tamper func(*protocol.SecureReply)) []byte {
+	t.Helper()
+	body, err := json.Marshal(&protocol.Reply{
+		Protocol: protocol.ReplyProtocol, RequestID: req.ID, Sender: sender, Agent: req.Agent, Action: req.Action,
+		Status: protocol.OK, Message: "OK", Data: map[string]any{"pong": 1}, Time: time.Now().UnixNano(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := &protocol.SecureReply{Protocol: protocol.SecureReplyProtocol, Reply: body, Signature: id.Sign(body), Cert: id.Cert.Raw}
+	if tamper != nil {
+		tamper(env)
+	}
+	out, err := json.Marshal(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestUntrustedRepliesAreNeverOK: a rogue answers a directed call first with
+// a bad reply, then (once the client has reported it) the real node answers.
+// The bad reply must come back with Err set and be counted Invalid.
+func TestUntrustedRepliesAreNeverOK(t *testing.T) {
+	url := startNATS(t)
+	ca, err := pki.NewCA("client test CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := pki.NewCA("rogue CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := issue(t, ca, pki.RoleNode, web1)
+	web2 := issue(t, ca, pki.RoleNode, "web2.example.net")
+	foreignWeb1 := issue(t, other, pki.RoleNode, web1)
+	aClient := issue(t, ca, pki.RoleClient, "bob.mcollective")
+
+	tests := []struct {
+		name    string
+		bad     func(req *protocol.Request) []byte
+		errText string
+	}{
+		{"certificate of another CA", func(req *protocol.Request) []byte { return signReply(t, foreignWeb1, req, web1, nil) }, "untrusted"},
+		{"sender does not match certificate", func(req *protocol.Request) []byte { return signReply(t, web2, req, web1, nil) }, "claims sender"},
+		{"client certificate", func(req *protocol.Request) []byte { return signReply(t, aClient, req, web1, nil) }, "not a node"},
+		{"forged body", func(req *protocol.Request) []byte {
+			return signReply(t, node, req, web1, func(env *protocol.SecureReply) {
+				env.Reply = []byte(strings.Replace(string(env.Reply), `"statuscode":0`, `"statuscode":1`, 1))
+			})
+		}, "signature"},
+		{"signature of another reply", func(req *protocol.Request) []byte {
+			other := *req
+			other.ID = "elsewhere"
+			var sig []byte
+			signReply(t, node, &other, web1, func(env *protocol.SecureReply) { sig = env.Signature })
+			return signReply(t, node, req, web1, func(env *protocol.SecureReply) { env.Signature = sig })
+		}, "signature"},
+		{"reply to another request", func(req *protocol.Request) []byte {
+			other := *req
+			other.ID = "0123"
+			return signReply(t, node, &other, web1, nil)
+		}, "arrived on the subject"},
+		{"not an envelope", func(*protocol.Request) []byte { return []byte("hello") }, "undecodable"},
+		{"unknown envelope protocol", func(req *protocol.Request) []byte {
+			return signReply(t, node, req, web1, func(env *protocol.SecureReply) { env.Protocol = "other.1" })
+		}, "undecodable"},
+		{"undecodable signed reply", func(req *protocol.Request) []byte {
+			return signReply(t, node, req, web1, func(env *protocol.SecureReply) {
+				env.Reply = []byte("{not json")
+				env.Signature = node.Sign(env.Reply)
+			})
+		}, "undecodable reply"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
+			if err != nil {
+				t.Fatal(err)
+			}
+			alice := issue(t, ca, pki.RoleClient, "alice.mcollective")
+			c := newClient(Config{Collective: testCollective, TTL: time.Minute}, alice, v, dial(t, url))
+			t.Cleanup(c.Close)
+
+			// The responder plays rogue and node on a plain connection.
+			reported := make(chan struct{})
+			responder := dial(t, url)
+			var wg sync.WaitGroup
+			sub, err := responder.Subscribe(protocol.NodeSubject(testCollective, web1), func(m *nats.Msg) {
+				var env protocol.SecureRequest
+				var req protocol.Request
+				if json.Unmarshal(m.Data, &env) != nil || json.Unmarshal(env.Request, &req) != nil {
+					t.Errorf("responder got an undecodable request")
+					return
+				}
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					_ = responder.Publish(req.ReplyTo, tt.bad(&req))
+					select {
+					case <-reported:
+					case <-time.After(10 * time.Second):
+						return // the test fails on the client side
+					}
+					_ = responder.Publish(req.ReplyTo, signReply(t, node, &req, web1, nil))
+				}()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Unsubscribe(); wg.Wait() })
+			if err := responder.Flush(); err != nil {
+				t.Fatal(err)
+			}
+
+			var results []Result
+			var once sync.Once
+			stats, err := c.Call(context.Background(), Request{Agent: "rpcutil", Action: "ping", Targets: []string{web1}, Timeout: 15 * time.Second},
+				func(r Result) {
+					results = append(results, r)
+					if r.Err != nil {
+						once.Do(func() { close(reported) })
+					}
+				})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(results) != 2 {
+				t.Fatalf("%d results, want the bad one then the good one: %+v", len(results), results)
+			}
+			bad, good := results[0], results[1]
+			if bad.Err == nil || bad.OK() || !strings.Contains(bad.Err.Error(), tt.errText) {
+				t.Errorf("bad reply: OK=%v err=%v, want an error containing %q", bad.OK(), bad.Err, tt.errText)
+			}
+			if !good.OK() || good.Sender != web1 || good.Data["pong"] == nil {
+				t.Errorf("good reply: %+v", good)
+			}
+			if stats.Invalid != 1 || stats.OK != 1 || stats.Failed != 0 || len(stats.Responded) != 1 || stats.Responded[0] != web1 || len(stats.NoResponse) != 0 {
+				t.Errorf("stats: %+v", stats)
+			}
+		})
+	}
+}
+
+// TestCallRefusesBadRequests: requests the client must not send at all.
+func TestCallRefusesBadRequests(t *testing.T) {
+	url := startNATS(t)
+	ca, err := pki.NewCA("client test CA", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := newClient(Config{Collective: testCollective, TTL: time.Minute}, issue(t, ca, pki.RoleClient, "alice.mcollective"), v, dial(t, url))
+	t.Cleanup(c.Close)
+	for _, r := range []Request{
+		{Action: "ping"},
+		{Agent: "rpcutil"},
+		{Agent: "rpcutil", Action: "ping", Collective: "elsewhere"},
+	} {
+		if _, err := c.Call(context.Background(), r, func(Result) {}); err == nil {
+			t.Errorf("Call(%+v) succeeded", r)
+		}
+	}
+}
