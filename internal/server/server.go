@@ -272,16 +272,20 @@ func (s *Server) resubscribe() error {
 	return nil
 }
 
-// Stop unsubscribes and waits for running actions to finish or time out.
+// Stop unsubscribes, so no new request arrives, and waits for running
+// actions to finish or time out; their replies still go out before the node
+// lets go of the connection.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	for subj, sub := range s.subs {
 		_ = sub.Unsubscribe()
 		delete(s.subs, subj)
 	}
-	s.nc = nil
 	s.mu.Unlock()
 	s.wg.Wait()
+	s.mu.Lock()
+	s.nc = nil
+	s.mu.Unlock()
 }
 
 func (s *Server) onBroadcast(m *nats.Msg) { s.handle(m.Data, true) }

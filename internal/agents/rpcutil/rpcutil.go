@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/marionette/mco/agent"
@@ -19,8 +20,12 @@ import (
 //go:embed rpcutil.json
 var ddlJSON []byte
 
-// DDL returns the agent's DDL.
-func DDL() (*ddl.Agent, error) { return ddl.Parse("rpcutil.json", ddlJSON) }
+// DDL returns the agent's DDL. It is parsed once per process, on first use:
+// a parsed DDL is immutable, and an in-process collective of thousands of
+// nodes would otherwise parse it thousands of times.
+func DDL() (*ddl.Agent, error) { return parsedDDL() }
+
+var parsedDDL = sync.OnceValues(func() (*ddl.Agent, error) { return ddl.Parse("rpcutil.json", ddlJSON) })
 
 // Node is what rpcutil reports on.
 type Node interface {
