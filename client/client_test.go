@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
@@ -20,35 +20,6 @@ const (
 	testCollective = "mcollective"
 	web1           = "web1.example.net"
 )
-
-// startNATS runs a plain embedded NATS server: these tests are about what the
-// client trusts, so anyone may publish anything, as a rogue would.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns.ClientURL()
-}
-
-func dial(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
 
 func issue(t *testing.T, ca *pki.CA, role pki.Role, name string) *security.Identity {
 	t.Helper()
@@ -85,7 +56,7 @@ func signReply(t *testing.T, id *security.Identity, req *protocol.Request, sende
 // a bad reply, then (once the client has reported it) the real node answers.
 // The bad reply must come back with Err set and be counted Invalid.
 func TestUntrustedRepliesAreNeverOK(t *testing.T) {
-	url := startNATS(t)
+	url := natstest.Start(t)
 	ca, err := pki.NewCA("client test CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -142,12 +113,12 @@ func TestUntrustedRepliesAreNeverOK(t *testing.T) {
 				t.Fatal(err)
 			}
 			alice := issue(t, ca, pki.RoleClient, "alice.mcollective")
-			c := newClient(Config{Collective: testCollective, TTL: time.Minute}, alice, v, dial(t, url))
+			c := newClient(Config{Collective: testCollective, TTL: time.Minute}, alice, v, natstest.Connect(t, url))
 			t.Cleanup(c.Close)
 
 			// The responder plays rogue and node on a plain connection.
 			reported := make(chan struct{})
-			responder := dial(t, url)
+			responder := natstest.Connect(t, url)
 			var wg sync.WaitGroup
 			sub, err := responder.Subscribe(protocol.NodeSubject(testCollective, web1), func(m *nats.Msg) {
 				var env protocol.SecureRequest
@@ -207,7 +178,7 @@ func TestUntrustedRepliesAreNeverOK(t *testing.T) {
 
 // TestCallRefusesBadRequests: requests the client must not send at all.
 func TestCallRefusesBadRequests(t *testing.T) {
-	url := startNATS(t)
+	url := natstest.Start(t)
 	ca, err := pki.NewCA("client test CA", time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -216,7 +187,7 @@ func TestCallRefusesBadRequests(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(Config{Collective: testCollective, TTL: time.Minute}, issue(t, ca, pki.RoleClient, "alice.mcollective"), v, dial(t, url))
+	c := newClient(Config{Collective: testCollective, TTL: time.Minute}, issue(t, ca, pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, url))
 	t.Cleanup(c.Close)
 	for _, r := range []Request{
 		{Action: "ping"},

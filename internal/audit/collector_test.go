@@ -9,8 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
+	"github.com/marionette/mco/internal/natstest"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -148,44 +147,16 @@ func TestCollectorResumesFromFiles(t *testing.T) {
 	}
 }
 
-// startNATS runs an embedded NATS server on a free local port.
-func startNATS(t *testing.T) string {
-	t.Helper()
-	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server did not start")
-	}
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	return s.ClientURL()
-}
-
-func connect(t *testing.T, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
 func TestCollectorOverNATS(t *testing.T) {
 	const collective, identity = "mcollective", "node1.example.com"
-	url := startNATS(t)
+	url := natstest.Start(t)
 
 	dir := t.TempDir()
 	col, err := NewCollector(dir, quietLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
-	collectorConn := connect(t, url)
+	collectorConn := natstest.Connect(t, url)
 	sub, err := col.Subscribe(collectorConn, collective)
 	if err != nil {
 		t.Fatal(err)
@@ -197,7 +168,7 @@ func TestCollectorOverNATS(t *testing.T) {
 
 	// The daemon's wiring: publish every line to <collective>.audit.<identity>
 	// (protocol.AuditSubject).
-	nodeConn := connect(t, url)
+	nodeConn := natstest.Connect(t, url)
 	localPath := filepath.Join(t.TempDir(), "audit.log")
 	l, err := Open(localPath, Options{OnAppend: func(line []byte) {
 		if err := nodeConn.Publish(collective+".audit."+identity, line); err != nil {

@@ -9,13 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-
 	"github.com/marionette/mco/internal/agents/rpcutil"
 	"github.com/marionette/mco/internal/audit"
 	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/daemon"
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 	mcoserver "github.com/marionette/mco/internal/server"
@@ -89,20 +87,7 @@ func benchNode(b *testing.B, withPolicy, withAudit bool) {
 	if err := s.AddAgents(ping); err != nil {
 		b.Fatal(err)
 	}
-	ns, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(5 * time.Second) {
-		b.Fatal("nats server did not start")
-	}
-	b.Cleanup(ns.Shutdown)
-	nc, err := nats.Connect(ns.ClientURL())
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(nc.Close)
+	nc := natstest.Connect(b, natstest.Start(b))
 	if err := s.Start(nc); err != nil {
 		b.Fatal(err)
 	}

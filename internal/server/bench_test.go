@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/marionette/mco/internal/agents/rpcutil"
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/security"
 )
 
@@ -15,7 +16,7 @@ import (
 // cache would drop a repeat).
 func BenchmarkPipeline(b *testing.B) {
 	p := newTestPKI(b)
-	url := startNATS(b)
+	url := natstest.Start(b)
 	v, err := security.NewVerifier(security.VerifierOptions{CA: p.ca.Cert})
 	if err != nil {
 		b.Fatal(err)
@@ -31,7 +32,7 @@ func BenchmarkPipeline(b *testing.B) {
 	if err := s.AddAgents(ping); err != nil {
 		b.Fatal(err)
 	}
-	nc := connect(b, url)
+	nc := natstest.Connect(b, url)
 	if err := s.Start(nc); err != nil {
 		b.Fatal(err)
 	}

@@ -11,12 +11,12 @@ import (
 	"testing"
 	"time"
 
-	natsserver "github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
@@ -82,35 +82,6 @@ func newTestPKI(t testing.TB) *testPKI {
 	}
 }
 
-// startNATS runs a plain embedded NATS server (no TLS, no auth): the pipeline
-// tests are about the node, not the broker.
-func startNATS(t testing.TB) string {
-	t.Helper()
-	ns, err := natsserver.NewServer(&natsserver.Options{Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	go ns.Start()
-	if !ns.ReadyForConnections(10 * time.Second) {
-		t.Fatal("embedded NATS did not start")
-	}
-	t.Cleanup(func() {
-		ns.Shutdown()
-		ns.WaitForShutdown()
-	})
-	return ns.ClientURL()
-}
-
-func connect(t testing.TB, url string) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
-}
-
 // testAgent builds the "test" agent; runs counts the runs of "record".
 func testAgent(t testing.TB, runs *atomic.Int64) *agent.Agent {
 	t.Helper()
@@ -158,14 +129,14 @@ func newNode(t *testing.T, p *testPKI, url string, opt func(*Options)) *node {
 	if n.s, err = New(opts, testAgent(t, n.runs)); err != nil {
 		t.Fatal(err)
 	}
-	sub := connect(t, url)
+	sub := natstest.Connect(t, url)
 	if _, err := sub.ChanSubscribe("*.reply.>", n.replies); err != nil {
 		t.Fatal(err)
 	}
 	if err := sub.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.s.Start(connect(t, url)); err != nil {
+	if err := n.s.Start(natstest.Connect(t, url)); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.s.Stop)
@@ -261,7 +232,7 @@ func (n *node) stillServes() {
 // TestPipelineDrops covers every message the node must drop without a reply.
 func TestPipelineDrops(t *testing.T) {
 	p := newTestPKI(t)
-	url := startNATS(t)
+	url := natstest.Start(t)
 	mutated := func(f func(*protocol.Request)) func(t *testing.T, p *testPKI) []byte {
 		return func(t *testing.T, p *testPKI) []byte {
 			req := newRequest()
@@ -355,7 +326,7 @@ func TestPipelineDrops(t *testing.T) {
 // TestPipelineFreshness: within the skew a request dated in the future is fine.
 func TestPipelineWithinSkew(t *testing.T) {
 	p := newTestPKI(t)
-	n := newNode(t, p, startNATS(t), func(o *Options) { o.Skew = 10 * time.Second })
+	n := newNode(t, p, natstest.Start(t), func(o *Options) { o.Skew = 10 * time.Second })
 	req := newRequest()
 	req.Time = time.Now().Add(5 * time.Second).UnixNano()
 	n.s.Handle(signed(t, p.alice, req))
@@ -366,7 +337,7 @@ func TestPipelineWithinSkew(t *testing.T) {
 
 func TestPipelineReplay(t *testing.T) {
 	p := newTestPKI(t)
-	url := startNATS(t)
+	url := natstest.Start(t)
 
 	t.Run("same bytes twice", func(t *testing.T) {
 		n := newNode(t, p, url, nil)
@@ -395,7 +366,7 @@ func TestPipelineReplay(t *testing.T) {
 		req.Action = "record"
 		req.Data = nil
 		msg := signed(t, p.alice, req)
-		pub := connect(t, url)
+		pub := natstest.Connect(t, url)
 		for _, subj := range []string{protocol.BroadcastSubject(testCollective, "test"), protocol.NodeSubject(testCollective, nodeName)} {
 			if err := pub.Publish(subj, msg); err != nil {
 				t.Fatal(err)
@@ -425,7 +396,7 @@ func TestPipelineReplay(t *testing.T) {
 
 func TestPipelineFilter(t *testing.T) {
 	p := newTestPKI(t)
-	n := newNode(t, p, startNATS(t), nil)
+	n := newNode(t, p, natstest.Start(t), nil)
 	req := newRequest()
 	req.Filter = &filter.Filter{Identity: []string{"someone.else"}}
 	n.s.Handle(signed(t, p.alice, req))
@@ -464,7 +435,7 @@ func (a *failingAuditor) Audit(AuditEvent) error {
 // TestPipelineReplies covers requests that are refused or fail with a signed reply.
 func TestPipelineReplies(t *testing.T) {
 	p := newTestPKI(t)
-	url := startNATS(t)
+	url := natstest.Start(t)
 	tests := []struct {
 		name   string
 		opts   func(*Options)
@@ -530,7 +501,7 @@ func TestPipelineReplies(t *testing.T) {
 // TestPipelineFireAndForget: process_results false runs the action and sends nothing.
 func TestPipelineFireAndForget(t *testing.T) {
 	p := newTestPKI(t)
-	n := newNode(t, p, startNATS(t), nil)
+	n := newNode(t, p, natstest.Start(t), nil)
 	req := newRequest()
 	req.Action, req.Data, req.ProcessResults, req.ReplyTo = "record", nil, false, ""
 	n.s.Handle(signed(t, p.alice, req))
@@ -554,7 +525,7 @@ func TestPipelineFireAndForget(t *testing.T) {
 // TestHandleNeverPanics feeds mangled variants of a good message.
 func TestHandleNeverPanics(t *testing.T) {
 	p := newTestPKI(t)
-	n := newNode(t, p, startNATS(t), nil)
+	n := newNode(t, p, natstest.Start(t), nil)
 	good := signed(t, p.alice, newRequest())
 	inputs := [][]byte{
 		[]byte("{}"), []byte("null"), []byte("[]"), []byte(`{"protocol":1}`),

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -12,7 +13,7 @@ import (
 // is lost silently.
 func TestStopStillReplies(t *testing.T) {
 	p := newTestPKI(t)
-	n := newNode(t, p, startNATS(t), nil)
+	n := newNode(t, p, natstest.Start(t), nil)
 	req := newRequest()
 	req.Action, req.Data = "sleep", nil // runs until its 1 s timeout
 	n.s.Handle(signed(t, p.alice, req))

@@ -22,6 +22,7 @@ import (
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/agents/command"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -93,8 +94,8 @@ func DetectBackend(path string, log *slog.Logger) (Backend, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := runner{path: path, log: log}
-	has := func(cmd string) bool { _, err := r.lookPath(cmd); return err == nil }
+	r := command.Runner{Path: path, Log: log}
+	has := func(cmd string) bool { _, err := r.LookPath(cmd); return err == nil }
 	switch {
 	case has("dpkg-query") && has("apt-get"):
 		return dpkgBackend{run: r}, nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/protocol"

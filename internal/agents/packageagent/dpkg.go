@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/marionette/mco/internal/agents/command"
 )
 
 // dpkgFormat is one tab-separated line per package; ${Status} is
@@ -16,13 +18,13 @@ const aptFrontend = "DEBIAN_FRONTEND=noninteractive"
 // dpkgBackend reads the dpkg database with dpkg-query and changes it with
 // apt-get.
 type dpkgBackend struct {
-	run runner
+	run command.Runner
 }
 
 func (b dpkgBackend) Provider() string { return "dpkg" }
 
 func (b dpkgBackend) Status(ctx context.Context, name string) (Package, error) {
-	res, err := b.run.run(ctx, nil, "dpkg-query", "-W", "-f="+dpkgFormat, "--", name)
+	res, err := b.run.Run(ctx, nil, "dpkg-query", "-W", "-f="+dpkgFormat, "--", name)
 	if err != nil {
 		return Package{}, err
 	}
@@ -32,7 +34,7 @@ func (b dpkgBackend) Status(ctx context.Context, name string) (Package, error) {
 	if res.ExitCode != 0 {
 		return Package{}, commandError("dpkg-query "+name, res)
 	}
-	return parseDpkgStatus(name, res.stdout)
+	return parseDpkgStatus(name, res.Stdout)
 }
 
 // parseDpkgStatus picks the installed entry from dpkg-query output; with
@@ -55,14 +57,14 @@ func parseDpkgStatus(name, out string) (Package, error) {
 }
 
 func (b dpkgBackend) List(ctx context.Context) ([]Package, error) {
-	res, err := b.run.run(ctx, nil, "dpkg-query", "-W", "-f="+dpkgFormat)
+	res, err := b.run.Run(ctx, nil, "dpkg-query", "-W", "-f="+dpkgFormat)
 	if err != nil {
 		return nil, err
 	}
 	if res.ExitCode != 0 {
 		return nil, commandError("dpkg-query", res)
 	}
-	pkgs, err := parseDpkgList(res.stdout)
+	pkgs, err := parseDpkgList(res.Stdout)
 	if err != nil {
 		return nil, err
 	}
@@ -143,7 +145,7 @@ func (b dpkgBackend) UpdateCache(ctx context.Context) (Result, error) {
 // that still carries the output.
 func (b dpkgBackend) apt(ctx context.Context, verb string, args ...string) (Result, error) {
 	argv := append([]string{verb, "-y", "-q"}, args...)
-	res, err := b.run.run(ctx, []string{aptFrontend}, "apt-get", argv...)
+	res, err := b.run.Run(ctx, []string{aptFrontend}, "apt-get", argv...)
 	if err == nil && res.ExitCode != 0 {
 		err = commandError("apt-get "+verb, res)
 	}
@@ -153,14 +155,14 @@ func (b dpkgBackend) apt(ctx context.Context, verb string, args ...string) (Resu
 // CheckUpdates simulates a dist-upgrade: it reads the cached package lists
 // only, needs no root and changes nothing.
 func (b dpkgBackend) CheckUpdates(ctx context.Context) ([]Update, Result, error) {
-	res, err := b.run.run(ctx, []string{aptFrontend}, "apt-get", "-s", "-q", "dist-upgrade")
+	res, err := b.run.Run(ctx, []string{aptFrontend}, "apt-get", "-s", "-q", "dist-upgrade")
 	if err != nil {
 		return nil, res, err
 	}
 	if res.ExitCode != 0 {
 		return nil, res, commandError("apt-get -s dist-upgrade", res)
 	}
-	return parseAptSimulation(res.stdout), res, nil
+	return parseAptSimulation(res.Stdout), res, nil
 }
 
 // parseAptSimulation reads the "Inst" lines of apt-get -s, such as

@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"strings"
+
+	"github.com/marionette/mco/internal/agents/command"
 )
 
 // rpmFormat is one tab-separated line per package. %{EPOCH} prints "(none)"
@@ -17,14 +19,14 @@ const yumUpdatesAvailable = 100
 // rpmBackend reads the rpm database with rpm and changes it with dnf, or yum
 // where dnf is not installed.
 type rpmBackend struct {
-	run     runner
+	run     command.Runner
 	manager string // "dnf" or "yum"
 }
 
 func (b rpmBackend) Provider() string { return "rpm" }
 
 func (b rpmBackend) Status(ctx context.Context, name string) (Package, error) {
-	res, err := b.run.run(ctx, nil, "rpm", "-q", "--qf", rpmFormat, "--", name)
+	res, err := b.run.Run(ctx, nil, "rpm", "-q", "--qf", rpmFormat, "--", name)
 	if err != nil {
 		return Package{}, err
 	}
@@ -34,7 +36,7 @@ func (b rpmBackend) Status(ctx context.Context, name string) (Package, error) {
 	if res.ExitCode != 0 {
 		return Package{}, commandError("rpm -q "+name, res)
 	}
-	pkgs, err := parseRPMList(res.stdout)
+	pkgs, err := parseRPMList(res.Stdout)
 	if err != nil {
 		return Package{}, err
 	}
@@ -47,14 +49,14 @@ func (b rpmBackend) Status(ctx context.Context, name string) (Package, error) {
 }
 
 func (b rpmBackend) List(ctx context.Context) ([]Package, error) {
-	res, err := b.run.run(ctx, nil, "rpm", "-qa", "--qf", rpmFormat)
+	res, err := b.run.Run(ctx, nil, "rpm", "-qa", "--qf", rpmFormat)
 	if err != nil {
 		return nil, err
 	}
 	if res.ExitCode != 0 {
 		return nil, commandError("rpm -qa", res)
 	}
-	return parseRPMList(res.stdout)
+	return parseRPMList(res.Stdout)
 }
 
 // parseRPMList parses rpmFormat lines. Ensure is [epoch:]version-release,
@@ -112,7 +114,7 @@ func (b rpmBackend) CleanCache(ctx context.Context, mode string) (Result, error)
 // error that still carries the output.
 func (b rpmBackend) yum(ctx context.Context, verb string, args ...string) (Result, error) {
 	argv := append([]string{verb, "-y", "-q"}, args...)
-	res, err := b.run.run(ctx, nil, b.manager, argv...)
+	res, err := b.run.Run(ctx, nil, b.manager, argv...)
 	if err == nil && res.ExitCode != 0 {
 		err = commandError(b.manager+" "+verb, res)
 	}
@@ -120,7 +122,7 @@ func (b rpmBackend) yum(ctx context.Context, verb string, args ...string) (Resul
 }
 
 func (b rpmBackend) CheckUpdates(ctx context.Context) ([]Update, Result, error) {
-	res, err := b.run.run(ctx, nil, b.manager, "-q", "check-update")
+	res, err := b.run.Run(ctx, nil, b.manager, "-q", "check-update")
 	if err != nil {
 		return nil, res, err
 	}
@@ -128,7 +130,7 @@ func (b rpmBackend) CheckUpdates(ctx context.Context) ([]Update, Result, error) 
 	case 0:
 		return nil, res, nil
 	case yumUpdatesAvailable:
-		return parseYumCheckUpdate(res.stdout), res, nil
+		return parseYumCheckUpdate(res.Stdout), res, nil
 	}
 	return nil, res, commandError(b.manager+" check-update", res)
 }

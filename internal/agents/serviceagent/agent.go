@@ -19,6 +19,7 @@ import (
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/agents/command"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -69,7 +70,7 @@ func New(opts Options) (*agent.Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	r := runner{path: opts.Path, log: log}
+	r := command.Runner{Path: opts.Path, Log: log}
 	initSys := opts.Init
 	if initSys == Detect {
 		initSys = SysVinit
@@ -87,7 +88,7 @@ func New(opts Options) (*agent.Agent, error) {
 	default:
 		return nil, fmt.Errorf("service agent: unknown init system %q (want %q or %q)", initSys, Systemd, SysVinit)
 	}
-	if _, err := r.lookPath(tool); err != nil {
+	if _, err := r.LookPath(tool); err != nil {
 		return nil, fmt.Errorf("service agent: %w: %w", ErrNoBackend, err)
 	}
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/marionette/mco/internal/agents/command"
 )
 
 // Service states as the agent reports them.
@@ -38,60 +40,60 @@ type backend interface {
 }
 
 // systemd manages units with systemctl.
-type systemd struct{ run runner }
+type systemd struct{ run command.Runner }
 
 // status is Running when systemctl is-active exits 0, which systemd
 // documents as "the unit is active"; any other state counts as stopped.
 func (s systemd) status(ctx context.Context, name string) (string, error) {
-	res, err := s.run.run(ctx, "systemctl", "is-active", "--", name)
+	res, err := s.run.Run(ctx, nil, "systemctl", "is-active", "--", name)
 	if err != nil {
 		return "", err
 	}
-	if res.exitCode == 0 {
+	if res.ExitCode == 0 {
 		return Running, nil
 	}
 	return Stopped, nil
 }
 
 func (s systemd) change(ctx context.Context, verb, name string) error {
-	res, err := s.run.run(ctx, "systemctl", verb, "--", name)
+	res, err := s.run.Run(ctx, nil, "systemctl", verb, "--", name)
 	if err != nil {
 		return err
 	}
-	if res.exitCode != 0 {
-		return fmt.Errorf("systemctl %s %s exited with %d: %s", verb, name, res.exitCode, lastLine(res.output))
+	if res.ExitCode != 0 {
+		return fmt.Errorf("systemctl %s %s exited with %d: %s", verb, name, res.ExitCode, lastLine(strings.TrimSpace(res.Output)))
 	}
 	return nil
 }
 
 // sysvinit manages services with service(8) and the LSB init script exit
 // codes: status exits 0 when running, 1 to 3 when not, 4 when unknown.
-type sysvinit struct{ run runner }
+type sysvinit struct{ run command.Runner }
 
 func (s sysvinit) status(ctx context.Context, name string) (string, error) {
-	res, err := s.run.run(ctx, "service", name, "status")
+	res, err := s.run.Run(ctx, nil, "service", name, "status")
 	if err != nil {
 		return "", err
 	}
 	switch {
-	case strings.Contains(res.output, "unrecognized service"):
+	case strings.Contains(strings.TrimSpace(res.Output), "unrecognized service"):
 		// service(8) exits 1 for this too, which LSB would read as stopped.
 		return "", fmt.Errorf("%s: unrecognized service", name)
-	case res.exitCode == 0:
+	case res.ExitCode == 0:
 		return Running, nil
-	case res.exitCode >= 1 && res.exitCode <= 3:
+	case res.ExitCode >= 1 && res.ExitCode <= 3:
 		return Stopped, nil
 	}
-	return "", fmt.Errorf("service %s status exited with %d: %s", name, res.exitCode, lastLine(res.output))
+	return "", fmt.Errorf("service %s status exited with %d: %s", name, res.ExitCode, lastLine(strings.TrimSpace(res.Output)))
 }
 
 func (s sysvinit) change(ctx context.Context, verb, name string) error {
-	res, err := s.run.run(ctx, "service", name, verb)
+	res, err := s.run.Run(ctx, nil, "service", name, verb)
 	if err != nil {
 		return err
 	}
-	if res.exitCode != 0 {
-		return fmt.Errorf("service %s %s exited with %d: %s", name, verb, res.exitCode, lastLine(res.output))
+	if res.ExitCode != 0 {
+		return fmt.Errorf("service %s %s exited with %d: %s", name, verb, res.ExitCode, lastLine(strings.TrimSpace(res.Output)))
 	}
 	return nil
 }
