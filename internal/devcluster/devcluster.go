@@ -68,6 +68,7 @@ type Cluster struct {
 	extNames     [][]string
 	auditDir     string
 	quiet        time.Duration
+	libdirs      []string
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
 }
@@ -95,7 +96,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{Dir: o.Dir, Store: st, Verifier: v, auditDir: o.AuditDir}
+	c := &Cluster{Dir: o.Dir, Store: st, Verifier: v, auditDir: o.AuditDir, libdirs: o.Libdirs}
 	ok := false
 	defer func() {
 		if !ok {
@@ -186,6 +187,10 @@ tls.cert = %s
 tls.key = %s
 discovery_quiet = %s
 `, c.Broker.URL(), collective, c.Store.CACertPath(), c.Store.CertPath(name), c.Store.KeyPath(name), c.quiet)
+	if len(c.libdirs) > 0 {
+		// The client needs the external agents' DDLs too.
+		conf += "libdir = " + strings.Join(c.libdirs, ", ") + "\n"
+	}
 	return os.WriteFile(path, []byte(conf), 0o600)
 }
 
