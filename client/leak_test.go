@@ -1,0 +1,34 @@
+package client
+
+import (
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/marionette/mco/internal/natstest"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+)
+
+// TestCloseLeavesNoGoroutines: the client's verification workers and its
+// reply subscription end with Close.
+func TestCloseLeavesNoGoroutines(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	t.Run("connect and close", func(t *testing.T) {
+		ca, err := pki.NewCA("leak CA", time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := newClient(Config{Collective: testCollective, TTL: time.Minute, DiscoveryQuiet: 50 * time.Millisecond},
+			issue(t, ca, pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, natstest.Start(t)))
+		if err := c.subscribe(testCollective); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	})
+}
