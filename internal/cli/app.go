@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -68,6 +70,9 @@ func Run(app *App, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	root := newRoot(app)
+	if ext, ok := extension(root, args); ok {
+		return runExtension(ctx, app, ext, args[1:])
+	}
 	root.SetArgs(args)
 	root.SetIn(app.Stdin)
 	root.SetOut(app.Stdout)
@@ -140,4 +145,37 @@ func newCompletionCmd(app *App) *cobra.Command {
 			return &ExitError{Code: 1, Err: fmt.Errorf("unknown shell %q (bash, zsh or fish)", args[0])}
 		},
 	}
+}
+
+// extension finds a git-style extension command: `mco NAME ...` runs the
+// executable mco-NAME from PATH when NAME is not a built-in command.
+func extension(root *cobra.Command, args []string) (string, bool) {
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		return "", false
+	}
+	if cmd, _, err := root.Find(args); err == nil && cmd != root {
+		return "", false
+	}
+	if args[0] == "help" || args[0] == "completion" || strings.ContainsRune(args[0], os.PathSeparator) {
+		return "", false
+	}
+	path, err := exec.LookPath("mco-" + args[0])
+	return path, err == nil
+}
+
+// runExtension runs an extension command with mco's streams and returns its
+// exit code.
+func runExtension(ctx context.Context, app *App, path string, args []string) int {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = app.Stdin, app.Stdout, app.Stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		return ee.ExitCode()
+	}
+	fmt.Fprintf(app.Stderr, "mco: running %s: %v\n", path, err)
+	return 1
 }

@@ -1,6 +1,8 @@
 // Package config reads the role configuration files (server.conf, client.conf,
 // broker.conf). The format is MCollective's: one `key = value` per line, `#`
-// comments and blank lines ignored. Every key is declared with its default in
+// comments and blank lines ignored; a file named *.yaml or *.yml is YAML
+// instead, where nested maps spell the dotted keys (tls: {ca: ...} is tls.ca)
+// and lists stand for comma-separated values. Every key is declared with its default in
 // this package; an unknown key, a repeated key or a bad value is an error that
 // names the file and line. Relative paths are resolved against the directory
 // of the file that names them.
@@ -28,9 +30,15 @@ type key struct {
 // keys is the declaration table of one role's configuration.
 type keys map[string]key
 
-// apply parses data (from file name, whose directory anchors relative paths).
-func (ks keys) apply(name string, data []byte) error {
-	seen := map[string]int{}
+// entry is one key = value setting and the line it came from.
+type entry struct {
+	key, value string
+	line       int
+}
+
+// parseKV reads MCollective's format: `key = value` lines, # comments.
+func parseKV(name string, data []byte) ([]entry, error) {
+	var out []entry
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
 	for n := 1; sc.Scan(); n++ {
@@ -40,26 +48,35 @@ func (ks keys) apply(name string, data []byte) error {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if !ok {
-			return fmt.Errorf("%s:%d: expected 'key = value', got %q", name, n, line)
+			return nil, fmt.Errorf("%s:%d: expected 'key = value', got %q", name, n, line)
 		}
-		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
-		decl, ok := ks[k]
+		out = append(out, entry{strings.TrimSpace(k), strings.TrimSpace(v), n})
+	}
+	return out, sc.Err()
+}
+
+// apply sets every entry through the declarations: an unknown key, a repeated
+// key or a bad value is an error naming the file and line.
+func (ks keys) apply(name string, entries []entry) error {
+	seen := map[string]int{}
+	for _, e := range entries {
+		decl, ok := ks[e.key]
 		if !ok {
-			if dyn, found := ks.dynamic(k); found {
+			if dyn, found := ks.dynamic(e.key); found {
 				decl = dyn
 			} else {
-				return fmt.Errorf("%s:%d: unknown key %q (known keys: %s)", name, n, k, strings.Join(ks.names(), ", "))
+				return fmt.Errorf("%s:%d: unknown key %q (known keys: %s)", name, e.line, e.key, strings.Join(ks.names(), ", "))
 			}
 		}
-		if prev, dup := seen[k]; dup {
-			return fmt.Errorf("%s:%d: key %q already set on line %d", name, n, k, prev)
+		if prev, dup := seen[e.key]; dup {
+			return fmt.Errorf("%s:%d: key %q already set on line %d", name, e.line, e.key, prev)
 		}
-		seen[k] = n
-		if err := decl.set(v); err != nil {
-			return fmt.Errorf("%s:%d: %s: %w", name, n, k, err)
+		seen[e.key] = e.line
+		if err := decl.set(e.value); err != nil {
+			return fmt.Errorf("%s:%d: %s: %w", name, e.line, e.key, err)
 		}
 	}
-	return sc.Err()
+	return nil
 }
 
 // dynamic finds a declaration for keys with a variable suffix, declared as
@@ -97,7 +114,15 @@ func load(path string, ks keys) error {
 	if err != nil {
 		return fmt.Errorf("reading config: %w", err)
 	}
-	return ks.apply(path, data)
+	parse := parseKV
+	if ext := filepath.Ext(path); ext == ".yaml" || ext == ".yml" {
+		parse = parseYAML
+	}
+	entries, err := parse(path, data)
+	if err != nil {
+		return err
+	}
+	return ks.apply(path, entries)
 }
 
 // Setters shared by the role declarations.
