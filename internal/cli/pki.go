@@ -2,141 +2,14 @@ package cli
 
 import (
 	"fmt"
-	"log/slog"
 	"os"
 	"strings"
-	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/spf13/cobra"
 
-	"github.com/marionette/mco/internal/broker"
-	"github.com/marionette/mco/internal/config"
-	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/pki"
-	"github.com/marionette/mco/internal/security"
 )
-
-func newLogger(app *App, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
-	}
-	return slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: l})), nil
-}
-
-func newBrokerCmd(app *App) *cobra.Command {
-	cmd := &cobra.Command{Use: "broker", Short: "Run the message broker (embedded NATS server)"}
-	var level string
-	run := &cobra.Command{
-		Use:   "run -c broker.conf",
-		Short: "Run a broker until interrupted",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(app, level)
-			if err != nil {
-				return err
-			}
-			file := configFlag(cmd)
-			if file == "" {
-				file = "/etc/marionette/broker.conf"
-			}
-			cfg, err := config.LoadBroker(file)
-			if err != nil {
-				return err
-			}
-			v, err := daemon.NewVerifier(&cfg.Security)
-			if err != nil {
-				return err
-			}
-			opts := broker.Options{
-				Verifier: v, Listen: cfg.Listen, Insecure: cfg.Insecure, ClusterName: cfg.ClusterName,
-				ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, MaxPayload: cfg.MaxPayload,
-				Collectives: cfg.Collectives, Monitor: cfg.Monitor, Logger: log,
-			}
-			if cfg.Collectors != "" {
-				if opts.Collectors, err = security.ParseMatcher(cfg.Collectors); err != nil {
-					return fmt.Errorf("%s: collectors: %w", file, err)
-				}
-			}
-			if cfg.Insecure {
-				fmt.Fprintln(app.Stderr, "WARNING: insecure = true: no TLS and no authentication. Development only.")
-			} else if opts.Identity, err = security.LoadIdentity(cfg.Cert, cfg.Key); err != nil {
-				return fmt.Errorf("broker certificate: %w", err)
-			}
-			if cfg.RevocationFile != "" {
-				serials, err := pki.ReadRevoked(cfg.RevocationFile)
-				if err != nil {
-					return err
-				}
-				v.SetRevoked(serials)
-				go func() { _ = security.WatchRevocations(cmd.Context(), cfg.RevocationFile, v, 2*time.Second, log) }()
-			}
-			b, err := broker.Start(opts)
-			if err != nil {
-				return err
-			}
-			log.Info("broker ready", "url", b.URL())
-			<-cmd.Context().Done()
-			log.Info("broker shutting down")
-			b.Shutdown()
-			return nil
-		},
-	}
-	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
-	cmd.AddCommand(run)
-	return cmd
-}
-
-func newServerCmd(app *App) *cobra.Command {
-	cmd := &cobra.Command{Use: "server", Short: "Run the node daemon"}
-	var level string
-	run := &cobra.Command{
-		Use:   "run -c server.conf",
-		Short: "Run the node daemon until interrupted",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(app, level)
-			if err != nil {
-				return err
-			}
-			file := configFlag(cmd)
-			if file == "" {
-				file = "/etc/marionette/server.conf"
-			}
-			cfg, err := config.LoadServer(file)
-			if err != nil {
-				return err
-			}
-			d, err := daemon.New(cfg, file, Version, log)
-			if err != nil {
-				return err
-			}
-			return d.Run(cmd.Context())
-		},
-	}
-	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
-	keys := &cobra.Command{
-		Use:   "config-keys server|client|broker",
-		Short: "List every configuration key with its default",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			switch args[0] {
-			case "server":
-				fmt.Fprint(app.Stdout, config.ServerKeys())
-			case "client":
-				fmt.Fprint(app.Stdout, config.ClientKeys())
-			case "broker":
-				fmt.Fprint(app.Stdout, config.BrokerKeys())
-			default:
-				return fmt.Errorf("unknown role %q (server, client or broker)", args[0])
-			}
-			return nil
-		},
-	}
-	cmd.AddCommand(run, keys)
-	return cmd
-}
 
 func newPKICmd(app *App) *cobra.Command {
 	var dir string
@@ -272,15 +145,4 @@ func splitList(s string) []string {
 		}
 	}
 	return out
-}
-
-// newTable returns a plain table writer on stdout: no box drawing, so the
-// output stays easy to grep and to paste.
-func newTable(app *App) table.Writer {
-	tw := table.NewWriter()
-	tw.SetOutputMirror(app.Stdout)
-	tw.SetStyle(table.StyleLight)
-	tw.Style().Options = table.OptionsNoBordersAndSeparators
-	tw.Style().Format.Header = 0 // keep header case as written
-	return tw
 }
