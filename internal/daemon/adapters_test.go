@@ -1,0 +1,85 @@
+package daemon_test
+
+import (
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/audit"
+	"github.com/marionette/mco/internal/daemon"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/server"
+	"github.com/marionette/mco/protocol"
+)
+
+const loginDDL = `{"metadata": {"name": "login", "description": "d", "author": "a", "license": "l",
+  "version": "1", "url": "https://example.net", "timeout": 5},
+ "actions": [{"action": "set", "description": "d", "display": "always",
+  "input": {"user": {"prompt": "u", "description": "d", "type": "string", "optional": false, "maxlength": 0},
+            "password": {"prompt": "p", "description": "d", "type": "string", "optional": false, "maxlength": 0, "secret": true}},
+  "output": {}}]}`
+
+// TestAuditorMasksSecretInputs: inputs the DDL marks secret never reach the
+// audit log; the others are recorded as sent.
+func TestAuditorMasksSecretInputs(t *testing.T) {
+	ca, err := pki.NewCA("t", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue(pki.LeafRequest{Name: "node1", Role: pki.RoleNode})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := ddl.Parse("login.json", []byte(loginDDL))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := agent.New(d)
+	a.Register("set", func(_ context.Context, _ *agent.Request, _ *agent.Reply) {})
+	s, err := server.New(server.Options{Identity: &security.Identity{Cert: cert, Key: key}, Verifier: v}, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "audit.log")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := &daemon.Auditor{Log: log, Node: "node1", Secrets: daemon.SecretsOf(s)}
+	req := &protocol.Request{ID: "r1", Agent: "login", Action: "set", CallerID: "cert=alice.mcollective",
+		Data: map[string]any{"user": "alice", "password": "hunter2"}, Time: time.Now().UnixNano()}
+	if err := aud.Audit(server.AuditEvent{Request: req, Decision: server.Decision{Allowed: true, Rule: "x.policy:2"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "hunter2") {
+		t.Fatalf("secret in the audit log: %s", data)
+	}
+	var rec audit.RequestRecord
+	if err := json.Unmarshal(data, &rec); err != nil {
+		t.Fatal(err)
+	}
+	if rec.Arguments["password"] != audit.Mask || rec.Arguments["user"] != "alice" || rec.Decision != audit.Allow || rec.PolicyLine != "x.policy:2" {
+		t.Fatalf("record = %+v", rec)
+	}
+	if req.Data["password"] != "hunter2" {
+		t.Fatal("masking changed the request the action runs with")
+	}
+}
