@@ -111,7 +111,7 @@ New here? 'mco demo' runs a complete collective in one process and shows it off.
 	root.PersistentFlags().StringP("config", "c", "", "configuration file (client: default $MCO_CONFIG or ~/.config/marionette/client.conf)")
 	root.AddCommand(
 		newPingCmd(app), newRPCCmd(app), newFindCmd(app), newFactsCmd(app), newInventoryCmd(app),
-		newAuditCmd(app), newFilterCmd(app), newPolicyCmd(app), newPluginCmd(app),
+		newAuditCmd(app), newRegistrationCmd(app), newNodesCmd(app), newFilterCmd(app), newPolicyCmd(app), newPluginCmd(app),
 		newPackageCmd(app), newServiceCmd(app),
 		newPKICmd(app), newBrokerCmd(app), newServerCmd(app),
 		newDemoCmd(app), newDevCmd(app),

@@ -28,6 +28,8 @@ type clientFlags struct {
 	timeout, discoveryTimeout                    time.Duration
 	json, jsonl, noProgress, verbose             bool
 	display                                      string
+	rollout                                      rolloutFlags // --batch, --limit ... (rpc, package, service)
+	confPath                                     string       // the client.conf connect loaded (--dm inventory reads registration.dir)
 }
 
 func (f *clientFlags) register(cmd *cobra.Command, output bool) {
@@ -39,7 +41,7 @@ func (f *clientFlags) register(cmd *cobra.Command, output bool) {
 	fs.StringArrayVarP(&f.with, "with", "W", nil, "combined filter: space separated facts (with an operator) and classes")
 	fs.StringArrayVarP(&f.compound, "select", "S", nil, "compound filter: and/or/not, parentheses, facts, classes, data functions")
 	fs.StringVarP(&f.collective, "target", "T", "", "collective to address (default: the configured main collective)")
-	fs.StringVar(&f.dm, "dm", "", "discovery method: broadcast, flatfile, stdin or external (default broadcast; stdin when input is piped)")
+	fs.StringVar(&f.dm, "dm", "", "discovery method: broadcast, flatfile, stdin, inventory or external (default broadcast; stdin when input is piped)")
 	fs.StringVar(&f.nodes, "nodes", "", "file of node identities (text one per line, JSON list, or mco --json output); implies --dm flatfile")
 	fs.DurationVarP(&f.timeout, "timeout", "t", 0, "how long to wait for replies (default: the action's DDL timeout)")
 	fs.DurationVar(&f.discoveryTimeout, "discovery-timeout", 0, "longest broadcast discovery (it ends earlier, once replies stop)")
@@ -49,6 +51,7 @@ func (f *clientFlags) register(cmd *cobra.Command, output bool) {
 		fs.BoolVar(&f.jsonl, "jsonl", false, "print one JSON reply per line, then a summary line")
 		fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar")
 		fs.StringVar(&f.display, "display", "", "which replies to show: ok, failed or all (default: the DDL's rule)")
+		f.rollout.register(cmd)
 	}
 }
 
@@ -129,6 +132,7 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	f.confPath = path
 	if f.collective != "" {
 		allowed := cfg.Collectives
 		if len(allowed) == 0 {
@@ -194,6 +198,8 @@ func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client,
 		if data, err = io.ReadAll(app.Stdin); err == nil {
 			d.nodes, err = parseNodeList("standard input", data)
 		}
+	case "inventory":
+		d.nodes, err = f.inventoryNodes(app, cl.Collective(), flt)
 	case "external":
 		if f.nodes == "" {
 			return nil, fmt.Errorf("--dm external needs --nodes PROGRAM (a program that prints identities)")
@@ -205,7 +211,7 @@ func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client,
 			err = fmt.Errorf("discovery program %s: %w", f.nodes, err)
 		}
 	default:
-		return nil, fmt.Errorf("unknown discovery method %q (broadcast, flatfile, stdin or external)", d.method)
+		return nil, fmt.Errorf("unknown discovery method %q (broadcast, flatfile, stdin, inventory or external)", d.method)
 	}
 	if err != nil {
 		return nil, err

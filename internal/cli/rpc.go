@@ -126,6 +126,10 @@ func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action stri
 // safety prompt).
 func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResults bool, confirm func(*discovery) error) error {
 	agentName, action := call.agent, call.action
+	ro, err := f.rollout.parse()
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
 	flt, err := f.buildFilter(agentName)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
@@ -143,6 +147,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
 		return exit(1)
 	}
+	d.nodes = ro.limitNodes(d.nodes)
 	if confirm != nil {
 		if err := confirm(d); err != nil {
 			return err
@@ -153,16 +158,22 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		Timeout: call.timeout(f.timeout), NoReplies: noResults,
 	}
 	if noResults {
-		stats, err := cl.Call(cmd.Context(), req, func(client.Result) {})
+		stats, bs, err := ro.send(cmd.Context(), app, f, cl, req, func(client.Result) {})
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", stats.RequestID, len(d.nodes))
+		if bs == nil {
+			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", stats.RequestID, len(d.nodes))
+			return nil
+		}
+		for _, b := range bs.Batches {
+			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", b.Stats.RequestID, len(b.Nodes))
+		}
 		return nil
 	}
 	bar := newProgress(app, f, len(d.nodes))
 	var results []client.Result
-	stats, err := cl.Call(cmd.Context(), req, func(r client.Result) {
+	stats, bs, err := ro.send(cmd.Context(), app, f, cl, req, func(r client.Result) {
 		results = append(results, r)
 		bar.inc()
 		if f.jsonl {
@@ -174,7 +185,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		return err
 	}
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Sender < results[j].Sender })
-	code := exitCode(stats)
+	code := rolloutExitCode(exitCode(stats), bs)
 	switch {
 	case f.json:
 		out := struct {
@@ -182,7 +193,8 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 			Summaries  []ddl.Summary `json:"summaries"`
 			Stats      jsonStats     `json:"stats"`
 			NoResponse []string      `json:"no_response"`
-		}{Replies: []jsonReply{}, Summaries: []ddl.Summary{}, Stats: makeJSONStats(stats, d, code), NoResponse: makeJSONStats(stats, d, code).NoResponse}
+			*jsonRollout
+		}{jsonRollout: makeJSONRollout(bs), Replies: []jsonReply{}, Summaries: []ddl.Summary{}, Stats: makeJSONStats(stats, d, code), NoResponse: makeJSONStats(stats, d, code).NoResponse}
 		for _, r := range results {
 			out.Replies = append(out.Replies, toJSONReply(r))
 		}
@@ -193,7 +205,11 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		enc.SetIndent("", "  ")
 		return firstErr(enc.Encode(out), exit(code))
 	case f.jsonl:
-		writeJSONLine(app, map[string]any{"stats": makeJSONStats(stats, d, code)})
+		line := map[string]any{"stats": makeJSONStats(stats, d, code)}
+		if bs != nil {
+			line["rollout"] = makeJSONRollout(bs)
+		}
+		writeJSONLine(app, line)
 		return exit(code)
 	}
 	p := newPrinter(app, call.act, f.display, f.verbose)
@@ -202,6 +218,9 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	}
 	p.summaries(results)
 	p.footer(stats, results)
+	if bs != nil {
+		p.rolloutReport(bs)
+	}
 	if f.verbose {
 		fmt.Fprintf(app.Stdout, "\nDiscovery: %s found %d nodes in %.2f ms; request id %s\n", d.method, len(d.nodes), ms(d.duration), stats.RequestID)
 	}

@@ -117,8 +117,9 @@ func (s *Server) keys(base string) keys {
 			s.AgentPolicyDefault[name] = val
 			return nil
 		}},
-		"facts.command":  {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
-		"facts.interval": {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
+		"facts.command":         {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
+		"facts.interval":        {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
+		"registration.interval": {"how often the node re-announces itself to registration collectors, with a random splay (default 0: only at start and when facts or agents change)", duration(&s.RegistrationPeriod)},
 	}
 	s.Security.declare(ks, base, true)
 	return ks
@@ -157,6 +158,7 @@ type Client struct {
 	DiscoveryQuiet   time.Duration // broadcast ends after this long without a reply
 	TTL              time.Duration // request ttl
 	Libdirs          []string      // where client-side DDLs of external agents live (<libdir>/agent/NAME.json)
+	RegistrationDir  string        // registration store read by --dm inventory and mco nodes
 }
 
 // DefaultClient returns the client defaults.
@@ -175,6 +177,7 @@ func (c *Client) keys(base string) keys {
 		"ttl":               {"how long a request stays valid (default 60s)", duration(&c.TTL)},
 		"discovery_quiet":   {"broadcast discovery and ping end after this long without a new reply (default 100ms)", duration(&c.DiscoveryQuiet)},
 		"libdir":            {"directories with agent DDLs in agent/ (for agents not built in)", paths(base, &c.Libdirs)},
+		"registration.dir":  {"directory written by mco registration collect, read by --dm inventory and mco nodes", path(base, &c.RegistrationDir)},
 	}
 	c.Security.declare(ks, base, false)
 	return ks

@@ -24,6 +24,7 @@ import (
 	"github.com/marionette/mco/internal/data"
 	"github.com/marionette/mco/internal/facts"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/registration"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/internal/server"
 	"github.com/marionette/mco/internal/transport"
@@ -237,6 +238,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			d.log.Error("facts watcher stopped", "err", err)
 		}
 	}()
+	// Registration (SPEC §6): announce now, on the interval and on changes.
+	reg := registration.NewPublisher(registration.PublisherOptions{
+		Identity: d.id, Source: d.srv, Publish: nc.Publish, Interval: d.cfg.RegistrationPeriod,
+		FactsChanged: d.facts.Changed, Logger: d.log,
+	})
+	regDone := make(chan struct{})
+	go func() { reg.Run(ctx); close(regDone) }()
 	if d.cfg.RevocationFile != "" {
 		go func() { _ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log) }()
 	}
@@ -253,11 +261,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 			}
 			d.extNames = names
 			d.log.Info("external agents reloaded", "agents", names)
+			reg.Trigger()
 		})
 	}
 	<-ctx.Done()
 	d.log.Info("shutting down")
 	d.srv.Stop()
+	<-regDone // no announcement on a closing connection
 	return nil
 }
 
