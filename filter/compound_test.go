@@ -240,7 +240,9 @@ func TestEval(t *testing.T) {
 		{"fstat('/etc/issue')", true},                                       // present=true
 		{"fstat('/nope')", false},                                           // present=false
 		{"fstat('/broken')", false},                                         // plugin error
-		{"not fstat('/broken')", true},                                      // a failed statement is false; "not" inverts it
+		{"not fstat('/broken')", false},                                     // a failure never matches, not even under "not"
+		{"kernel=Linux or fstat('/broken')", true},                          // not needed: or stops at kernel=Linux
+		{"fstat('/broken') or kernel=Linux", false},                         // needed and failed: fail closed
 		{"fstat('/etc/issue').md5=95a5a06e937cbbb554fd483e62c1c156", true},  // field comparison
 		{"fstat('/etc/issue').md5=00000000000000000000000000000000", false}, //
 		{"fstat('/etc/issue').size>20", true},                               // numeric field
@@ -327,5 +329,18 @@ func TestFunctions(t *testing.T) {
 	plain, _ := ParseCompound("apache")
 	if got := plain.Functions(); len(got) != 0 {
 		t.Errorf("Functions() of a class = %v, want none", got)
+	}
+}
+
+// TestEvalErrNamesTheFailure: callers that must fail closed with a reason
+// (ActionPolicy) learn which data call failed.
+func TestEvalErrNamesTheFailure(t *testing.T) {
+	e, err := ParseCompound("not fstat('/broken')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok, err := e.EvalErr(newTestNode())
+	if ok || err == nil || !strings.Contains(err.Error(), "fstat('/broken')") {
+		t.Fatalf("EvalErr = %v, %v; want false and an error naming the call", ok, err)
 	}
 }

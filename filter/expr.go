@@ -129,48 +129,67 @@ func (e *Expr) build() error {
 }
 
 // Eval reports whether the node satisfies the expression. An invalid tree
-// (see Validate) never matches, not even under "not".
+// (see Validate) never matches, and neither does one whose evaluation needed
+// a data call that failed — not even under "not": a failure must not select
+// a node (or, in ActionPolicy, allow a request).
 func (e *Expr) Eval(n Node) bool {
-	if e.Validate() != nil {
-		return false
-	}
-	return e.eval(n)
+	ok, err := e.EvalErr(n)
+	return ok && err == nil
 }
 
-// eval assumes a validated tree.
-func (e *Expr) eval(n Node) bool {
+// EvalErr is Eval that also says why a tree could not be evaluated: it is
+// invalid, or a data call it needed failed. The bool is false whenever the
+// error is set.
+func (e *Expr) EvalErr(n Node) (bool, error) {
+	if err := e.Validate(); err != nil {
+		return false, err
+	}
+	var failed error
+	ok := e.eval(n, &failed)
+	if failed != nil {
+		return false, failed
+	}
+	return ok, nil
+}
+
+// eval assumes a validated tree. A data call that fails sets *failed (the
+// first failure) and counts as false; the caller discards the result.
+func (e *Expr) eval(n Node, failed *error) bool {
 	switch e.Op {
 	case OpAnd:
 		for _, a := range e.Args {
-			if !a.eval(n) {
+			if !a.eval(n, failed) {
 				return false
 			}
 		}
 		return true
 	case OpOr:
 		for _, a := range e.Args {
-			if a.eval(n) {
+			if a.eval(n, failed) {
 				return true
 			}
 		}
 		return false
 	case OpNot:
-		return !e.Args[0].eval(n)
+		return !e.Args[0].eval(n, failed)
 	case OpFact:
 		v, ok := n.Fact(e.Fact.Fact)
 		return ok && e.cache.cmp.match(v)
 	case OpClass:
 		return e.cache.class.matchAny(n.Classes())
 	case OpData:
-		return e.evalData(n)
+		return e.evalData(n, failed)
 	}
 	return false
 }
 
-func (e *Expr) evalData(n Node) bool {
+func (e *Expr) evalData(n Node, failed *error) bool {
 	d := e.Data
 	res, err := n.Data(d.Plugin, d.Query)
 	if err != nil {
+		if *failed == nil {
+			*failed = fmt.Errorf("data plugin %s('%s'): %w", d.Plugin, d.Query, err)
+		}
 		return false
 	}
 	if d.Field == "" && d.Operator == "" {

@@ -204,8 +204,9 @@ func (m *matcher) match(n Node) bool {
 		}
 	}
 	for _, e := range m.compound {
-		if !e.eval(n) {
-			return false
+		var failed error
+		if !e.eval(n, &failed) || failed != nil {
+			return false // a failed data call never selects a node
 		}
 	}
 	return true

@@ -13,6 +13,10 @@ const (
 	ReasonMatchedRule   = "matched rule"
 	ReasonPolicyDefault = "policy default"
 	ReasonNoDefault     = "no rule matched and no policy default"
+	// ReasonDataError prefixes a deny caused by a data function that failed
+	// while a rule was evaluated: the rule's outcome is unknown, so the
+	// request is refused rather than passed on to later rules.
+	ReasonDataError = "data plugin failed"
 )
 
 // Decision is the outcome of authorizing one request, with enough detail to
@@ -66,7 +70,11 @@ func (p *Policy) Evaluate(caller, action string, groups Groups, node filter.Node
 	}
 	for i := range p.rules {
 		r := &p.rules[i]
-		if r.matches(caller, action, groups, node) {
+		ok, err := r.matches(caller, action, groups, node)
+		if err != nil {
+			return Decision{File: p.name, Line: r.line, Rule: r.text, Reason: ReasonDataError + ": " + err.Error()}
+		}
+		if ok {
 			return Decision{Allowed: r.allow, File: p.name, Line: r.line, Rule: r.text, Reason: ReasonMatchedRule}
 		}
 	}
@@ -77,34 +85,38 @@ func (p *Policy) Evaluate(caller, action string, groups Groups, node filter.Node
 }
 
 // matches checks the cheap string fields first so node lookups (facts, data
-// plugins) only run for rules that concern this caller and action.
-func (r *rule) matches(caller, action string, groups Groups, node filter.Node) bool {
+// plugins) only run for rules that concern this caller and action. The error
+// is set when a data function the rule needed failed.
+func (r *rule) matches(caller, action string, groups Groups, node filter.Node) (bool, error) {
 	if !r.anyCaller && !slices.Contains(r.callers, caller) && !inAnyGroup(r.groups, caller, groups) {
-		return false
+		return false, nil
 	}
 	if !r.anyAction && !slices.Contains(r.actions, action) {
-		return false
+		return false, nil
 	}
 	if len(r.facts) == 0 && len(r.classes) == 0 && r.compound == nil {
-		return true
+		return true, nil
 	}
 	if node == nil {
-		return false
+		return false, nil
 	}
 	for _, f := range r.facts {
 		if !f.Match(node) {
-			return false
+			return false, nil
 		}
 	}
 	if len(r.classes) > 0 {
 		have := node.Classes()
 		for _, c := range r.classes {
 			if !c.match(have) {
-				return false
+				return false, nil
 			}
 		}
 	}
-	return r.compound == nil || r.compound.Eval(node)
+	if r.compound == nil {
+		return true, nil
+	}
+	return r.compound.EvalErr(node)
 }
 
 func inAnyGroup(names []string, caller string, groups Groups) bool {

@@ -87,7 +87,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	if d.srv, err = server.New(opts); err != nil {
 		return nil, err
 	}
-	d.srv.SetData(NewDataPlugins(d.srv))
+	d.srv.SetData(NewDataPlugins(d.srv, log))
 	if cfg.AuditLog != "" {
 		if err := os.MkdirAll(filepath.Dir(cfg.AuditLog), 0o700); err != nil {
 			return nil, fmt.Errorf("audit log directory: %w", err)
@@ -272,9 +272,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // NewDataPlugins returns the data plugins a node answers for -S filters,
-// ActionPolicy compound rules and rpcutil get_data.
-func NewDataPlugins(s *server.Server) *data.Registry {
-	return data.New(
+// ActionPolicy compound rules and rpcutil get_data. package and service are
+// there only when the node has a package database or service manager, so
+// that the plugin list a node reports is what it can answer.
+func NewDataPlugins(s *server.Server, log *slog.Logger) *data.Registry {
+	plugins := []data.Plugin{
 		data.NewFStat(time.Now),
 		data.NewSysctl("/proc/sys"),
 		data.NewFact(s.Fact),
@@ -288,5 +290,12 @@ func NewDataPlugins(s *server.Server) *data.Registry {
 				"version": m.Version, "license": m.License, "timeout": m.Timeout, "url": m.URL}, true
 		}),
 		data.NewCollective(s.Collectives),
-	)
+	}
+	if status, err := packageagent.StatusQuery("", log); err == nil {
+		plugins = append(plugins, data.NewPackage(status))
+	}
+	if status, err := serviceagent.StatusQuery(serviceagent.Options{Logger: log}); err == nil {
+		plugins = append(plugins, data.NewService(status))
+	}
+	return data.New(plugins...)
 }

@@ -122,3 +122,38 @@ func (c collectivePlugin) Query(_ context.Context, name string) (map[string]any,
 	}
 	return map[string]any{"member": member}, nil
 }
+
+// NewPackage returns the "package" plugin: package('openssl') reports one
+// package from the node's package database. status is the package agent's
+// query. Fields: installed (bool), ensure, version, release, arch, provider.
+func NewPackage(status func(ctx context.Context, name string) (map[string]any, error)) Plugin {
+	return funcPlugin{name: "package", query: status}
+}
+
+// NewService returns the "service" plugin: service('nginx') reports a
+// service's state. status is the service agent's query (running or
+// stopped). Fields: status, running (bool).
+func NewService(status func(ctx context.Context, name string) (string, error)) Plugin {
+	return funcPlugin{name: "service", query: func(ctx context.Context, name string) (map[string]any, error) {
+		st, err := status(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{"status": st, "running": st == "running"}, nil
+	}}
+}
+
+// funcPlugin adapts a query function to a Plugin.
+type funcPlugin struct {
+	name  string
+	query func(ctx context.Context, arg string) (map[string]any, error)
+}
+
+func (p funcPlugin) Name() string { return p.name }
+
+func (p funcPlugin) Query(ctx context.Context, arg string) (map[string]any, error) {
+	if arg == "" {
+		return nil, fmt.Errorf("%s: empty query", p.name)
+	}
+	return p.query(ctx, arg)
+}

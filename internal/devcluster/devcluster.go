@@ -213,7 +213,7 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 	if err != nil {
 		return err
 	}
-	srv.SetData(daemon.NewDataPlugins(srv))
+	srv.SetData(daemon.NewDataPlugins(srv, o.Logger))
 	if o.AuditDir != "" {
 		log, err := audit.Open(filepath.Join(o.AuditDir, name+".log"), audit.Options{})
 		if err != nil {

@@ -351,3 +351,27 @@ func set(rep *agent.Reply, key string, value any) {
 	}
 	rep.Data[key] = value
 }
+
+// StatusQuery returns a function reporting one package, for the "package"
+// data plugin: installed, ensure, version, arch and provider. It fails with
+// ErrNoBackend on a node without dpkg or rpm.
+func StatusQuery(path string, log *slog.Logger) (func(ctx context.Context, name string) (map[string]any, error), error) {
+	be, err := DetectBackend(path, log)
+	if err != nil {
+		return nil, err
+	}
+	valid := newValidator()
+	return func(ctx context.Context, name string) (map[string]any, error) {
+		if err := valid.check("package", name, valid.name); err != nil {
+			return nil, err
+		}
+		p, err := be.Status(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return map[string]any{
+			"installed": p.Installed(), "ensure": p.Ensure, "version": p.Version,
+			"release": p.Release, "arch": p.Arch, "provider": be.Provider(),
+		}, nil
+	}, nil
+}

@@ -70,6 +70,21 @@ func New(opts Options) (*agent.Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	be, err := newBackend(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	h := &handlers{backend: be, name: regexp.MustCompile(namePattern)}
+	a := agent.New(d)
+	a.Register("status", h.status)
+	a.Register("start", h.change("start", Running))
+	a.Register("stop", h.change("stop", Stopped))
+	a.Register("restart", h.change("restart", Running))
+	return a, nil
+}
+
+// newBackend picks the init system's backend and checks its tool exists.
+func newBackend(opts Options, log *slog.Logger) (backend, error) {
 	r := command.Runner{Path: opts.Path, Log: log}
 	initSys := opts.Init
 	if initSys == Detect {
@@ -91,14 +106,28 @@ func New(opts Options) (*agent.Agent, error) {
 	if _, err := r.LookPath(tool); err != nil {
 		return nil, fmt.Errorf("service agent: %w: %w", ErrNoBackend, err)
 	}
+	return be, nil
+}
 
-	h := &handlers{backend: be, name: regexp.MustCompile(namePattern)}
-	a := agent.New(d)
-	a.Register("status", h.status)
-	a.Register("start", h.change("start", Running))
-	a.Register("stop", h.change("stop", Stopped))
-	a.Register("restart", h.change("restart", Running))
-	return a, nil
+// StatusQuery returns a function reporting a service's state (Running or
+// Stopped), for the "service" data plugin. It fails like New when the node
+// has no service manager.
+func StatusQuery(opts Options) (func(ctx context.Context, name string) (string, error), error) {
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	be, err := newBackend(opts, log)
+	if err != nil {
+		return nil, err
+	}
+	valid := regexp.MustCompile(namePattern)
+	return func(ctx context.Context, name string) (string, error) {
+		if !valid.MatchString(name) || len(name) > maxInputLength {
+			return "", fmt.Errorf("service name %q is not allowed (must match %s)", name, namePattern)
+		}
+		return be.status(ctx, name)
+	}, nil
 }
 
 // handlers holds the agent's actions.
