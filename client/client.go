@@ -12,7 +12,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -76,12 +75,13 @@ type Client struct {
 	hash     string
 	log      *slog.Logger
 
-	mu      sync.Mutex
-	subs    map[string]*nats.Subscription // collective -> reply wildcard subscription
-	pending map[string]*call              // request id -> call
-	work    chan *nats.Msg                // raw replies, verified by the workers
-	done    chan struct{}
-	wg      sync.WaitGroup
+	mu        sync.Mutex
+	subs      map[string]*nats.Subscription // collective -> reply wildcard subscription
+	pending   map[string]*call              // request id -> call
+	work      chan *nats.Msg                // raw replies, verified by the workers
+	done      chan struct{}
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // Connect loads the client's certificate and dials the broker.
@@ -144,11 +144,13 @@ func (c *Client) Identity() string { return c.id.Name() }
 // Collective is the default collective.
 func (c *Client) Collective() string { return c.cfg.Collective }
 
-// Close disconnects from the broker.
+// Close disconnects from the broker. Calling it again does nothing.
 func (c *Client) Close() {
-	c.nc.Close()
-	close(c.done)
-	c.wg.Wait()
+	c.closeOnce.Do(func() {
+		c.nc.Close()
+		close(c.done)
+		c.wg.Wait()
+	})
 }
 
 // subscribe makes sure the client listens on its reply subjects in a collective.
@@ -247,5 +249,3 @@ func (c *Client) sign(req *protocol.Request) ([]byte, error) {
 		Signature: c.id.Sign(body), Cert: c.id.Cert.Raw,
 	})
 }
-
-var errClosed = errors.New("client closed")

@@ -323,6 +323,10 @@ func listField(field, s string) ([]string, *LineError) {
 
 // validName reports whether s is a safe agent/action/policy name: it is used
 // to build file paths, so it must not contain separators or dots.
+// ValidName reports whether s may name an agent or action: letters, digits,
+// '_' and '-'. Agent names become policy file names, so nothing else passes.
+func ValidName(s string) bool { return validName(s) }
+
 func validName(s string) bool {
 	if s == "" {
 		return false

@@ -27,10 +27,19 @@ func newAuditCmd(app *App) *cobra.Command {
 	verify := &cobra.Command{
 		Use:   "verify FILE...",
 		Short: "Check that audit logs are intact (no line edited, removed, reordered or truncated)",
-		Args:  cobra.MinimumNArgs(1),
+		Long: `Check every line's hash chain and the head file. Exit 0 when every file is
+intact, 1 when one is broken (the first broken line is named), 2 when a file
+cannot be read.`,
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
-			bad := 0
+			bad, unreadable := 0, 0
 			for _, f := range args {
+				// A wrong path is not tampering: say so, with its own exit code.
+				if _, err := os.Stat(f); err != nil {
+					unreadable++
+					fmt.Fprintf(app.Stderr, "%s: cannot read: %v\n", f, err)
+					continue
+				}
 				n, err := audit.VerifyFile(f)
 				if err != nil {
 					bad++
@@ -39,8 +48,11 @@ func newAuditCmd(app *App) *cobra.Command {
 				}
 				fmt.Fprintf(app.Stdout, "%s: OK, %d records, chain intact\n", f, n)
 			}
-			if bad > 0 {
+			switch {
+			case bad > 0:
 				return exit(1)
+			case unreadable > 0:
+				return exit(2)
 			}
 			return nil
 		},

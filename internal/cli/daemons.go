@@ -68,7 +68,7 @@ func newBrokerCmd(app *App) *cobra.Command {
 					return err
 				}
 				v.SetRevoked(serials)
-				go func() { _ = security.WatchRevocations(cmd.Context(), cfg.RevocationFile, v, 2*time.Second, log) }()
+				go func() { _ = security.WatchRevocations(cmd.Context(), cfg.RevocationFile, v, 2*time.Second, log, nil) }()
 			}
 			b, err := broker.Start(opts)
 			if err != nil {

@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/security"
 )
 
 func newPKICmd(app *App) *cobra.Command {
@@ -113,8 +114,17 @@ can never act as a client, and no issued certificate can sign another.
 			return nil
 		},
 	}
+	var allowPrivileged bool
+	var expectName string
 	sign := &cobra.Command{
-		Use: "sign broker|node|client FILE.csr", Short: "Certify a CSR", Args: cobra.ExactArgs(2),
+		Use:   "sign broker|node|client FILE.csr",
+		Short: "Certify a CSR",
+		Long: `Certify the public key of a certificate request for the given role. The
+name comes from the request, so it is shown first; --name makes signing fail
+unless the request carries exactly that name. A client name that may act for
+other callers (default /\.privileged\.mcollective$/) is refused unless
+--privileged says that is intended.`,
+		Args: cobra.ExactArgs(2),
 		RunE: func(_ *cobra.Command, args []string) error {
 			role, err := pki.ParseRole(args[0])
 			if err != nil {
@@ -124,15 +134,27 @@ can never act as a client, and no issued certificate can sign another.
 			if err != nil {
 				return err
 			}
+			name, hosts, err := pki.CSRSubject(data)
+			if err != nil {
+				return fmt.Errorf("%s: %w", args[1], err)
+			}
+			fmt.Fprintf(app.Stdout, "Request %s: name %q, extra names %v, to be signed as a %s certificate\n", args[1], name, hosts, role)
+			if expectName != "" && name != expectName {
+				return fmt.Errorf("%s asks for the name %q, not %q: not signed", args[1], name, expectName)
+			}
+			if privileged, _ := security.ParseMatcher(security.DefaultPrivileged); role == pki.RoleClient && privileged.Match(name) && !allowPrivileged {
+				return fmt.Errorf("%q is a privileged name (it may act for any caller): not signed without --privileged", name)
+			}
 			cert, err := store().SignCSR(role, data)
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[1], err)
 			}
-			name := cert.Subject.CommonName
-			fmt.Fprintf(app.Stdout, "Signed %s certificate %q: %s (send it back with %s)\n", role, name, store().CertPath(name), store().CACertPath())
+			fmt.Fprintf(app.Stdout, "Signed %s certificate %q: %s (send it back with %s)\n", role, name, store().CertPath(cert.Subject.CommonName), store().CACertPath())
 			return nil
 		},
 	}
+	sign.Flags().StringVar(&expectName, "name", "", "refuse unless the request is for exactly this name")
+	sign.Flags().BoolVar(&allowPrivileged, "privileged", false, "allow signing a privileged client name")
 	cmd.AddCommand(initCmd, issue, list, revoke, request, sign)
 	return cmd
 }

@@ -84,6 +84,13 @@ func runPolicyCheck(ctx context.Context, app *App, f policyCheckFlags) error {
 	if !strings.Contains(f.caller, "=") {
 		return unusable("--caller %q: want a caller id like cert=NAME", f.caller)
 	}
+	// The same names a node accepts: a node denies anything else outright.
+	if !authz.ValidName(f.agent) {
+		return unusable("--agent %q: agent names are letters, digits, '_' and '-'", f.agent)
+	}
+	if !authz.ValidName(f.action) {
+		return unusable("--action %q: action names are letters, digits, '_' and '-'", f.action)
+	}
 	raw, err := os.ReadFile(f.policy)
 	if err != nil {
 		return unusable("policy file: %w", err)

@@ -246,7 +246,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	regDone := make(chan struct{})
 	go func() { reg.Run(ctx); close(regDone) }()
 	if d.cfg.RevocationFile != "" {
-		go func() { _ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log) }()
+		go func() { _ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log, nil) }()
 	}
 	if d.external != nil {
 		go d.external.Run(ctx, func(agents []*agent.Agent) {

@@ -90,8 +90,17 @@ func (s Store) Issue(role Role, name string, hosts []string) (*x509.Certificate,
 	return cert, WriteCert(s.CertPath(name), cert)
 }
 
-// SignCSR certifies the public key of a PEM certificate request.
-func (s Store) SignCSR(role Role, csrPEM []byte) (*x509.Certificate, error) {
+// CSRSubject returns the name and extra DNS names a PEM certificate request
+// asks for, after checking its signature, so they can be shown before signing.
+func CSRSubject(csrPEM []byte) (string, []string, error) {
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return "", nil, err
+	}
+	return csr.Subject.CommonName, csr.DNSNames, nil
+}
+
+func parseCSR(csrPEM []byte) (*x509.CertificateRequest, error) {
 	block, _ := pem.Decode(csrPEM)
 	if block == nil || block.Type != "CERTIFICATE REQUEST" {
 		return nil, errors.New("not a PEM certificate request")
@@ -102,6 +111,15 @@ func (s Store) SignCSR(role Role, csrPEM []byte) (*x509.Certificate, error) {
 	}
 	if err := csr.CheckSignature(); err != nil {
 		return nil, fmt.Errorf("certificate request signature: %w", err)
+	}
+	return csr, nil
+}
+
+// SignCSR certifies the public key of a PEM certificate request.
+func (s Store) SignCSR(role Role, csrPEM []byte) (*x509.Certificate, error) {
+	csr, err := parseCSR(csrPEM)
+	if err != nil {
+		return nil, err
 	}
 	name := csr.Subject.CommonName
 	if _, err := os.Stat(s.CertPath(name)); err == nil {

@@ -122,6 +122,7 @@ type VerifierOptions struct {
 // Verifier checks certificates and signatures against one CA.
 type Verifier struct {
 	roots      *x509.CertPool
+	ca         *x509.Certificate
 	allow      *Matcher
 	privileged *Matcher
 	now        func() time.Time
@@ -141,7 +142,7 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if opts.CA == nil {
 		return nil, errors.New("verifier needs a CA certificate")
 	}
-	v := &Verifier{roots: x509.NewCertPool(), allow: opts.Allowlist, privileged: opts.Privileged, now: opts.Now}
+	v := &Verifier{roots: x509.NewCertPool(), ca: opts.CA, allow: opts.Allowlist, privileged: opts.Privileged, now: opts.Now}
 	v.roots.AddCert(opts.CA)
 	var err error
 	if v.allow == nil {
@@ -203,6 +204,11 @@ func (v *Verifier) Certificate(der []byte, role pki.Role) (*x509.Certificate, er
 	}
 	cert := ent.cert
 	now := v.now()
+	// The chain was built once, at a fixed time; the CA's own validity is
+	// checked on every use like the leaf's.
+	if now.Before(v.ca.NotBefore) || now.After(v.ca.NotAfter) {
+		return nil, fmt.Errorf("%w: the CA %q is not valid at %s", ErrUntrusted, v.ca.Subject.CommonName, now.Format(time.RFC3339))
+	}
 	if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 		return nil, fmt.Errorf("%w: %q is not valid at %s", ErrUntrusted, cert.Subject.CommonName, now.Format(time.RFC3339))
 	}
