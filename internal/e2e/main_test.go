@@ -111,7 +111,7 @@ func newCollective(t *testing.T, o collectiveOptions) *collective {
 	if o.Revocation {
 		ctx, cancel := context.WithCancel(context.Background())
 		t.Cleanup(cancel)
-		go func() { _ = security.WatchRevocations(ctx, st.RevokedPath(), v, 100*time.Millisecond, nil) }()
+		go func() { _ = security.WatchRevocations(ctx, st.RevokedPath(), v, 100*time.Millisecond, nil, nil) }()
 	}
 	c.broker, err = broker.Start(broker.Options{Identity: id, Verifier: v, Listen: "127.0.0.1:0", Collectives: o.BrokerCollectives})
 	if err != nil {
