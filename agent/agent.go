@@ -55,7 +55,13 @@ type Handler func(ctx context.Context, req *Request, rep *Reply)
 
 // Agent is a DDL with its action handlers.
 type Agent struct {
-	DDL      *ddl.Agent
+	DDL *ddl.Agent
+	// Quick marks an agent whose actions return within microseconds and
+	// never block (rpcutil). A node runs a quick agent's broadcast requests
+	// on the delivery goroutine, which keeps its replies in step with the
+	// requests when the node is saturated; every other action runs on a
+	// goroutine of its own, so a slow one never holds up later requests.
+	Quick    bool
 	handlers map[string]Handler
 }
 

@@ -125,7 +125,7 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 		Protocol: protocol.RequestProtocol, ID: id, Sender: c.id.Name(),
 		CallerID: security.CallerID(c.id.Name()), Collective: collective,
 		Agent: r.Agent, Action: r.Action, Filter: r.Filter, Data: r.Data,
-		TTL: int64(c.cfg.TTL / time.Second), ProcessResults: !r.NoReplies,
+		TTL: ttlSeconds(c.cfg.TTL), ProcessResults: !r.NoReplies,
 	}
 	if !r.NoReplies {
 		req.ReplyTo = protocol.ReplySubject(collective, c.hash, id)
@@ -279,6 +279,12 @@ func (c *Client) Discover(ctx context.Context, d DiscoverRequest) ([]string, err
 	})
 	sort.Strings(nodes)
 	return nodes, err
+}
+
+// ttlSeconds is the wire ttl: whole seconds, rounded up so that a ttl of
+// 1.5 s is not cut to 1 s, nor 0.5 s to 0 (which every node refuses).
+func ttlSeconds(d time.Duration) int64 {
+	return int64((d + time.Second - 1) / time.Second)
 }
 
 // collectives lists the collectives the client may address.

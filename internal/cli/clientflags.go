@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -25,7 +26,7 @@ type clientFlags struct {
 	identity, fact, class, agent, with, compound []string
 	collective                                   string
 	dm, nodes                                    string
-	timeout, discoveryTimeout                    time.Duration
+	timeout, discoveryTimeout, ttl               time.Duration
 	json, jsonl, noProgress, verbose             bool
 	display                                      string
 	rollout                                      rolloutFlags // --batch, --limit ... (rpc, package, service)
@@ -45,6 +46,7 @@ func (f *clientFlags) register(cmd *cobra.Command, output bool) {
 	fs.StringVar(&f.nodes, "nodes", "", "file of node identities (text one per line, JSON list, or mco --json output); implies --dm flatfile")
 	fs.DurationVarP(&f.timeout, "timeout", "t", 0, "how long to wait for replies (default: the action's DDL timeout)")
 	fs.DurationVar(&f.discoveryTimeout, "discovery-timeout", 0, "longest broadcast discovery (it ends earlier, once replies stop)")
+	fs.DurationVar(&f.ttl, "ttl", 0, "how long the request stays valid on the nodes (default: the configured ttl, 60s)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "more detail")
 	if output {
 		fs.BoolVar(&f.json, "json", false, "print one JSON document (replies, stats, no-response list)")
@@ -146,6 +148,12 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 	if f.discoveryTimeout > 0 {
 		cfg.DiscoveryTimeout = f.discoveryTimeout
 	}
+	if f.ttl != 0 {
+		if f.ttl < time.Second {
+			return nil, &ExitError{Code: 1, Err: fmt.Errorf("--ttl %s: requests must stay valid for at least 1s", f.ttl)}
+		}
+		cfg.TTL = f.ttl
+	}
 	if f.timeout == 0 {
 		f.timeout = cfg.Timeout
 	}
@@ -179,6 +187,25 @@ type discovery struct {
 func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client, flt *filter.Filter) (*discovery, error) {
 	start := time.Now()
 	d := &discovery{method: f.method(app)}
+	var piped []byte
+	if d.method == "stdin" {
+		var err error
+		if piped, err = io.ReadAll(app.Stdin); err != nil {
+			return nil, fmt.Errorf("reading node list from standard input: %w", err)
+		}
+		if len(bytes.TrimSpace(piped)) == 0 && f.dm == "" {
+			// Chosen only because stdin is a pipe, and nothing came through
+			// it (a script, a CI job): discover as usual.
+			d.method = "broadcast"
+		}
+	}
+	// A node list names the nodes; only -I can narrow it. Other filters
+	// would make the nodes that do not match look like nodes that never
+	// answered (MCollective's flatfile discovery refuses them too).
+	if lists := d.method == "flatfile" || d.method == "file" || d.method == "stdin" || d.method == "external"; lists &&
+		len(f.fact)+len(f.class)+len(f.agent)+len(f.with)+len(f.compound) > 0 {
+		return nil, &ExitError{Code: 1, Err: fmt.Errorf("%s discovery takes a list of nodes: narrow it with -I only (-F, -C, -A, -W and -S need broadcast or inventory discovery)", d.method)}
+	}
 	var err error
 	switch d.method {
 	case "direct":
@@ -194,10 +221,7 @@ func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client,
 			d.nodes, err = parseNodeList(f.nodes, data)
 		}
 	case "stdin":
-		var data []byte
-		if data, err = io.ReadAll(app.Stdin); err == nil {
-			d.nodes, err = parseNodeList("standard input", data)
-		}
+		d.nodes, err = parseNodeList("standard input", piped)
 	case "inventory":
 		d.nodes, err = f.inventoryNodes(app, cl.Collective(), flt)
 	case "external":

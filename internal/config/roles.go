@@ -192,6 +192,9 @@ func LoadClient(file string) (*Client, error) {
 	if err := c.Security.check(file); err != nil {
 		return nil, err
 	}
+	if c.TTL < time.Second {
+		return nil, fmt.Errorf("%s: ttl %s: requests must stay valid for at least 1s", file, c.TTL)
+	}
 	return c, nil
 }
 

@@ -57,3 +57,16 @@ func TestLoadYAMLErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestClientTTLAtLeastOneSecond: the wire ttl is whole seconds; a shorter
+// one would reach nodes as 0 and be refused by all of them.
+func TestClientTTLAtLeastOneSecond(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "client.conf")
+	body := "tls.ca = ca\ntls.cert = c\ntls.key = k\nttl = 500ms\n"
+	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadClient(file); err == nil || !strings.Contains(err.Error(), "at least 1s") {
+		t.Fatalf("ttl = 500ms: err = %v", err)
+	}
+}

@@ -3,6 +3,7 @@ package daemon_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,5 +82,21 @@ func TestAuditorMasksSecretInputs(t *testing.T) {
 	}
 	if req.Data["password"] != "hunter2" {
 		t.Fatal("masking changed the request the action runs with")
+	}
+}
+
+// TestWithoutNamesKeepsBuiltins: an external agent may not take a built-in
+// agent's name.
+func TestWithoutNamesKeepsBuiltins(t *testing.T) {
+	mk := func(name string) *agent.Agent {
+		d, err := ddl.Parse(name+".json", []byte(strings.ReplaceAll(loginDDL, `"name": "login"`, `"name": "`+name+`"`)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return agent.New(d)
+	}
+	got := daemon.WithoutNames([]*agent.Agent{mk("rpcutil"), mk("greeter")}, map[string]bool{"rpcutil": true}, slog.New(slog.DiscardHandler))
+	if len(got) != 1 || got[0].Name() != "greeter" {
+		t.Fatalf("kept %v, want only greeter", got)
 	}
 }

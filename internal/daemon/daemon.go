@@ -43,6 +43,7 @@ type Daemon struct {
 	srv      *server.Server
 	external *external.Loader
 	extNames []string
+	builtin  map[string]bool // names external agents may not take
 	// publishAudit sends audit lines to the broker once connected.
 	publishAudit atomic.Pointer[func([]byte)]
 }
@@ -107,13 +108,14 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return nil, err
 	}
+	d.builtin = agentNames(agents)
 	if len(cfg.Libdirs) > 0 {
 		d.external = external.NewLoader(external.Options{LibDirs: cfg.Libdirs, Facts: d.facts.Facts, Logger: log})
 		ext, errs := d.external.Load()
 		for _, e := range errs {
 			log.Error("external agent not loaded", "err", e)
 		}
-		ext = d.enabled(ext)
+		ext = d.enabled(WithoutNames(ext, agentNames(agents), log))
 		for _, a := range ext {
 			d.extNames = append(d.extNames, a.Name())
 		}
@@ -246,11 +248,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	regDone := make(chan struct{})
 	go func() { reg.Run(ctx); close(regDone) }()
 	if d.cfg.RevocationFile != "" {
-		go func() { _ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log, nil) }()
+		go func() {
+			_ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log, nil)
+		}()
 	}
 	if d.external != nil {
 		go d.external.Run(ctx, func(agents []*agent.Agent) {
-			agents = d.enabled(agents)
+			agents = d.enabled(WithoutNames(agents, d.builtin, d.log))
 			var names []string
 			for _, a := range agents {
 				names = append(names, a.Name())
@@ -298,4 +302,27 @@ func NewDataPlugins(s *server.Server, log *slog.Logger) *data.Registry {
 		plugins = append(plugins, data.NewService(status))
 	}
 	return data.New(plugins...)
+}
+
+// WithoutNames drops the external agents whose names are taken (by built-in
+// agents): an agent directory must not replace rpcutil, nor leave a node
+// without it when the file goes away again.
+func WithoutNames(ext []*agent.Agent, taken map[string]bool, log *slog.Logger) []*agent.Agent {
+	out := ext[:0:0]
+	for _, a := range ext {
+		if taken[a.Name()] {
+			log.Error("external agent ignored: a built-in agent has that name", "agent", a.Name())
+			continue
+		}
+		out = append(out, a)
+	}
+	return out
+}
+
+func agentNames(agents []*agent.Agent) map[string]bool {
+	m := make(map[string]bool, len(agents))
+	for _, a := range agents {
+		m[a.Name()] = true
+	}
+	return m
 }

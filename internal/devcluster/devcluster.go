@@ -66,6 +66,7 @@ type Cluster struct {
 	audits       []*audit.Log
 	loaders      []*external.Loader
 	extNames     [][]string
+	builtin      []map[string]bool // per node: agent names external agents may not take
 	auditDir     string
 	quiet        time.Duration
 	libdirs      []string
@@ -137,6 +138,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	c.audits = make([]*audit.Log, o.Nodes)
 	c.loaders = make([]*external.Loader, o.Nodes)
 	c.extNames = make([][]string, o.Nodes)
+	c.builtin = make([]map[string]bool, o.Nodes)
 	if o.AuditDir != "" {
 		if err := os.MkdirAll(o.AuditDir, 0o700); err != nil {
 			return nil, err
@@ -237,6 +239,11 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 	if len(o.Libdirs) > 0 {
 		c.loaders[i] = external.NewLoader(external.Options{LibDirs: o.Libdirs, Facts: srv.Facts, Logger: o.Logger})
 		ext, errs := c.loaders[i].Load()
+		c.builtin[i] = map[string]bool{}
+		for _, a := range agents {
+			c.builtin[i][a.Name()] = true
+		}
+		ext = daemon.WithoutNames(ext, c.builtin[i], o.Logger)
 		if i == 0 {
 			for _, e := range errs {
 				o.Logger.Error("external agent not loaded", "err", e)
@@ -276,6 +283,7 @@ func (c *Cluster) watchLibdirs(o Options) {
 		c.loaders[0].Run(ctx, func([]*agent.Agent) {
 			for i, srv := range c.Nodes {
 				ext, _ := c.loaders[i].Load()
+				ext = daemon.WithoutNames(ext, c.builtin[i], o.Logger)
 				var names []string
 				for _, a := range ext {
 					names = append(names, a.Name())

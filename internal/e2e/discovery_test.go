@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -261,6 +262,17 @@ func testDiscoveryMethods(t *testing.T, f *discoveryFleet) {
 		}
 	})
 
+	t.Run("empty pipe falls back to broadcast", func(t *testing.T) {
+		// A script or CI job pipes nothing: stdin is a pipe but empty.
+		cmd := exec.Command(mcoBin, "-c", f.conf, "find", "-F", "role=web")
+		cmd.Env = append(os.Environ(), "MCO_CONFIG=", "NO_COLOR=1")
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.Output()
+		if err != nil || !strings.Contains(string(out), "web1.e2e") || !strings.Contains(string(out), "web2.e2e") {
+			t.Fatalf("find with an empty pipe: %v\n%s", err, out)
+		}
+	})
+
 	errs := []struct {
 		name, want string
 		args       []string
@@ -269,6 +281,8 @@ func testDiscoveryMethods(t *testing.T, f *discoveryFleet) {
 		{"not an identity", "is not a node identity", []string{"--nodes", writeAtomic(t, filepath.Join(dir, "bad.txt"), "web1.e2e\ntwo words\n")}},
 		{"failing program", "discovery program", []string{"--dm", "external", "--nodes", filepath.Join(dir, "absent.sh")}},
 		{"unknown method", "unknown discovery method", []string{"--dm", "carrier-pigeon"}},
+		// Non-matching listed nodes would look like silent ones: refused.
+		{"fact filter on a node list", "narrow it with -I only", []string{"--nodes", writeAtomic(t, filepath.Join(dir, "two.txt"), "web1.e2e\ndb1.e2e\n"), "-F", "role=web"}},
 	}
 	for _, tt := range errs {
 		t.Run(tt.name, func(t *testing.T) {

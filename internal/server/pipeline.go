@@ -32,12 +32,12 @@ type request struct {
 // on its own goroutine.
 func (s *Server) Handle(data []byte) { s.handle(data, false) }
 
-// handle runs the pipeline. inline runs the action on the calling goroutine:
-// broadcast subscriptions do that (each agent has its own delivery
-// goroutine), so that under load every node's reply follows its verification
-// directly instead of queueing behind every other node's work; directed
-// requests share one subscription for all agents and so get a goroutine each,
-// lest a slow action hold up other agents.
+// handle runs the pipeline. inline allows running the action on the calling
+// goroutine: broadcast subscriptions (one per agent) allow it for quick
+// agents (agent.Agent.Quick), so that under load every node's reply follows
+// its verification directly instead of queueing behind every other node's
+// work. Directed requests share one subscription for all agents, and slow
+// agents must not hold up their own later requests: both get a goroutine.
 func (s *Server) handle(data []byte, inline bool) {
 	s.stats.Total.Add(1)
 	r := &request{received: s.now()}
@@ -65,7 +65,7 @@ func (s *Server) handle(data []byte, inline bool) {
 	}
 	s.stats.Passed.Add(1)
 	s.wg.Add(1)
-	if inline {
+	if inline && r.agent.Quick {
 		s.run(r)
 		return
 	}

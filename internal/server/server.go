@@ -223,6 +223,12 @@ func (s *Server) Start(nc *nats.Conn) error {
 	if err := s.resubscribe(); err != nil {
 		return err
 	}
+	if !nc.IsConnected() {
+		// Started before the broker is reachable: the subscriptions are
+		// replayed when the connection comes up, so wait rather than fail.
+		s.log.Warn("broker not reachable yet: serving as soon as the connection comes up")
+		return nil
+	}
 	return nc.Flush()
 }
 

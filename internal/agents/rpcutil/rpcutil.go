@@ -57,6 +57,9 @@ func New(n Node, opts Options) (*agent.Agent, error) {
 		return nil, err
 	}
 	a := agent.New(d)
+	// Every action answers from memory, except get_data, whose data plugins
+	// stay within the node view's time limit.
+	a.Quick = true
 	a.Register("ping", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 		rep.Data["pong"] = time.Now().Unix()
 	})
