@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -41,8 +42,8 @@ type Options struct {
 	ClusterListen string
 	Routes        []string
 	MaxPayload    int
-	// Collectives restricts clients (by certname) to some collectives; a client
-	// not listed may reach any collective.
+	// Collectives restricts clients and nodes (by certname) to some
+	// collectives; a certificate not listed may use any collective.
 	Collectives map[string][]string
 	// Collectors may subscribe to registration and audit subjects.
 	Collectors *security.Matcher
@@ -52,7 +53,9 @@ type Options struct {
 
 // Broker is a running embedded NATS server.
 type Broker struct {
-	ns *server.Server
+	ns       *server.Server
+	verifier *security.Verifier
+	log      *slog.Logger
 }
 
 // Start starts the broker and waits until it accepts connections.
@@ -96,7 +99,7 @@ func Start(opts Options) (*Broker, error) {
 		no.Cluster = server.ClusterOpts{Name: opts.ClusterName, Host: chost, Port: cport}
 		if !opts.Insecure {
 			ctls := security.ServerTLS(opts.Identity, opts.Verifier.Roots())
-			ctls.VerifyPeerCertificate = onlyBrokers
+			ctls.VerifyPeerCertificate = onlyBrokers(opts.Verifier)
 			no.Cluster.TLSConfig = ctls
 			no.Cluster.TLSTimeout = 5
 		}
@@ -125,7 +128,7 @@ func Start(opts Options) (*Broker, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("broker did not start listening on %s", opts.Listen)
 	}
-	return &Broker{ns: ns}, nil
+	return &Broker{ns: ns, verifier: opts.Verifier, log: opts.Logger}, nil
 }
 
 // URL is the address clients and nodes connect to.
@@ -179,25 +182,60 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		a.opts.Logger.Warn("refusing connection", "remote", c.RemoteAddress(), "certname", leaf.Subject.CommonName, "reason", "role "+string(role)+" may not connect as a client")
 		return false
 	}
-	c.RegisterUser(&server.User{Username: leaf.Subject.CommonName, Permissions: perms})
+	c.RegisterUser(&server.User{Username: userName(leaf), Permissions: perms})
 	return true
+}
+
+// userName is the NATS user of a connection: the certname, and the serial so
+// that DropRevoked can find the connections of a revoked certificate.
+func userName(cert *x509.Certificate) string {
+	return cert.Subject.CommonName + "#" + cert.SerialNumber.Text(16)
+}
+
+// DropRevoked disconnects every client and node whose certificate is now
+// revoked: revocation takes effect at once, not at the next connect. Call it
+// after the verifier's revocation list changed.
+func (b *Broker) DropRevoked() {
+	if b.verifier == nil {
+		return
+	}
+	revoked := b.verifier.RevokedSerials()
+	if len(revoked) == 0 {
+		return
+	}
+	for offset := 0; ; {
+		conns, err := b.ns.Connz(&server.ConnzOptions{Username: true, Offset: offset, Limit: 1024})
+		if err != nil || len(conns.Conns) == 0 {
+			return
+		}
+		for _, ci := range conns.Conns {
+			_, serial, ok := strings.Cut(ci.AuthorizedUser, "#")
+			if ok && revoked[serial] {
+				b.log.Warn("disconnecting a revoked certificate", "user", ci.AuthorizedUser, "remote", ci.IP)
+				_ = b.ns.DisconnectClientByID(ci.Cid)
+			}
+		}
+		offset += len(conns.Conns)
+	}
 }
 
 func (a *authenticator) permissions(cert *x509.Certificate, role pki.Role) (*server.Permissions, bool) {
 	name := cert.Subject.CommonName
 	switch role {
 	case pki.RoleNode:
-		return &server.Permissions{
-			Publish: &server.SubjectPermission{Allow: []string{
-				"*.reply.>",
-				protocol.RegistrationSubject("*", name),
-				protocol.AuditSubject("*", name),
-			}},
-			Subscribe: &server.SubjectPermission{Allow: []string{
-				protocol.BroadcastSubject("*", ">"),
-				protocol.NodeSubject("*", name),
-			}},
-		}, true
+		// A node listed in collectives.<certname> sees only those
+		// collectives' requests: a development node never receives
+		// production broadcasts.
+		collectives, restricted := a.opts.Collectives[name]
+		if !restricted {
+			collectives = []string{"*"}
+		}
+		p := &server.Permissions{Publish: &server.SubjectPermission{}, Subscribe: &server.SubjectPermission{}}
+		for _, c := range collectives {
+			p.Publish.Allow = append(p.Publish.Allow, c+".reply.>", protocol.RegistrationSubject(c, name), protocol.AuditSubject(c, name))
+			p.Subscribe.Allow = append(p.Subscribe.Allow, protocol.BroadcastSubject(c, ">"), protocol.NodeSubject(c, name))
+		}
+		return p, true
 	case pki.RoleClient:
 		collectives, restricted := a.opts.Collectives[name]
 		if !restricted {
@@ -217,19 +255,26 @@ func (a *authenticator) permissions(cert *x509.Certificate, role pki.Role) (*ser
 	return nil, false
 }
 
-// onlyBrokers refuses route connections from anything but broker certificates.
-func onlyBrokers(_ [][]byte, chains [][]*x509.Certificate) error {
-	if len(chains) == 0 || len(chains[0]) == 0 {
-		return errors.New("no verified peer certificate")
+// onlyBrokers refuses route connections from anything but unrevoked broker
+// certificates.
+func onlyBrokers(v *security.Verifier) func([][]byte, [][]*x509.Certificate) error {
+	return func(_ [][]byte, chains [][]*x509.Certificate) error {
+		if len(chains) == 0 || len(chains[0]) == 0 {
+			return errors.New("no verified peer certificate")
+		}
+		leaf := chains[0][0]
+		role, err := pki.RoleOf(leaf)
+		if err != nil {
+			return err
+		}
+		if role != pki.RoleBroker {
+			return fmt.Errorf("%q is a %s certificate; only brokers may join the cluster", leaf.Subject.CommonName, role)
+		}
+		if v.IsRevoked(leaf) {
+			return fmt.Errorf("broker certificate %q is revoked", leaf.Subject.CommonName)
+		}
+		return nil
 	}
-	role, err := pki.RoleOf(chains[0][0])
-	if err != nil {
-		return err
-	}
-	if role != pki.RoleBroker {
-		return fmt.Errorf("%q is a %s certificate; only brokers may join the cluster", chains[0][0].Subject.CommonName, role)
-	}
-	return nil
 }
 
 func splitHostPort(hp string) (string, int, error) {

@@ -27,6 +27,7 @@ const (
 	restricted = "eu-only.mcollective"
 	collector  = "collector.mcollective"
 	web1       = "web1.example.net"
+	euNode     = "eu-node.example.net"
 )
 
 func newFixture(t *testing.T) *fixture {
@@ -48,7 +49,7 @@ func newFixture(t *testing.T) *fixture {
 		Identity:    f.identity(ca, pki.RoleBroker, "broker.test", "127.0.0.1"),
 		Verifier:    v,
 		Listen:      "127.0.0.1:0",
-		Collectives: map[string][]string{restricted: {"eu"}},
+		Collectives: map[string][]string{restricted: {"eu"}, euNode: {"eu"}},
 		Collectors:  collectors,
 	})
 	if err != nil {
@@ -174,6 +175,11 @@ func TestBrokerPermissions(t *testing.T) {
 		{"restricted client to a node elsewhere", pki.RoleClient, restricted, false, protocol.NodeSubject("us", web1), false},
 		{"restricted client replies in its collective", pki.RoleClient, restricted, true, protocol.ReplyPrefix("eu", protocol.CallerHash(restricted)) + ".>", true},
 		{"restricted client replies elsewhere", pki.RoleClient, restricted, true, protocol.ReplyPrefix("mcollective", protocol.CallerHash(restricted)) + ".>", false},
+		{"restricted node hears its collective", pki.RoleNode, euNode, true, "eu.agent.>", true},
+		{"restricted node hears another collective", pki.RoleNode, euNode, true, "mcollective.agent.>", false},
+		{"restricted node's node subject elsewhere", pki.RoleNode, euNode, true, protocol.NodeSubject("mcollective", euNode), false},
+		{"restricted node replies in its collective", pki.RoleNode, euNode, false, protocol.ReplySubject("eu", protocol.CallerHash(alice), "1"), true},
+		{"restricted node replies elsewhere", pki.RoleNode, euNode, false, protocol.ReplySubject("mcollective", protocol.CallerHash(alice), "1"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -250,5 +256,29 @@ func TestStartBadOptions(t *testing.T) {
 			b.Shutdown()
 			t.Errorf("Start(%+v) succeeded", o)
 		}
+	}
+}
+
+// TestBrokerDropsRevokedConnections: revoking a certificate disconnects its
+// open connections at once; others stay.
+func TestBrokerDropsRevokedConnections(t *testing.T) {
+	f := newFixture(t)
+	aliceID := f.identity(f.ca, pki.RoleClient, alice)
+	aliceConn, err := f.dial(security.ClientTLS(aliceID, f.verifier.Roots()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bobConn := f.connect(pki.RoleClient, bob)
+	f.verifier.SetRevoked(map[string]bool{aliceID.Cert.SerialNumber.Text(16): true})
+	f.broker.DropRevoked()
+	deadline := time.Now().Add(10 * time.Second)
+	for aliceConn.IsConnected() {
+		if time.Now().After(deadline) {
+			t.Fatal("the revoked certificate's connection is still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := bobConn.Flush(); err != nil || !bobConn.IsConnected() {
+		t.Fatalf("an unrevoked connection was dropped: %v", err)
 	}
 }

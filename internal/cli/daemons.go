@@ -68,11 +68,18 @@ func newBrokerCmd(app *App) *cobra.Command {
 					return err
 				}
 				v.SetRevoked(serials)
-				go func() { _ = security.WatchRevocations(cmd.Context(), cfg.RevocationFile, v, 2*time.Second, log, nil) }()
 			}
 			b, err := broker.Start(opts)
 			if err != nil {
 				return err
+			}
+			if cfg.RevocationFile != "" {
+				// Revocation takes effect at once: the connections of a
+				// newly revoked certificate are dropped, not just refused
+				// the next time.
+				go func() {
+					_ = security.WatchRevocations(cmd.Context(), cfg.RevocationFile, v, 2*time.Second, log, b.DropRevoked)
+				}()
 			}
 			log.Info("broker ready", "url", b.URL())
 			<-cmd.Context().Done()

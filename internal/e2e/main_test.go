@@ -108,16 +108,19 @@ func newCollective(t *testing.T, o collectiveOptions) *collective {
 		t.Fatal(err)
 	}
 	c := &collective{t: t, dir: dir, store: st}
-	if o.Revocation {
-		ctx, cancel := context.WithCancel(context.Background())
-		t.Cleanup(cancel)
-		go func() { _ = security.WatchRevocations(ctx, st.RevokedPath(), v, 100*time.Millisecond, nil, nil) }()
-	}
 	c.broker, err = broker.Start(broker.Options{Identity: id, Verifier: v, Listen: "127.0.0.1:0", Collectives: o.BrokerCollectives})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.broker.Shutdown)
+	if o.Revocation {
+		// As mco broker run does: reload the list and drop revoked connections.
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go func() {
+			_ = security.WatchRevocations(ctx, st.RevokedPath(), v, 100*time.Millisecond, nil, c.broker.DropRevoked)
+		}()
+	}
 	c.client("alice.mcollective")
 	return c
 }

@@ -263,40 +263,57 @@ func TestPrivilegedCallerID(t *testing.T) {
 	}
 }
 
-// TestRevocationTakesEffectWithoutRestart: revoking bob makes the running
-// daemon drop his requests and the broker refuse his new connections.
+// TestRevocationTakesEffectWithoutRestart: revoking bob takes effect without
+// restarting anything, at each layer on its own — a node whose broker does not
+// know the revocation drops his requests, and a broker that knows it drops his
+// open connection and refuses new ones.
 func TestRevocationTakesEffectWithoutRestart(t *testing.T) {
-	c := newCollective(t, collectiveOptions{Revocation: true})
-	bobConf := c.client("bob.mcollective")
-	node := "revoking.e2e"
-	c.startDaemon(node, "security.revocation_file = "+c.store.RevokedPath())
-	bob := c.connect(bobConf)
-	if !pingOK(bob, node) {
-		t.Fatal("bob cannot ping before revocation")
-	}
-	if r := mco(t, "", "pki", "revoke", "bob.mcollective", "--dir", c.store.Dir); r.code != 0 {
-		t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
-	}
-	// bob's connection predates the revocation; the node must stop answering.
-	poll(t, "the daemon to drop bob's requests", func() bool { return !pingOK(bob, node) })
-	if n := waitDropped(t, c, c.clientConf(), node, "untrusted_certificate"); n < 1 {
-		t.Fatalf("untrusted_certificate drops = %v", n)
-	}
-	cfg, err := client.ConfigFromFile(bobConf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	poll(t, "the broker to refuse bob", func() bool {
-		cl, err := client.Connect(cfg)
-		if err == nil {
-			cl.Close()
-			return false
+	t.Run("node", func(t *testing.T) {
+		c := newCollective(t, collectiveOptions{})
+		bobConf := c.client("bob.mcollective")
+		node := "revoking.e2e"
+		c.startDaemon(node, "security.revocation_file = "+c.store.RevokedPath())
+		bob := c.connect(bobConf)
+		if !pingOK(bob, node) {
+			t.Fatal("bob cannot ping before revocation")
 		}
-		return true
+		if r := mco(t, "", "pki", "revoke", "bob.mcollective", "--dir", c.store.Dir); r.code != 0 {
+			t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		poll(t, "the daemon to drop bob's requests", func() bool { return !pingOK(bob, node) })
+		if n := waitDropped(t, c, c.clientConf(), node, "untrusted_certificate"); n < 1 {
+			t.Fatalf("untrusted_certificate drops = %v", n)
+		}
+		if !pingOK(c.connect(c.clientConf()), node) {
+			t.Fatal("alice is no longer answered after bob's revocation")
+		}
 	})
-	if !pingOK(c.connect(c.clientConf()), node) {
-		t.Fatal("alice is no longer answered after bob's revocation")
-	}
+	t.Run("broker", func(t *testing.T) {
+		c := newCollective(t, collectiveOptions{Revocation: true})
+		bobConf := c.client("bob.mcollective")
+		node := "revoking.e2e"
+		c.startDaemon(node)
+		bob := c.connect(bobConf)
+		if !pingOK(bob, node) {
+			t.Fatal("bob cannot ping before revocation")
+		}
+		if r := mco(t, "", "pki", "revoke", "bob.mcollective", "--dir", c.store.Dir); r.code != 0 {
+			t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+		// bob's connection predates the revocation: the broker drops it.
+		poll(t, "the broker to drop bob's open connection", func() bool { return !pingOK(bob, node) })
+		cfg, err := client.ConfigFromFile(bobConf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cl, err := client.Connect(cfg); err == nil {
+			cl.Close()
+			t.Fatal("the broker accepted a new connection from bob")
+		}
+		if !pingOK(c.connect(c.clientConf()), node) {
+			t.Fatal("alice is no longer answered after bob's revocation")
+		}
+	})
 }
 
 // TestCollectiveRestriction: dev.mcollective may reach the development

@@ -170,6 +170,10 @@ func (v *Verifier) Roots() *x509.CertPool { return v.roots }
 // leading zeros). It takes effect for the next message, without restart.
 func (v *Verifier) SetRevoked(serials map[string]bool) { v.revoked.Store(&serials) }
 
+// RevokedSerials returns the current revocation list (lower-case hex serials).
+// Callers must not modify it.
+func (v *Verifier) RevokedSerials() map[string]bool { return *v.revoked.Load() }
+
 // IsRevoked reports whether a certificate is on the revocation list.
 func (v *Verifier) IsRevoked(cert *x509.Certificate) bool {
 	return (*v.revoked.Load())[cert.SerialNumber.Text(16)]
