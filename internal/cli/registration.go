@@ -174,7 +174,7 @@ func (f *clientFlags) inventoryNodes(app *App, collective string, flt *filter.Fi
 		funcs = append(funcs, e.Functions()...)
 	}
 	if len(funcs) > 0 {
-		fmt.Fprintf(app.Stderr, "warning: data functions (%s) cannot be evaluated from the registration store: those statements count as false\n", strings.Join(dedupe(funcs), ", "))
+		fmt.Fprintf(app.Stderr, "warning: data functions (%s) cannot be evaluated from the registration store: a filter that needs them selects no node\n", strings.Join(dedupe(funcs), ", "))
 	}
 	var out []string
 	for _, r := range recs {
