@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -35,57 +36,7 @@ func newBrokerCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			file := configFlag(cmd)
-			if file == "" {
-				file = "/etc/marionette/broker.conf"
-			}
-			cfg, err := config.LoadBroker(file)
-			if err != nil {
-				return err
-			}
-			v, err := daemon.NewVerifier(&cfg.Security)
-			if err != nil {
-				return err
-			}
-			opts := broker.Options{
-				Verifier: v, Listen: cfg.Listen, Insecure: cfg.Insecure, ClusterName: cfg.ClusterName,
-				ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, MaxPayload: cfg.MaxPayload,
-				Collectives: cfg.Collectives, Monitor: cfg.Monitor, Logger: log,
-			}
-			if cfg.Collectors != "" {
-				if opts.Collectors, err = security.ParseMatcher(cfg.Collectors); err != nil {
-					return fmt.Errorf("%s: collectors: %w", file, err)
-				}
-			}
-			if cfg.Insecure {
-				fmt.Fprintln(app.Stderr, "WARNING: insecure = true: no TLS and no authentication. Development only.")
-			} else if opts.Identity, err = security.LoadIdentity(cfg.Cert, cfg.Key); err != nil {
-				return fmt.Errorf("broker certificate: %w", err)
-			}
-			if cfg.RevocationFile != "" {
-				serials, err := pki.ReadRevoked(cfg.RevocationFile)
-				if err != nil {
-					return err
-				}
-				v.SetRevoked(serials)
-			}
-			b, err := broker.Start(opts)
-			if err != nil {
-				return err
-			}
-			if cfg.RevocationFile != "" {
-				// Revocation takes effect at once: the connections of a
-				// newly revoked certificate are dropped, not just refused
-				// the next time.
-				go func() {
-					_ = security.WatchRevocations(cmd.Context(), cfg.RevocationFile, v, 2*time.Second, log, b.DropRevoked)
-				}()
-			}
-			log.Info("broker ready", "url", b.URL())
-			<-cmd.Context().Done()
-			log.Info("broker shutting down")
-			b.Shutdown()
-			return nil
+			return runBroker(cmd.Context(), app, roleConfig(cmd, "broker"), log)
 		},
 	}
 	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
@@ -105,10 +56,7 @@ func newServerCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			file := configFlag(cmd)
-			if file == "" {
-				file = "/etc/marionette/server.conf"
-			}
+			file := roleConfig(cmd, "server")
 			cfg, err := config.LoadServer(file)
 			if err != nil {
 				return err
@@ -152,4 +100,62 @@ func newTable(app *App) table.Writer {
 	tw.Style().Options = table.OptionsNoBordersAndSeparators
 	tw.Style().Format.Header = 0 // keep header case as written
 	return tw
+}
+
+// roleConfig is the -c file, else /etc/marionette/<role>.conf.
+func roleConfig(cmd *cobra.Command, role string) string {
+	if file := configFlag(cmd); file != "" {
+		return file
+	}
+	return "/etc/marionette/" + role + ".conf"
+}
+
+// runBroker runs the broker configured in file until ctx ends.
+func runBroker(ctx context.Context, app *App, file string, log *slog.Logger) error {
+	cfg, err := config.LoadBroker(file)
+	if err != nil {
+		return err
+	}
+	v, err := daemon.NewVerifier(&cfg.Security)
+	if err != nil {
+		return err
+	}
+	opts := broker.Options{
+		Verifier: v, Listen: cfg.Listen, Insecure: cfg.Insecure, ClusterName: cfg.ClusterName,
+		ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, MaxPayload: cfg.MaxPayload,
+		Collectives: cfg.Collectives, Monitor: cfg.Monitor, Logger: log,
+	}
+	if cfg.Collectors != "" {
+		if opts.Collectors, err = security.ParseMatcher(cfg.Collectors); err != nil {
+			return fmt.Errorf("%s: collectors: %w", file, err)
+		}
+	}
+	if cfg.Insecure {
+		fmt.Fprintln(app.Stderr, "WARNING: insecure = true: no TLS and no authentication. Development only.")
+	} else if opts.Identity, err = security.LoadIdentity(cfg.Cert, cfg.Key); err != nil {
+		return fmt.Errorf("broker certificate: %w", err)
+	}
+	if cfg.RevocationFile != "" {
+		serials, err := pki.ReadRevoked(cfg.RevocationFile)
+		if err != nil {
+			return err
+		}
+		v.SetRevoked(serials)
+	}
+	b, err := broker.Start(opts)
+	if err != nil {
+		return err
+	}
+	if cfg.RevocationFile != "" {
+		// Revocation takes effect at once: the connections of a newly
+		// revoked certificate are dropped, not just refused next time.
+		go func() {
+			_ = security.WatchRevocations(ctx, cfg.RevocationFile, v, 2*time.Second, log, b.DropRevoked)
+		}()
+	}
+	log.Info("broker ready", "url", b.URL())
+	<-ctx.Done()
+	log.Info("broker shutting down")
+	b.Shutdown()
+	return nil
 }
