@@ -33,6 +33,11 @@ type Request struct {
 	Quiet time.Duration
 	// NoReplies sends the request fire-and-forget: nodes run it but do not reply.
 	NoReplies bool
+	// ReplyTo sends the replies to another of this client's own reply
+	// subjects (under ReplyPrefix), for another process holding the same
+	// certificate to collect; Call then returns once the request is sent.
+	// Nodes refuse any other reply subject.
+	ReplyTo string
 }
 
 // Result is one node's reply.
@@ -115,7 +120,11 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	if quiet <= 0 {
 		quiet = c.cfg.DiscoveryQuiet
 	}
-	if !r.NoReplies {
+	detached := r.NoReplies || r.ReplyTo != ""
+	if r.ReplyTo != "" && !strings.HasPrefix(r.ReplyTo, c.ReplyPrefix(collective)+".") {
+		return nil, fmt.Errorf("reply subject %q is not one of this client's (%s.*): nodes would refuse it", r.ReplyTo, c.ReplyPrefix(collective))
+	}
+	if !detached {
 		if err := c.subscribe(collective); err != nil {
 			return nil, err
 		}
@@ -127,7 +136,10 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 		Agent: r.Agent, Action: r.Action, Filter: r.Filter, Data: r.Data,
 		TTL: ttlSeconds(c.cfg.TTL), ProcessResults: !r.NoReplies,
 	}
-	if !r.NoReplies {
+	switch {
+	case r.ReplyTo != "":
+		req.ReplyTo = r.ReplyTo
+	case !r.NoReplies:
 		req.ReplyTo = protocol.ReplySubject(collective, c.hash, id)
 	}
 	stats := &Stats{RequestID: id, Agent: r.Agent, Action: r.Action, Broadcast: len(r.Targets) == 0}
@@ -138,7 +150,7 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	stats.Expected = sortedKeys(expected)
 
 	cl := &call{notify: make(chan struct{}, 1)}
-	if !r.NoReplies {
+	if !detached {
 		c.mu.Lock()
 		c.pending[id] = cl
 		c.mu.Unlock()
@@ -178,7 +190,7 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	if err != nil {
 		return nil, fmt.Errorf("publishing request: %w", err)
 	}
-	if r.NoReplies {
+	if detached {
 		stats.NoResponse = nil
 		stats.Duration = time.Since(stats.Start)
 		return stats, nil
@@ -279,6 +291,13 @@ func (c *Client) Discover(ctx context.Context, d DiscoverRequest) ([]string, err
 	})
 	sort.Strings(nodes)
 	return nodes, err
+}
+
+// ReplyPrefix is the stem of this client's reply subjects in a collective:
+// <collective>.reply.<hash of the certname>. Only subjects under it may be
+// used as Request.ReplyTo, and only this certificate may subscribe to them.
+func (c *Client) ReplyPrefix(collective string) string {
+	return protocol.ReplyPrefix(collective, c.hash)
 }
 
 // ttlSeconds is the wire ttl: whole seconds, rounded up so that a ttl of

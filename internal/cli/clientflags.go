@@ -29,6 +29,7 @@ type clientFlags struct {
 	timeout, discoveryTimeout, ttl               time.Duration
 	json, jsonl, noProgress, verbose             bool
 	display                                      string
+	replyTo                                      string       // rpc --reply-to
 	rollout                                      rolloutFlags // --batch, --limit ... (rpc, package, service)
 	confPath                                     string       // the client.conf connect loaded (--dm inventory reads registration.dir)
 }

@@ -35,6 +35,7 @@ Examples:
 	}
 	f.register(cmd, true)
 	cmd.Flags().BoolVar(&noResults, "no-results", false, "send fire-and-forget: nodes run the action but do not reply")
+	cmd.Flags().StringVar(&f.replyTo, "reply-to", "", "send the replies to another of your own reply subjects (a full subject, or a NAME to use <collective>.reply.<your hash>.NAME) for another process with your certificate to collect; do not wait")
 	return cmd
 }
 
@@ -155,7 +156,18 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	}
 	req := client.Request{
 		Agent: agentName, Action: action, Data: call.data, Filter: flt, Targets: d.nodes,
-		Timeout: call.timeout(f.timeout), NoReplies: noResults,
+		Timeout: call.timeout(f.timeout), NoReplies: noResults, ReplyTo: f.replyTo,
+	}
+	if f.replyTo != "" && !strings.Contains(f.replyTo, ".") {
+		req.ReplyTo = cl.ReplyPrefix(cl.Collective()) + "." + f.replyTo
+	}
+	if req.ReplyTo != "" {
+		stats, err := cl.Call(cmd.Context(), req, func(client.Result) {})
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes; replies go to %s\n", stats.RequestID, len(d.nodes), req.ReplyTo)
+		return nil
 	}
 	if noResults {
 		stats, bs, err := ro.send(cmd.Context(), app, f, cl, req, func(client.Result) {})
