@@ -2,6 +2,7 @@ package audit
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 )
@@ -18,28 +20,80 @@ import (
 // (DIR/<identity>.log, the node's own line bytes, so each file verifies like
 // the node's local log) and checks each node's chain as lines arrive.
 //
-// A broken link (a lost, edited, replayed or reordered line, or a node whose
-// log was reset) is logged and counted, and the line is stored anyway: the
-// central copy must keep whatever the node sent. Collection that starts after
-// a node already had lines flags that node's first line once.
+// With CollectorOptions.Fetch set, a gap (a line whose seq is past the next
+// one expected, as after a broker restart or when collection starts late) is
+// repaired: the node's later lines wait in memory while the missing ones are
+// fetched from the node's own log, checked against the chain and written in
+// order. Lines that arrive twice (fetched, then delivered live) are skipped.
+//
+// A broken link that cannot be repaired (a lost, edited, replayed or
+// reordered line, a node whose log was reset, or a node that does not hand
+// over the missing lines) is logged and counted, and the line is stored
+// anyway: the central copy must keep whatever the node sent.
 type Collector struct {
 	dir    string
 	logger *slog.Logger
+	opts   CollectorOptions
+	ctx    context.Context // ends fetches on Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // running backfills
 
 	mu       sync.Mutex
 	nodes    map[string]*nodeState
 	rejected uint64
 }
 
+// CollectorOptions tunes a Collector. The zero value stores lines and flags
+// gaps without repairing them.
+type CollectorOptions struct {
+	// Logger receives broken links, repairs and rejected lines; nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Fetch returns the node's audit lines with seq from..to, in order
+	// (the audit agent's lines action). It may return only the first part
+	// of the range (a capped reply); the collector then asks for the rest.
+	// nil disables gap repair.
+	Fetch func(ctx context.Context, node string, from, to uint64) ([][]byte, error)
+	// Retry are the waits before each new fetch attempt after one failed
+	// or returned lines that do not chain; when they run out the gap is
+	// stored flagged. nil means DefaultRetry.
+	Retry []time.Duration
+	// MaxPendingLines and MaxPendingBytes bound the lines one node may have
+	// waiting for a repair (default 10,000 lines, 16 MiB); beyond them the
+	// repair is abandoned and the gap stored flagged.
+	MaxPendingLines int
+	MaxPendingBytes int
+	// OnStore, if set, is called with every line stored, in file order and
+	// under the collector's lock (keep it quick); e.g. for `collect -v`.
+	OnStore func(node string, line []byte)
+}
+
+// DefaultRetry is five fetch attempts over about half a minute.
+var DefaultRetry = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
+
+// recentKeep is how many of a node's latest line hashes are kept to
+// recognise a line delivered twice.
+const recentKeep = 4096
+
 type nodeState struct {
-	c     chain
-	stats NodeStats
+	c      chain
+	stats  NodeStats
+	recent map[uint64]string // seq -> hash of the latest stored lines
+
+	// A repair in progress: pending holds the lines that arrived since the
+	// gap, gen identifies the backfill goroutine that owns it.
+	pending      [][]byte
+	pendingBytes int
+	gen          uint64
 }
 
 // NodeStats counts what a Collector did with one node's lines since it started.
 type NodeStats struct {
-	Records uint64 // lines stored
-	Broken  uint64 // of which broke the node's chain
+	Records    uint64 // lines stored
+	Broken     uint64 // of which broke the node's chain
+	Backfilled uint64 // of which were fetched from the node to fill a gap
+	Duplicates uint64 // lines received again and skipped
+	Pending    int    // lines waiting for a gap to be filled
 }
 
 // CollectorStats is a snapshot of a Collector's counters.
@@ -48,12 +102,25 @@ type CollectorStats struct {
 	Rejected uint64               // lines not stored: bad identity, not one JSON line, write failure
 }
 
-// NewCollector creates dir if needed and resumes each node's chain from the
-// last line of its existing file. logger receives broken links and rejected
-// lines; nil means slog.Default().
+// NewCollector is NewCollectorWith without gap repair.
 func NewCollector(dir string, logger *slog.Logger) (*Collector, error) {
-	if logger == nil {
-		logger = slog.Default()
+	return NewCollectorWith(dir, CollectorOptions{Logger: logger})
+}
+
+// NewCollectorWith creates dir if needed and resumes each node's chain from
+// the last line of its existing file. Close it to stop repairs in progress.
+func NewCollectorWith(dir string, opts CollectorOptions) (*Collector, error) {
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Retry == nil {
+		opts.Retry = DefaultRetry
+	}
+	if opts.MaxPendingLines <= 0 {
+		opts.MaxPendingLines = 10_000
+	}
+	if opts.MaxPendingBytes <= 0 {
+		opts.MaxPendingBytes = 16 << 20
 	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("audit collector: %w", err)
@@ -62,16 +129,31 @@ func NewCollector(dir string, logger *slog.Logger) (*Collector, error) {
 	if err != nil {
 		return nil, fmt.Errorf("audit collector: %w", err)
 	}
-	col := &Collector{dir: dir, logger: logger, nodes: make(map[string]*nodeState, len(files))}
+	col := &Collector{dir: dir, logger: opts.Logger, opts: opts, nodes: make(map[string]*nodeState, len(files))}
+	col.ctx, col.cancel = context.WithCancel(context.Background())
 	for _, path := range files {
 		identity := strings.TrimSuffix(filepath.Base(path), ".log")
 		c, err := col.resume(path)
 		if err != nil {
+			col.cancel()
 			return nil, fmt.Errorf("audit collector %s: %w", path, err)
 		}
-		col.nodes[identity] = &nodeState{c: c}
+		st := &nodeState{c: c, recent: map[uint64]string{}}
+		if c.seq > 0 {
+			st.recent[c.seq] = c.hash
+		}
+		col.nodes[identity] = st
 	}
 	return col, nil
+}
+
+// Close stops the repairs in progress and waits for them; their waiting lines
+// are stored with the gap flagged, so nothing received is dropped.
+func (col *Collector) Close() {
+	col.mu.Lock()
+	col.cancel() // under the lock: take starts no backfill after this
+	col.mu.Unlock()
+	col.wg.Wait()
 }
 
 // resume reads a collected file's chain head. A file ending in a partial line
@@ -133,9 +215,49 @@ func (col *Collector) handle(identity string, line []byte) error {
 	defer col.mu.Unlock()
 	st := col.nodes[identity]
 	if st == nil {
-		st = &nodeState{}
+		st = &nodeState{recent: map[uint64]string{}}
 		col.nodes[identity] = st
 	}
+	return col.take(identity, st, bytes.Clone(line), true)
+}
+
+// take stores, skips or holds back one line; col.mu is held. A line that
+// leaves a gap starts a repair when repair is set and Fetch is available.
+func (col *Collector) take(identity string, st *nodeState, line []byte, repair bool) error {
+	if st.pending != nil {
+		st.pending = append(st.pending, line)
+		st.pendingBytes += len(line)
+		if len(st.pending) > col.opts.MaxPendingLines || st.pendingBytes > col.opts.MaxPendingBytes {
+			col.giveUp(identity, st, fmt.Errorf("more than %d lines or %d bytes arrived while waiting",
+				col.opts.MaxPendingLines, col.opts.MaxPendingBytes))
+		}
+		return nil
+	}
+	var h header
+	if json.Unmarshal(line, &h) == nil && h.Seq != nil {
+		seq := *h.Seq
+		if seq <= st.c.seq && st.recent[seq] == hashLine(line) {
+			st.stats.Duplicates++
+			return nil
+		}
+		// A chain resumed from a torn file (seq 0 with a hash) cannot be
+		// continued by fetched lines: leave it flagged.
+		canRepair := st.c.seq > 0 || st.c.hash == ""
+		if repair && col.opts.Fetch != nil && canRepair && seq > st.c.seq+1 && col.ctx.Err() == nil {
+			st.gen++
+			st.pending, st.pendingBytes = [][]byte{line}, len(line)
+			col.logger.Info("audit gap: fetching the missing lines from the node", "node", identity, "from", st.c.seq+1, "to", seq-1)
+			col.wg.Add(1)
+			go col.backfill(identity, st.gen, seq-1)
+			return nil
+		}
+	}
+	return col.write(identity, st, line)
+}
+
+// write appends line to the node's file and advances its chain; col.mu is
+// held.
+func (col *Collector) write(identity string, st *nodeState, line []byte) error {
 	before := st.c
 	seq, reason := st.c.link(line)
 	if err := col.store(identity, line); err != nil {
@@ -144,11 +266,145 @@ func (col *Collector) handle(identity string, line []byte) error {
 		return err
 	}
 	st.stats.Records++
+	st.remember(st.c.seq, st.c.hash)
 	if reason != "" {
 		st.stats.Broken++
 		col.logger.Warn("audit chain broken", "node", identity, "seq", seq, "reason", reason)
 	}
+	if col.opts.OnStore != nil {
+		col.opts.OnStore(identity, line)
+	}
 	return nil
+}
+
+// remember records a stored line's hash for duplicate detection, keeping
+// only the latest ones.
+func (st *nodeState) remember(seq uint64, hash string) {
+	if len(st.recent) > 2*recentKeep {
+		clear(st.recent)
+	}
+	st.recent[seq] = hash
+	if seq > recentKeep {
+		delete(st.recent, seq-recentKeep)
+	}
+}
+
+// backfill fetches the node's lines up to seq to, page by page, until the
+// chain reaches to; then the waiting lines are stored. It gives up, storing
+// them with the gap flagged, when the retries run out or the repair was
+// abandoned (gen changed).
+func (col *Collector) backfill(identity string, gen, to uint64) {
+	defer col.wg.Done()
+	failures := 0
+	for {
+		col.mu.Lock()
+		st := col.nodes[identity]
+		if st.gen != gen {
+			col.mu.Unlock()
+			return
+		}
+		from := st.c.seq + 1
+		if from > to {
+			col.finish(identity, st)
+			col.mu.Unlock()
+			return
+		}
+		col.mu.Unlock()
+
+		lines, err := col.opts.Fetch(col.ctx, identity, from, to)
+		if err == nil {
+			col.mu.Lock()
+			if st.gen != gen {
+				col.mu.Unlock()
+				return
+			}
+			var n int
+			n, err = col.storeFetched(identity, st, lines, to)
+			col.mu.Unlock()
+			if n > 0 {
+				failures = 0 // progress; a later page gets fresh retries
+				continue
+			}
+			if err == nil {
+				err = fmt.Errorf("the node returned no line for seq %d..%d", from, to)
+			}
+		}
+		if failures == len(col.opts.Retry) || col.ctx.Err() != nil {
+			col.mu.Lock()
+			if st.gen == gen {
+				col.giveUp(identity, st, fmt.Errorf("after %d attempts: %w", failures+1, err))
+			}
+			col.mu.Unlock()
+			return
+		}
+		wait := col.opts.Retry[failures]
+		failures++
+		col.logger.Warn("audit gap: fetching missing lines failed; retrying", "node", identity,
+			"from", from, "to", to, "err", err, "retry_in", wait)
+		select {
+		case <-time.After(wait):
+		case <-col.ctx.Done():
+		}
+	}
+}
+
+// storeFetched writes the fetched lines that continue the chain, up to seq
+// to; col.mu is held. It returns how many it wrote and, if it stopped early,
+// why.
+func (col *Collector) storeFetched(identity string, st *nodeState, lines [][]byte, to uint64) (int, error) {
+	for i, line := range lines {
+		line = bytes.TrimSuffix(line, []byte{'\n'})
+		c := st.c
+		seq, reason := c.link(line)
+		switch {
+		case bytes.IndexByte(line, '\n') >= 0:
+			reason = "not one line"
+		case reason == "" && seq > to:
+			reason = fmt.Sprintf("seq %d is past the gap (up to %d)", seq, to)
+		}
+		if reason != "" {
+			return i, fmt.Errorf("fetched line %d of %d does not continue the chain at seq %d: %s", i+1, len(lines), st.c.seq, reason)
+		}
+		if err := col.store(identity, line); err != nil {
+			return i, err
+		}
+		st.c = c
+		st.remember(c.seq, c.hash)
+		st.stats.Records++
+		st.stats.Backfilled++
+		if col.opts.OnStore != nil {
+			col.opts.OnStore(identity, line)
+		}
+	}
+	return len(lines), nil
+}
+
+// finish ends a successful repair by storing the waiting lines, which may
+// start another repair; col.mu is held.
+func (col *Collector) finish(identity string, st *nodeState) {
+	col.logger.Info("audit gap filled from the node's log", "node", identity, "head", st.c.seq)
+	col.flush(identity, st, true)
+}
+
+// giveUp abandons a repair and stores the waiting lines with the gap
+// flagged; col.mu is held.
+func (col *Collector) giveUp(identity string, st *nodeState, why error) {
+	st.gen++ // the backfill goroutine stops at its next look
+	col.logger.Error("audit gap NOT filled: storing the later lines with the gap flagged",
+		"node", identity, "missing_from", st.c.seq+1, "err", why)
+	col.flush(identity, st, false)
+}
+
+// flush stores a node's waiting lines; col.mu is held.
+func (col *Collector) flush(identity string, st *nodeState, repair bool) {
+	pending := st.pending
+	st.pending, st.pendingBytes = nil, 0
+	for _, line := range pending {
+		if err := col.take(identity, st, line, repair); err != nil {
+			col.rejected++
+			col.logger.Warn("audit line rejected", "node", identity, "err", err)
+		}
+	}
 }
 
 // store appends line to the node's file. Opening per line keeps the number of
@@ -183,7 +439,9 @@ func (col *Collector) Stats() CollectorStats {
 	defer col.mu.Unlock()
 	s := CollectorStats{Nodes: make(map[string]NodeStats, len(col.nodes)), Rejected: col.rejected}
 	for id, st := range col.nodes {
-		s.Nodes[id] = st.stats
+		ns := st.stats
+		ns.Pending = len(st.pending)
+		s.Nodes[id] = ns
 	}
 	return s
 }
@@ -192,7 +450,8 @@ func (col *Collector) Stats() CollectorStats {
 // (<collective>.audit.<identity>) to Handle. Lines Handle refuses are logged.
 // NATS delivers one subscription's messages in order, which the per-node chain
 // check relies on; a slow collector that overflows the subscription's pending
-// limits loses lines, and those show up as broken links.
+// limits loses lines, and those show up as gaps (filled with
+// CollectorOptions.Fetch, else flagged).
 func (col *Collector) Subscribe(nc *nats.Conn, collective string) (*nats.Subscription, error) {
 	prefix := collective + ".audit."
 	sub, err := nc.Subscribe(prefix+">", func(m *nats.Msg) {

@@ -24,11 +24,15 @@ func TestCollectorHandle(t *testing.T) {
 		name       string
 		feed       [][]byte
 		wantBroken uint64
-		wantSame   bool // the collected file equals the local log
+		wantSame   bool     // the collected file equals the local log
+		stored     [][]byte // what the file holds; nil: feed
 	}{
 		{name: "all lines", feed: lines, wantSame: true},
 		{name: "a line lost", feed: [][]byte{lines[0], lines[1], lines[3], lines[4]}, wantBroken: 1},
-		{name: "a line replayed", feed: [][]byte{lines[0], lines[1], lines[1], lines[2]}, wantBroken: 1},
+		// A line delivered twice adds nothing: skipped, not flagged.
+		{name: "a line delivered twice", feed: [][]byte{lines[0], lines[1], lines[1], lines[2]}, stored: lines[:3]},
+		{name: "an old line delivered again", feed: [][]byte{lines[0], lines[1], lines[2], lines[0]}, stored: lines[:3]},
+		{name: "a line replaced", feed: [][]byte{lines[0], lines[1], lines[2], edited(t, lines[1])}, wantBroken: 1},
 		{name: "collection starts late", feed: lines[2:], wantBroken: 1},
 	}
 	for _, tt := range tests {
@@ -43,9 +47,13 @@ func TestCollectorHandle(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			want := tt.stored
+			if want == nil {
+				want = tt.feed
+			}
 			got := col.Stats().Nodes["node1.example.com"]
-			if got.Records != uint64(len(tt.feed)) || got.Broken != tt.wantBroken {
-				t.Errorf("stats = %+v, want %d records, %d broken", got, len(tt.feed), tt.wantBroken)
+			if got.Records != uint64(len(want)) || got.Broken != tt.wantBroken || got.Duplicates != uint64(len(tt.feed)-len(want)) {
+				t.Errorf("stats = %+v, want %d records, %d broken, %d duplicates", got, len(want), tt.wantBroken, len(tt.feed)-len(want))
 			}
 			// Broken or not, every line is stored as sent.
 			path := filepath.Join(dir, "node1.example.com.log")
@@ -53,7 +61,7 @@ func TestCollectorHandle(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !bytes.Equal(stored, joinLines(tt.feed)) {
+			if !bytes.Equal(stored, joinLines(want)) {
 				t.Errorf("stored file differs from the lines fed")
 			}
 			if tt.wantSame && !bytes.Equal(stored, local) {

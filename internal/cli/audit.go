@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
+	"sync"
 	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
+	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/internal/audit"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/pki"
@@ -74,8 +77,14 @@ func newAuditCollectCmd(app *App) *cobra.Command {
 DIR/<node>.log. Each file is the node's own hash chain, so 'mco audit verify'
 works on it; broken links (lost or edited lines) are logged as they arrive.
 
+Lines the collector missed (published while it or the broker was down, or
+before it started) are fetched from the node's own log with the audit agent
+('audit lines'), checked against the chain and stored in order; a gap the node
+does not fill after a few tries is stored flagged.
+
 The client certificate of the configuration (-c) must be listed in the
-broker's "collectors" setting, or the broker refuses the subscription.`,
+broker's "collectors" setting, or the broker refuses the subscription, and the
+nodes' policies must allow it to call 'audit lines'.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if dir == "" {
@@ -104,10 +113,23 @@ func runAuditCollect(ctx context.Context, app *App, confFlag, dir string, collec
 		collectives = []string{cfg.Collective}
 	}
 	log := slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	col, err := audit.NewCollector(dir, log)
+	fetch, err := newAuditFetcher(path, collectives, log)
 	if err != nil {
 		return err
 	}
+	defer fetch.close()
+	opts := audit.CollectorOptions{Logger: log, Fetch: fetch.fetch}
+	if verbose {
+		// Called in file order, live and fetched lines alike.
+		opts.OnStore = func(node string, line []byte) { fmt.Fprintln(app.Stdout, describeAuditLine(node, line)) }
+	}
+	col, err := audit.NewCollectorWith(dir, opts)
+	if err != nil {
+		return err
+	}
+	// Deferred after fetch.close, so it runs first: repairs in progress end
+	// (their waiting lines stored, gap flagged) while the RPC client is up.
+	defer col.Close()
 	nc, name, err := dialCollector(&cfg.Security, log)
 	if err != nil {
 		return err
@@ -115,17 +137,14 @@ func runAuditCollect(ctx context.Context, app *App, confFlag, dir string, collec
 	defer nc.Close()
 	for _, c := range collectives {
 		prefix := c + ".audit."
-		// Like Collector.Subscribe, plus a line per stored record with -v.
-		// NATS runs one subscription's callbacks in order, which both the
-		// chain check and the writes to Stdout rely on.
+		// Like Collector.Subscribe, remembering each node's collective for
+		// fetching missed lines. NATS runs one subscription's callbacks in
+		// order, which the chain check relies on.
 		_, err := nc.Subscribe(prefix+">", func(m *nats.Msg) {
 			node := strings.TrimPrefix(m.Subject, prefix)
+			fetch.seen(node, c)
 			if err := col.Handle(node, m.Data); err != nil {
 				log.Warn("audit line rejected", "subject", m.Subject, "err", err)
-				return
-			}
-			if verbose {
-				fmt.Fprintln(app.Stdout, describeAuditLine(node, m.Data))
 			}
 		})
 		if err != nil {
@@ -142,6 +161,7 @@ func runAuditCollect(ctx context.Context, app *App, confFlag, dir string, collec
 	}
 	fmt.Fprintf(app.Stderr, "collecting audit lines of %s into %s (interrupt to stop)\n", strings.Join(collectives, ", "), dir)
 	<-ctx.Done()
+	col.Close() // store the lines still waiting for a repair before counting
 	st := col.Stats()
 	var records, broken uint64
 	for _, n := range st.Nodes {
@@ -150,6 +170,124 @@ func runAuditCollect(ctx context.Context, app *App, confFlag, dir string, collec
 	}
 	fmt.Fprintf(app.Stderr, "stored %d records from %d nodes (%d broken links, %d rejected lines)\n", records, len(st.Nodes), broken, st.Rejected)
 	return nil
+}
+
+// auditFetcher fetches a node's missed audit lines with the audit agent's
+// lines action, over a signed RPC that the node authorizes and audits. The
+// RPC client connects on first use and again after it failed, since a
+// client connection gives up on a broker that stays away.
+type auditFetcher struct {
+	cfg client.Config
+	log *slog.Logger
+
+	mu         sync.Mutex
+	cl         *client.Client
+	collective map[string]string // node -> collective its lines came from
+}
+
+func newAuditFetcher(confPath string, collectives []string, log *slog.Logger) (*auditFetcher, error) {
+	cfg, err := client.ConfigFromFile(confPath)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger = log
+	for _, c := range collectives {
+		if c != cfg.Collective && !slices.Contains(cfg.Collectives, c) {
+			cfg.Collectives = append(cfg.Collectives, c)
+		}
+	}
+	return &auditFetcher{cfg: cfg, log: log, collective: map[string]string{}}, nil
+}
+
+// seen records the collective a node publishes its audit lines in.
+func (f *auditFetcher) seen(node, collective string) {
+	f.mu.Lock()
+	f.collective[node] = collective
+	f.mu.Unlock()
+}
+
+// client returns the RPC client, connecting if needed, and the node's
+// collective.
+func (f *auditFetcher) client(node string) (*client.Client, string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cl == nil {
+		cl, err := client.Connect(f.cfg)
+		if err != nil {
+			return nil, "", err
+		}
+		f.cl = cl
+	}
+	return f.cl, f.collective[node], nil
+}
+
+// reset drops a client whose call failed, so the next fetch reconnects.
+func (f *auditFetcher) reset(cl *client.Client) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cl == cl {
+		f.cl = nil
+		cl.Close()
+	}
+}
+
+func (f *auditFetcher) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.cl != nil {
+		f.cl.Close()
+		f.cl = nil
+	}
+}
+
+// fetch implements audit.CollectorOptions.Fetch: one call of audit lines;
+// the collector asks again for the rest of a capped reply.
+func (f *auditFetcher) fetch(ctx context.Context, node string, from, to uint64) ([][]byte, error) {
+	cl, collective, err := f.client(node)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		lines    [][]byte
+		replyErr = fmt.Errorf("%s did not answer audit lines", node)
+	)
+	_, err = cl.Call(ctx, client.Request{
+		Agent: "audit", Action: "lines", Collective: collective, Targets: []string{node},
+		Data: map[string]any{"from": from, "to": to}, Timeout: 30 * time.Second,
+	}, func(r client.Result) {
+		if r.Sender != node {
+			return
+		}
+		lines, replyErr = auditReplyLines(r)
+	})
+	if err != nil {
+		f.reset(cl)
+		return nil, err
+	}
+	return lines, replyErr
+}
+
+// auditReplyLines reads the lines out of one audit lines reply.
+func auditReplyLines(r client.Result) ([][]byte, error) {
+	switch {
+	case r.Err != nil:
+		return nil, fmt.Errorf("%s: untrusted reply: %w", r.Sender, r.Err)
+	case r.Status != protocol.OK:
+		return nil, fmt.Errorf("%s: audit lines: %s (status %d): %s", r.Sender, r.Status, int(r.Status), r.Message)
+	}
+	raw, ok := r.Data["lines"].([]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: audit lines: reply has no \"lines\" array", r.Sender)
+	}
+	lines := make([][]byte, 0, len(raw))
+	for i, v := range raw {
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("%s: audit lines: lines[%d] is not a string", r.Sender, i)
+		}
+		lines = append(lines, []byte(s))
+	}
+	return lines, nil
 }
 
 // dialCollector connects with the client configuration's certificate, the

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/agents/auditagent"
 	"github.com/marionette/mco/internal/agents/packageagent"
 	"github.com/marionette/mco/internal/agents/rpcutil"
 	"github.com/marionette/mco/internal/agents/serviceagent"
@@ -20,6 +21,7 @@ var builtinDDLs = map[string]func() (*ddl.Agent, error){
 	"rpcutil": rpcutil.DDL,
 	"package": packageagent.DDL,
 	"service": serviceagent.DDL,
+	"audit":   auditagent.DDL,
 }
 
 // findDDL locates an agent's DDL: a path to a .json file, an agent in one of

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/internal/agents/auditagent"
 	"github.com/marionette/mco/internal/agents/external"
 	"github.com/marionette/mco/internal/agents/packageagent"
 	"github.com/marionette/mco/internal/agents/rpcutil"
@@ -166,6 +167,14 @@ func (d *Daemon) builtinAgents() ([]*agent.Agent, error) {
 		return nil, err
 	}
 	agents := []*agent.Agent{ru}
+	if d.cfg.AuditLog != "" {
+		// Lets a collector fetch the lines it missed; not Quick: it reads a file.
+		aa, err := auditagent.New(d.cfg.AuditLog)
+		if err != nil {
+			return nil, err
+		}
+		agents = append(agents, aa)
+	}
 	if pa, err := packageagent.New(packageagent.Options{Logger: d.log}); err == nil {
 		agents = append(agents, pa)
 	} else if errors.Is(err, packageagent.ErrNoBackend) {

@@ -151,15 +151,11 @@ func TestBrokerRestartKeepsNodesAndAudit(t *testing.T) {
 // broker restarts, and the collector happens to reconnect after the node
 // (SIGSTOP/SIGCONT makes that ordering deterministic; with the transport's
 // 0.5-1.5 s jittered reconnect it happens by itself about half the time).
-// The collected file must end up with every line of the node's local log.
-//
 // Core NATS drops the node's lines published while no collector is
-// subscribed, so this fails today; it runs only with MCO_E2E_KNOWN_GAPS=1
-// until central audit gets acknowledged or stored delivery.
+// subscribed; the collector sees the gap and fetches the missing lines from
+// the node's log with `audit lines`, which the node's policy allows it. The
+// collected file must end up with every line of the node's local log.
 func TestBrokerRestartLosesNoCentralAuditLine(t *testing.T) {
-	if os.Getenv("MCO_E2E_KNOWN_GAPS") == "" {
-		t.Skip("known gap: central audit lines published before the collector resubscribes are lost; set MCO_E2E_KNOWN_GAPS=1 to run")
-	}
 	c := newCollective(t, collectiveOptions{})
 	c.client("collector.mcollective")
 	port := freePort(t)
@@ -171,7 +167,7 @@ func TestBrokerRestartLosesNoCentralAuditLine(t *testing.T) {
 	col.waitStderr(t, "collecting audit lines")
 	node := "collected.e2e"
 	local := filepath.Join(c.dir, "collected.log")
-	runDaemon(t, c, br.url, node, alice, "audit.log = "+local)
+	runDaemon(t, c, br.url, node, alice, append(collectorPolicy(t, c), "audit.log = "+local)...)
 	callMany(t, c, alice, node, 3)
 
 	if err := col.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
@@ -203,6 +199,9 @@ func TestBrokerRestartLosesNoCentralAuditLine(t *testing.T) {
 	}
 	if r := mco(t, "", "audit", "verify", collected); r.code != 0 {
 		t.Errorf("collected audit log does not verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if log := col.stderrText(); !strings.Contains(log, "audit gap filled") {
+		t.Errorf("the collector did not report filling the gap:\n%s", log)
 	}
 }
 
