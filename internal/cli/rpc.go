@@ -131,7 +131,15 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
-	flt, err := f.buildFilter(agentName)
+	// Discovery looks only for nodes hosting the agent; the request itself
+	// carries just the operator's filter, so that a node addressed directly
+	// that lacks the agent answers "unknown agent" instead of staying silent
+	// (broadcasts reach only the agent's hosts anyway).
+	discoveryFilter, err := f.buildFilter(agentName)
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	flt, err := f.buildFilter("")
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
@@ -140,7 +148,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		return err
 	}
 	defer cl.Close()
-	d, err := f.discover(cmd.Context(), app, cl, flt)
+	d, err := f.discover(cmd.Context(), app, cl, discoveryFilter)
 	if err != nil {
 		return err
 	}

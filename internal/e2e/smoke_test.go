@@ -19,4 +19,10 @@ func TestDaemonThroughBinary(t *testing.T) {
 	if r.code != 2 || !strings.Contains(r.stdout, "No response from:") || !strings.Contains(r.stdout, "ghost.e2e") {
 		t.Fatalf("rpc with a silent node: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
+	// A node addressed directly answers for an agent it does not host
+	// (status 2) rather than staying silent.
+	r = mco(t, "", "-c", c.clientConf(), "rpc", "nosuchagent", "x", "-I", "node1.e2e", "-t", "5s")
+	if r.code != 2 || !strings.Contains(r.stdout, `Unknown agent "nosuchagent"`) {
+		t.Fatalf("rpc to an agent the node lacks: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
 }
