@@ -177,7 +177,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 // burst after every node has verified the request. Real fleets, where every
 // node has its own CPU, keep the 100 ms default.
 func quietWindow(nodes int) time.Duration {
-	return max(100*time.Millisecond, time.Duration(nodes)*100*time.Microsecond)
+	return max(100*time.Millisecond, time.Duration(nodes)*150*time.Microsecond)
 }
 
 func (c *Cluster) writeClientConfig(path, name, collective string) error {
