@@ -89,7 +89,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	if d.srv, err = server.New(opts); err != nil {
 		return nil, err
 	}
-	d.srv.SetData(NewDataPlugins(d.srv, log))
+	d.srv.SetData(NewDataPlugins(d.srv, MachinePlugins(log)...))
 	if cfg.AuditLog != "" {
 		if err := os.MkdirAll(filepath.Dir(cfg.AuditLog), 0o700); err != nil {
 			return nil, fmt.Errorf("audit log directory: %w", err)
@@ -285,10 +285,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 }
 
 // NewDataPlugins returns the data plugins a node answers for -S filters,
-// ActionPolicy compound rules and rpcutil get_data. package and service are
-// there only when the node has a package database or service manager, so
-// that the plugin list a node reports is what it can answer.
-func NewDataPlugins(s *server.Server, log *slog.Logger) *data.Registry {
+// ActionPolicy compound rules and rpcutil get_data: the node's own (fstat,
+// sysctl, fact, agent, collective) plus the machine-wide ones given (see
+// MachinePlugins).
+func NewDataPlugins(s *server.Server, machine ...data.Plugin) *data.Registry {
 	plugins := []data.Plugin{
 		data.NewFStat(time.Now),
 		data.NewSysctl("/proc/sys"),
@@ -304,13 +304,23 @@ func NewDataPlugins(s *server.Server, log *slog.Logger) *data.Registry {
 		}),
 		data.NewCollective(s.Collectives),
 	}
+	return data.New(append(plugins, machine...)...)
+}
+
+// MachinePlugins returns the data plugins that describe the machine rather
+// than one node — package and service — present only when the machine has a
+// package database or service manager, so that the plugin list a node
+// reports is what it can answer. Build them once per process: an in-process
+// collective shares them between its nodes.
+func MachinePlugins(log *slog.Logger) []data.Plugin {
+	var out []data.Plugin
 	if status, err := packageagent.StatusQuery("", log); err == nil {
-		plugins = append(plugins, data.NewPackage(status))
+		out = append(out, data.NewPackage(status))
 	}
 	if status, err := serviceagent.StatusQuery(serviceagent.Options{Logger: log}); err == nil {
-		plugins = append(plugins, data.NewService(status))
+		out = append(out, data.NewService(status))
 	}
-	return data.New(plugins...)
+	return out
 }
 
 // WithoutNames drops the external agents whose names are taken (by built-in

@@ -24,6 +24,7 @@ import (
 	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/broker"
 	"github.com/marionette/mco/internal/daemon"
+	"github.com/marionette/mco/internal/data"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/internal/server"
@@ -144,6 +145,8 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 			return nil, err
 		}
 	}
+	// package and service describe this machine, not a node: built once.
+	machine := daemon.MachinePlugins(o.Logger)
 	var authorizer server.Authorizer
 	if o.PolicyDir != "" {
 		authorizer = daemon.Policy{A: authz.New(authz.Options{Dir: o.PolicyDir, EnableDefault: true}, o.Logger)}
@@ -157,7 +160,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
-			errs[i] = c.startNode(ctx, ca, v, o, i, authorizer)
+			errs[i] = c.startNode(ctx, ca, v, o, i, authorizer, machine)
 		}()
 	}
 	wg.Wait()
@@ -196,7 +199,7 @@ discovery_quiet = %s
 	return os.WriteFile(path, []byte(conf), 0o600)
 }
 
-func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifier, o Options, i int, authorizer server.Authorizer) error {
+func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifier, o Options, i int, authorizer server.Authorizer, machine []data.Plugin) error {
 	name := NodeName(i)
 	cert, key, err := ca.Issue(pki.LeafRequest{Name: name, Role: pki.RoleNode})
 	if err != nil {
@@ -215,7 +218,7 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 	if err != nil {
 		return err
 	}
-	srv.SetData(daemon.NewDataPlugins(srv, o.Logger))
+	srv.SetData(daemon.NewDataPlugins(srv, machine...))
 	if o.AuditDir != "" {
 		log, err := audit.Open(filepath.Join(o.AuditDir, name+".log"), audit.Options{})
 		if err != nil {
