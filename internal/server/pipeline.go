@@ -19,12 +19,16 @@ import (
 
 // request is a request on its way through the pipeline.
 type request struct {
-	req      *protocol.Request
-	caller   string // certname of the verified signer
-	received time.Time
-	agent    *agent.Agent
-	action   *ddl.Action
-	decision Decision
+	// dataCtx bounds the data plugin calls made for this request (see
+	// Options.DataBudget); created on first use, cancelled when Handle returns.
+	dataCtx    context.Context
+	dataCancel context.CancelFunc
+	req        *protocol.Request
+	caller     string // certname of the verified signer
+	received   time.Time
+	agent      *agent.Agent
+	action     *ddl.Action
+	decision   Decision
 }
 
 // Handle runs one raw message through the pipeline. It never panics on bad
@@ -41,6 +45,11 @@ func (s *Server) Handle(data []byte) { s.handle(data, false) }
 func (s *Server) handle(data []byte, inline bool) {
 	s.stats.Total.Add(1)
 	r := &request{received: s.now()}
+	defer func() {
+		if r.dataCancel != nil {
+			r.dataCancel()
+		}
+	}()
 	var err error
 	if r.req, r.caller, err = s.decodeAndAuthenticate(data); err != nil {
 		return
@@ -166,7 +175,7 @@ func (s *Server) inCollective(c string) bool {
 // matchFilter is step 4. Not matching is the normal fate of a broadcast, so it
 // is counted but not logged.
 func (s *Server) matchFilter(r *request) bool {
-	if r.req.Filter.Match(nodeView{s}) {
+	if r.req.Filter.Match(s.view(r)) {
 		return true
 	}
 	s.stats.Filtered.Add(1)
@@ -202,7 +211,7 @@ func (s *Server) authorize(r *request) bool {
 		r.decision = Decision{Allowed: true, Rule: "authorization disabled"}
 		return true
 	}
-	r.decision = s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, nodeView{s})
+	r.decision = s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, s.view(r))
 	if r.decision.Allowed {
 		return true
 	}
@@ -360,7 +369,19 @@ func (s *Server) dropf(reason, format string, args ...any) error {
 }
 
 // nodeView is the node as filters see it.
-type nodeView struct{ s *Server }
+// nodeView is the node as filters and policies see it, for one request.
+type nodeView struct {
+	s   *Server
+	ctx context.Context // ends when the request's data budget is spent
+}
+
+// view returns the node view for a request, its data budget starting now.
+func (s *Server) view(r *request) nodeView {
+	if r.dataCtx == nil {
+		r.dataCtx, r.dataCancel = context.WithTimeout(context.Background(), s.opts.DataBudget)
+	}
+	return nodeView{s: s, ctx: r.dataCtx}
+}
 
 func (v nodeView) Identity() string             { return v.s.Identity() }
 func (v nodeView) Fact(path string) (any, bool) { return v.s.opts.Facts.Fact(path) }
@@ -370,9 +391,13 @@ func (v nodeView) Data(plugin, query string) (map[string]any, error) {
 	if v.s.opts.Data == nil {
 		return nil, fmt.Errorf("no data plugins on this node")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return v.s.opts.Data.Query(ctx, plugin, query)
+	if v.ctx == nil {
+		return nil, fmt.Errorf("no data budget")
+	}
+	if err := v.ctx.Err(); err != nil {
+		return nil, fmt.Errorf("data plugin %s: the request's %s budget for data calls is spent", plugin, v.s.opts.DataBudget)
+	}
+	return v.s.opts.Data.Query(v.ctx, plugin, query)
 }
 
 var _ filter.Node = nodeView{}

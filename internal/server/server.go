@@ -82,8 +82,15 @@ type Options struct {
 	MaxMessageSize int           // default 1 MiB
 	Skew           time.Duration // default 5 s
 	MaxTTL         time.Duration // default 1 h
-	Version        string
-	Logger         *slog.Logger
+	// DataBudget is the time all data plugin calls of one request may take
+	// together, across its filter and its ActionPolicy rules (default 2 s).
+	// They run before the request is authorized, on the delivery goroutine,
+	// so a filter full of slow calls (hashing huge files) must not hold the
+	// node up; a call past the budget fails, and a failed call never selects
+	// a node nor allows a request.
+	DataBudget time.Duration
+	Version    string
+	Logger     *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -120,6 +127,9 @@ func New(opts Options, agents ...*agent.Agent) (*Server, error) {
 	}
 	if opts.MaxTTL <= 0 {
 		opts.MaxTTL = time.Hour
+	}
+	if opts.DataBudget <= 0 {
+		opts.DataBudget = 2 * time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
