@@ -55,19 +55,14 @@ type Handler func(ctx context.Context, req *Request, rep *Reply)
 
 // Agent is a DDL with its action handlers.
 type Agent struct {
-	DDL *ddl.Agent
-	// Quick marks an agent whose actions return within microseconds and
-	// never block (rpcutil). A node runs a quick agent's broadcast requests
-	// on the delivery goroutine, which keeps its replies in step with the
-	// requests when the node is saturated; every other action runs on a
-	// goroutine of its own, so a slow one never holds up later requests.
-	Quick    bool
+	DDL      *ddl.Agent
 	handlers map[string]Handler
+	quick    map[string]bool
 }
 
 // New returns an agent for the DDL with no actions registered yet.
 func New(d *ddl.Agent) *Agent {
-	return &Agent{DDL: d, handlers: make(map[string]Handler)}
+	return &Agent{DDL: d, handlers: make(map[string]Handler), quick: make(map[string]bool)}
 }
 
 // Name is the agent's name from its DDL.
@@ -89,6 +84,19 @@ func (a *Agent) Register(action string, h Handler) {
 	}
 	a.handlers[action] = h
 }
+
+// RegisterQuick is Register for an action that returns within microseconds
+// and never blocks (answers from memory, no I/O): a node runs its broadcast
+// requests on the delivery goroutine, which keeps replies in step with
+// requests when the node is saturated. Every other action runs on a
+// goroutine of its own, so a slow one never holds up later requests.
+func (a *Agent) RegisterQuick(action string, h Handler) {
+	a.Register(action, h)
+	a.quick[action] = true
+}
+
+// Quick reports whether an action was registered with RegisterQuick.
+func (a *Agent) Quick(action string) bool { return a.quick[action] }
 
 // Handler returns the handler for an action.
 func (a *Agent) Handler(action string) (Handler, bool) {

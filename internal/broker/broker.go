@@ -168,6 +168,12 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	leaf := state.PeerCertificates[0]
+	// The certname becomes part of subject permissions: nothing but a plain
+	// name (no '>', '*' or '.'-edge tricks) may get that far.
+	if err := pki.ValidName(leaf.Subject.CommonName); err != nil {
+		a.opts.Logger.Warn("refusing connection", "remote", c.RemoteAddress(), "reason", err)
+		return false
+	}
 	role, err := pki.RoleOf(leaf)
 	if err != nil {
 		a.opts.Logger.Warn("refusing connection", "remote", c.RemoteAddress(), "reason", err)
@@ -203,19 +209,24 @@ func (b *Broker) DropRevoked() {
 	if len(revoked) == 0 {
 		return
 	}
+	// Collect first, then disconnect: a disconnect removes the connection
+	// from the list at once, and paging while removing would skip some.
+	var drop []server.ConnInfo
 	for offset := 0; ; {
 		conns, err := b.ns.Connz(&server.ConnzOptions{Username: true, Offset: offset, Limit: 1024})
 		if err != nil || len(conns.Conns) == 0 {
-			return
+			break
 		}
 		for _, ci := range conns.Conns {
-			_, serial, ok := strings.Cut(ci.AuthorizedUser, "#")
-			if ok && revoked[serial] {
-				b.log.Warn("disconnecting a revoked certificate", "user", ci.AuthorizedUser, "remote", ci.IP)
-				_ = b.ns.DisconnectClientByID(ci.Cid)
+			if i := strings.LastIndexByte(ci.AuthorizedUser, '#'); i >= 0 && revoked[ci.AuthorizedUser[i+1:]] {
+				drop = append(drop, *ci)
 			}
 		}
 		offset += len(conns.Conns)
+	}
+	for _, ci := range drop {
+		b.log.Warn("disconnecting a revoked certificate", "user", ci.AuthorizedUser, "remote", ci.IP)
+		_ = b.ns.DisconnectClientByID(ci.Cid)
 	}
 }
 

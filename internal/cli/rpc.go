@@ -131,6 +131,15 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
+	// A rollout waits for each batch's replies; without replies here there
+	// is nothing to wait for or to count as failed, so refuse rather than
+	// silently send to every node at once.
+	switch {
+	case f.replyTo != "" && ro.batched():
+		return &ExitError{Code: 1, Err: fmt.Errorf("--reply-to cannot be combined with --batch or --batch-by: a rollout needs the replies")}
+	case noResults && ro.maxFailures != nil:
+		return &ExitError{Code: 1, Err: fmt.Errorf("--max-failures needs replies: it cannot be combined with --no-results")}
+	}
 	// Discovery looks only for nodes hosting the agent; the request itself
 	// carries just the operator's filter, so that a node addressed directly
 	// that lacks the agent answers "unknown agent" instead of staying silent

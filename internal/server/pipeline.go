@@ -38,7 +38,7 @@ func (s *Server) Handle(data []byte) { s.handle(data, false) }
 
 // handle runs the pipeline. inline allows running the action on the calling
 // goroutine: broadcast subscriptions (one per agent) allow it for quick
-// agents (agent.Agent.Quick), so that under load every node's reply follows
+// actions (agent.Agent.RegisterQuick), so that under load every node's reply follows
 // its verification directly instead of queueing behind every other node's
 // work. Directed requests share one subscription for all agents, and slow
 // agents must not hold up their own later requests: both get a goroutine.
@@ -74,7 +74,7 @@ func (s *Server) handle(data []byte, inline bool) {
 	}
 	s.stats.Passed.Add(1)
 	s.wg.Add(1)
-	if inline && r.agent.Quick {
+	if inline && r.agent.Quick(r.req.Action) {
 		s.run(r)
 		return
 	}

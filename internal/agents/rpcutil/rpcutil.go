@@ -57,13 +57,12 @@ func New(n Node, opts Options) (*agent.Agent, error) {
 		return nil, err
 	}
 	a := agent.New(d)
-	// Every action answers from memory, except get_data, whose data plugins
-	// stay within the node view's time limit.
-	a.Quick = true
-	a.Register("ping", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
+	// Every action answers from memory and is quick, except get_data: data
+	// plugins read files and run tools.
+	a.RegisterQuick("ping", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 		rep.Data["pong"] = time.Now().Unix()
 	})
-	a.Register("inventory", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
+	a.RegisterQuick("inventory", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 		cols := n.Collectives()
 		rep.Data["agents"] = n.AgentNames()
 		rep.Data["facts"] = n.Facts()
@@ -75,14 +74,14 @@ func New(n Node, opts Options) (*agent.Agent, error) {
 		rep.Data["machines"] = map[string]any{}
 		rep.Data["upgradable"] = false
 	})
-	a.Register("get_fact", func(_ context.Context, req *agent.Request, rep *agent.Reply) {
+	a.RegisterQuick("get_fact", func(_ context.Context, req *agent.Request, rep *agent.Reply) {
 		name, _ := req.Data["fact"].(string)
 		rep.Data["fact"] = name
 		if v, ok := n.Fact(name); ok {
 			rep.Data["value"] = v
 		}
 	})
-	a.Register("get_facts", func(_ context.Context, req *agent.Request, rep *agent.Reply) {
+	a.RegisterQuick("get_facts", func(_ context.Context, req *agent.Request, rep *agent.Reply) {
 		list, _ := req.Data["facts"].(string)
 		values := map[string]any{}
 		for _, f := range strings.Split(list, ",") {
@@ -106,7 +105,7 @@ func New(n Node, opts Options) (*agent.Agent, error) {
 			rep.Data[k] = v
 		}
 	})
-	a.Register("agent_inventory", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
+	a.RegisterQuick("agent_inventory", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 		var list []map[string]any
 		for _, name := range n.AgentNames() {
 			ag, ok := n.Agent(name)
@@ -121,12 +120,12 @@ func New(n Node, opts Options) (*agent.Agent, error) {
 		}
 		rep.Data["agents"] = list
 	})
-	a.Register("collective_info", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
+	a.RegisterQuick("collective_info", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 		cols := n.Collectives()
 		rep.Data["main_collective"] = cols[0]
 		rep.Data["collectives"] = cols
 	})
-	a.Register("daemon_stats", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
+	a.RegisterQuick("daemon_stats", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 		for k, v := range n.StatsSnapshot() {
 			rep.Data[k] = v
 		}
@@ -137,7 +136,7 @@ func New(n Node, opts Options) (*agent.Agent, error) {
 		rep.Data["configfile"] = opts.ConfigFile
 		rep.Data["times"] = map[string]any{}
 	})
-	a.Register("get_config_item", func(_ context.Context, req *agent.Request, rep *agent.Reply) {
+	a.RegisterQuick("get_config_item", func(_ context.Context, req *agent.Request, rep *agent.Reply) {
 		item, _ := req.Data["item"].(string)
 		rep.Data["item"] = item
 		v, ok := opts.ConfigItems[item]
