@@ -32,12 +32,12 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 	if err := load(); err != nil {
 		return err
 	}
-	var last time.Time // modification time of the loaded file; zero: none yet
+	var last fileVersion // of the loaded file; zero: none yet
 	if st, err := os.Stat(path); err == nil {
-		last = st.ModTime()
+		last = versionOf(st)
 	}
-	unreadable := false  // already reported
-	var broken time.Time // modification time of a version that did not parse
+	unreadable := false    // already reported
+	var broken fileVersion // a version that did not parse
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -48,21 +48,39 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 		}
 		st, err := os.Stat(path)
 		if err != nil {
-			if !last.IsZero() && !unreadable {
+			if last != (fileVersion{}) && !unreadable {
 				log.Error("revocation list unreadable, keeping the last one", "file", path, "err", err)
 				unreadable = true
 			}
 			continue
 		}
-		if (st.ModTime().Equal(last) && !unreadable) || st.ModTime().Equal(broken) {
+		v := versionOf(st)
+		// A file written in place (truncate, then write) may be read half
+		// written within one timestamp tick: while it is fresh, read it again.
+		fresh := time.Since(st.ModTime()) < 2*time.Second
+		if (v == last && !unreadable && !fresh) || (v == broken && !fresh) {
 			continue
 		}
 		if err := load(); err != nil {
 			log.Error("revocation list not reloaded, keeping the last one", "file", path, "err", err)
-			broken = st.ModTime()
+			broken = v
 			continue
 		}
-		last, unreadable = st.ModTime(), false
-		log.Info("revocation list reloaded", "file", path)
+		if v != last || unreadable {
+			log.Info("revocation list reloaded", "file", path)
+		}
+		last, unreadable = v, false
 	}
+}
+
+// fileVersion tells versions of a file apart: modification time alone misses
+// a rewrite within one timestamp tick, so size and inode count too.
+type fileVersion struct {
+	mod  time.Time
+	size int64
+	ino  uint64
+}
+
+func versionOf(st os.FileInfo) fileVersion {
+	return fileVersion{mod: st.ModTime(), size: st.Size(), ino: inode(st)}
 }

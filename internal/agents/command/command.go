@@ -17,7 +17,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 )
 
@@ -63,8 +62,7 @@ func (r Runner) Run(ctx context.Context, env []string, name string, args ...stri
 	cmd.Stdout = io.MultiWriter(&out, &stdout)
 	cmd.Stderr = &out
 	cmd.Env = r.environ(env)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	killGroupOnCancel(cmd)
 	// A daemon started by the command may hold the output pipe forever.
 	cmd.WaitDelay = 5 * time.Second
 
