@@ -190,13 +190,18 @@ func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client,
 	d := &discovery{method: f.method(app)}
 	var piped []byte
 	if d.method == "stdin" {
+		wait := time.Duration(0) // --dm stdin: the operator asked for it, wait
+		if f.dm == "" {
+			wait = stdinWait
+		}
 		var err error
-		if piped, err = io.ReadAll(app.Stdin); err != nil {
+		if piped, err = readPiped(app.Stdin, wait); err != nil {
 			return nil, fmt.Errorf("reading node list from standard input: %w", err)
 		}
 		if len(bytes.TrimSpace(piped)) == 0 && f.dm == "" {
 			// Chosen only because stdin is a pipe, and nothing came through
-			// it (a script, a CI job): discover as usual.
+			// it (a script, a CI job, a parent holding it open): discover
+			// as usual.
 			d.method = "broadcast"
 		}
 	}
@@ -310,6 +315,64 @@ func parseNodeList(name string, data []byte) ([]string, error) {
 		out = append(out, line)
 	}
 	return dedupe(out), nil
+}
+
+// stdinWait is how long an automatically chosen stdin discovery waits for
+// the first byte: long enough for `mco find ... |` upstream to discover, short
+// enough that a parent holding an empty pipe open does not hang mco.
+const stdinWait = 10 * time.Second
+
+// readPiped reads r to EOF. With wait > 0 it gives up, returning nothing,
+// when not a single byte (nor EOF) arrived within wait; once data flows it
+// reads to the end. The abandoned read ends with the process.
+func readPiped(r io.Reader, wait time.Duration) ([]byte, error) {
+	if wait <= 0 {
+		return io.ReadAll(r)
+	}
+	type chunk struct {
+		data []byte
+		err  error
+	}
+	chunks := make(chan chunk, 16)
+	go func() {
+		defer close(chunks)
+		buf := make([]byte, 32<<10)
+		for {
+			n, err := r.Read(buf)
+			if n > 0 {
+				chunks <- chunk{data: bytes.Clone(buf[:n])}
+			}
+			if err != nil {
+				if err != io.EOF {
+					chunks <- chunk{err: err}
+				}
+				return
+			}
+		}
+	}()
+	var out []byte
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for first := true; ; first = false {
+		var c chunk
+		var ok bool
+		if first {
+			select {
+			case c, ok = <-chunks:
+			case <-timer.C:
+				return nil, nil
+			}
+		} else {
+			c, ok = <-chunks
+		}
+		switch {
+		case !ok:
+			return out, nil
+		case c.err != nil:
+			return out, c.err
+		}
+		out = append(out, c.data...)
+	}
 }
 
 // stdinHasData reports whether stdin is a pipe or file with content waiting;
