@@ -68,6 +68,7 @@ type Server struct {
 	AllowUnconfigured  bool              // allow agents with no policy file at all
 	AuditLog           string            // local hash-chained audit log
 	AuditFailOpen      bool              // keep serving when the audit log cannot be written
+	AuditReaders       string            // collectors allowed to fetch audit lines (audit agent)
 	MaxMessageSize     int               // bytes
 	Skew               time.Duration     // allowed future clock skew of requests
 	MaxTTL             time.Duration     // cap on a request's ttl
@@ -106,6 +107,7 @@ func (s *Server) keys(base string) keys {
 		"policy.allow_unconfigured": {"allow agents that have no policy file (default false)", boolean(&s.AllowUnconfigured)},
 		"audit.log":                 {"local audit log, hash chained (unset: no local log)", path(base, &s.AuditLog)},
 		"audit.fail_open":           {"keep serving when the audit log cannot be written (default false: fail closed)", boolean(&s.AuditFailOpen)},
+		"audit.readers":             {"client certnames (and /regexes/) that may fetch this node's audit lines to repair central audit (unset: nobody; the audit agent is not offered)", str(&s.AuditReaders)},
 		"max_message_size":          {"largest accepted message in bytes (default 1048576)", integer(&s.MaxMessageSize)},
 		"request.skew":              {"tolerated future clock skew of requests (default 5s)", duration(&s.Skew)},
 		"request.max_ttl":           {"largest accepted request ttl (default 1h)", duration(&s.MaxTTL)},

@@ -167,9 +167,14 @@ func (d *Daemon) builtinAgents() ([]*agent.Agent, error) {
 		return nil, err
 	}
 	agents := []*agent.Agent{ru}
-	if d.cfg.AuditLog != "" {
-		// Lets a collector fetch the lines it missed; not Quick: it reads a file.
-		aa, err := auditagent.New(d.cfg.AuditLog)
+	if d.cfg.AuditLog != "" && d.cfg.AuditReaders != "" {
+		// Lets the collectors named in audit.readers fetch the lines they
+		// missed; not quick: it reads a file.
+		readers, err := security.ParseMatcher(d.cfg.AuditReaders)
+		if err != nil {
+			return nil, fmt.Errorf("audit.readers: %w", err)
+		}
+		aa, err := auditagent.New(d.cfg.AuditLog, readers)
 		if err != nil {
 			return nil, err
 		}

@@ -7,15 +7,15 @@ import (
 	"time"
 )
 
-// collectorPolicy returns server.conf lines for an ActionPolicy that lets
-// collector.mcollective, and no one else, read the audit log with
-// `audit lines` (docs/security.md, Auditing); other agents stay open.
+// collectorPolicy returns server.conf lines that let collector.mcollective,
+// and no one else, read the audit log with `audit lines`: audit.readers and
+// an ActionPolicy rule (docs/security.md, Auditing); other agents stay open.
 func collectorPolicy(t *testing.T, c *collective) []string {
 	t.Helper()
 	dir := filepath.Join(c.dir, "collector-policy")
 	writeFile(t, filepath.Join(dir, "audit.policy"),
 		"policy default deny\nallow\tcert=collector.mcollective\tlines\t*\t*\n")
-	return []string{"policy.dir = " + dir, "policy.allow_unconfigured = true"}
+	return []string{"policy.dir = " + dir, "policy.allow_unconfigured = true", "audit.readers = collector.mcollective"}
 }
 
 // TestLateAuditCollectorGetsEarlierLines: a collector started after the node

@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -38,14 +40,21 @@ const MaxReplyBytes = 512 << 10
 // maxLine matches the audit log's own bound on one line.
 const maxLine = 16 << 20
 
-// New returns the audit agent reading the audit log at path.
-func New(path string) (*agent.Agent, error) {
+// New returns the audit agent reading the audit log at path. Only callers
+// whose certname readers matches may read it, whatever ActionPolicy says: the
+// log holds every caller's arguments, so reading it is reserved to the
+// collectors named in the node's own configuration (audit.readers).
+func New(path string, readers *security.Matcher) (*agent.Agent, error) {
 	d, err := DDL()
 	if err != nil {
 		return nil, err
 	}
 	a := agent.New(d)
 	a.Register("lines", func(ctx context.Context, req *agent.Request, rep *agent.Reply) {
+		if caller := strings.TrimPrefix(req.CallerID, "cert="); !readers.Match(caller) {
+			rep.Fail("%q may not read this node's audit log: it is not in audit.readers", caller)
+			return
+		}
 		from, ok := intInput(req.Data, "from")
 		if !ok || from < 1 {
 			rep.FailWith(protocol.InvalidData, "input \"from\" must be an integer of 1 or more")

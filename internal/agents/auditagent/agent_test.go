@@ -10,6 +10,7 @@ import (
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/internal/audit"
+	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -42,7 +43,11 @@ func writeLog(t *testing.T, n int) (string, []string) {
 // call runs the agent's lines action like the node would after validation.
 func call(t *testing.T, path string, data map[string]any) *agent.Reply {
 	t.Helper()
-	a, err := New(path)
+	readers, err := security.ParseMatcher("collector.mcollective")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(path, readers)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +56,12 @@ func call(t *testing.T, path string, data map[string]any) *agent.Reply {
 		t.Fatal("no lines handler")
 	}
 	rep := &agent.Reply{Data: map[string]any{}}
-	h(context.Background(), &agent.Request{Agent: "audit", Action: "lines", Data: data}, rep)
+	caller := "cert=collector.mcollective"
+	if c, ok := data["caller"].(string); ok {
+		caller = c
+		delete(data, "caller")
+	}
+	h(context.Background(), &agent.Request{Agent: "audit", Action: "lines", CallerID: caller, Data: data}, rep)
 	return rep
 }
 
@@ -170,5 +180,15 @@ func TestDDL(t *testing.T) {
 		if a.Output[o] == nil {
 			t.Errorf("DDL lacks output %q", o)
 		}
+	}
+}
+
+// TestLinesOnlyForReaders: a caller not in audit.readers is refused even if
+// ActionPolicy let the request through.
+func TestLinesOnlyForReaders(t *testing.T) {
+	path, _ := writeLog(t, 3)
+	rep := call(t, path, map[string]any{"from": int64(1), "caller": "cert=alice.mcollective"})
+	if rep.Status != protocol.Aborted || !strings.Contains(rep.Message, "audit.readers") || rep.Data["lines"] != nil {
+		t.Fatalf("reply to a non-reader: %d %q %v", rep.Status, rep.Message, rep.Data)
 	}
 }
