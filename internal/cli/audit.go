@@ -250,15 +250,17 @@ func (f *auditFetcher) fetch(ctx context.Context, node string, from, to uint64) 
 	var (
 		lines    [][]byte
 		replyErr = fmt.Errorf("%s did not answer audit lines", node)
+		trusted  bool // a verified reply from the node arrived
 	)
 	_, err = cl.Call(ctx, client.Request{
 		Agent: "audit", Action: "lines", Collective: collective, Targets: []string{node},
 		Data: map[string]any{"from": from, "to": to}, Timeout: 30 * time.Second,
 	}, func(r client.Result) {
-		if r.Sender != node {
-			return
+		if r.Sender != node || (trusted && r.Err != nil) {
+			return // an untrusted reply never replaces the node's own
 		}
 		lines, replyErr = auditReplyLines(r)
+		trusted = trusted || r.Err == nil
 	})
 	if err != nil {
 		f.reset(cl)
