@@ -11,6 +11,7 @@ import (
 	_ "embed"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -99,47 +100,61 @@ func intInput(data map[string]any, name string) (int64, bool) {
 type Result struct {
 	Lines []string // raw lines without newline, in log order
 	Next  uint64   // seq to ask for next when capped; 0 when the range is complete
-	Head  uint64   // seq of the log's last line
+	Head  uint64   // seq of the log's last line (0 when it cannot be told)
 }
 
 // Read returns the lines of the audit log at path whose seq is in [from, to]
 // (to 0: up to the end), stopping before the JSON-encoded lines would exceed
 // maxBytes (at least one line is always returned). A last line without a
 // newline that is not valid JSON is a write in progress and is ignored.
+//
+// Sequence numbers grow with the file offset, so Read finds the first wanted
+// line by binary search and reads only the page: fetching a long log page by
+// page costs the size of the log, not its square.
 func Read(ctx context.Context, path string, from, to uint64, maxBytes int) (*Result, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("audit log: %w", err)
+	}
+	// Only complete lines count: a last line without newline is a write in
+	// progress.
+	end, head := tail(f, st.Size())
+	res := &Result{Lines: []string{}, Head: head}
+	start, err := seekSeq(f, end, from)
+	if err != nil {
+		return nil, fmt.Errorf("audit log %s: %w", path, err)
+	}
+	sc := bufio.NewScanner(io.NewSectionReader(f, start, end-start))
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
-	res := &Result{Lines: []string{}}
 	size := 0
-	var bad error // an unparsable line, fatal unless it is the last (partial) one
 	for n := 1; sc.Scan(); n++ {
-		if bad != nil {
-			return nil, bad
-		}
 		if n%1024 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		line := sc.Bytes()
-		var h struct {
-			Seq uint64 `json:"seq"`
+		seq, ok := lineSeq(line)
+		if !ok {
+			where := fmt.Sprintf("line %d", n)
+			if start > 0 {
+				where = fmt.Sprintf("line %d after byte %d", n, start)
+			}
+			return nil, fmt.Errorf("audit log %s %s: no seq (run mco audit verify on it)", path, where)
 		}
-		if err := json.Unmarshal(line, &h); err != nil || h.Seq == 0 {
-			bad = fmt.Errorf("audit log %s line %d: no seq (run mco audit verify on it)", path, n)
+		if seq < from {
 			continue
 		}
-		res.Head = h.Seq
-		if h.Seq < from || (to != 0 && h.Seq > to) || res.Next != 0 {
-			continue
+		if to != 0 && seq > to {
+			break
 		}
 		enc := jsonSize(line)
 		if len(res.Lines) > 0 && size+enc > maxBytes {
-			res.Next = h.Seq // keep scanning for the head
-			continue
+			res.Next = seq
+			break
 		}
 		size += enc
 		res.Lines = append(res.Lines, string(line))
@@ -148,6 +163,99 @@ func Read(ctx context.Context, path string, from, to uint64, maxBytes int) (*Res
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
 	}
 	return res, nil
+}
+
+// lineSeq reads a line's seq. Lines written by the audit log start with
+// {"seq":N, so that is read directly; anything else is decoded.
+func lineSeq(line []byte) (uint64, bool) {
+	if rest, ok := bytes.CutPrefix(line, []byte(`{"seq":`)); ok {
+		var n uint64
+		i := 0
+		for ; i < len(rest) && rest[i] >= '0' && rest[i] <= '9' && i < 20; i++ {
+			n = n*10 + uint64(rest[i]-'0')
+		}
+		if i > 0 && i < len(rest) && (rest[i] == ',' || rest[i] == '}') && n > 0 && bytes.HasSuffix(line, []byte("}")) {
+			return n, true
+		}
+	}
+	var h struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(line, &h); err != nil || h.Seq == 0 {
+		return 0, false
+	}
+	return h.Seq, true
+}
+
+// seekSeq returns the offset of a line start at or before the first line
+// whose seq is at least from: offset 0, or the start of a line with a
+// smaller seq. The forward scan from there skips what little is left.
+func seekSeq(f *os.File, size int64, from uint64) (int64, error) {
+	lo, hi := int64(0), size
+	for hi-lo > 64<<10 {
+		mid := lo + (hi-lo)/2
+		lineStart, seq, ok, err := lineAfter(f, mid)
+		if err != nil {
+			return 0, err
+		}
+		if ok && seq < from {
+			lo = lineStart
+		} else {
+			hi = mid
+		}
+	}
+	return lo, nil
+}
+
+// lineAfter reads the first complete line that starts after off and returns
+// where it starts and its seq; ok is false when there is none or it has no
+// seq.
+func lineAfter(f *os.File, off int64) (start int64, seq uint64, ok bool, err error) {
+	if _, err := f.Seek(off, io.SeekStart); err != nil {
+		return 0, 0, false, err
+	}
+	r := bufio.NewReaderSize(f, 64<<10)
+	skipped, err := r.ReadBytes('\n') // the rest of the line off falls in
+	if err != nil {
+		return 0, 0, false, nil
+	}
+	line, err := r.ReadBytes('\n')
+	if err != nil {
+		return 0, 0, false, nil // no complete line after off
+	}
+	seq, ok = lineSeq(bytes.TrimSuffix(line, []byte("\n")))
+	return off + int64(len(skipped)), seq, ok, nil
+}
+
+// tail returns where the log's complete lines end (after the last newline)
+// and the seq of the last of them (0 when that line is longer than the part
+// read, or unreadable).
+func tail(f *os.File, size int64) (end int64, head uint64) {
+	const chunk = 64 << 10
+	for off := max(0, size-chunk); ; off = max(0, off-chunk) {
+		buf := make([]byte, min(chunk, size-off))
+		if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+			return 0, 0
+		}
+		if nl := bytes.LastIndexByte(buf, '\n'); nl >= 0 {
+			end = off + int64(nl) + 1
+			break
+		}
+		if off == 0 {
+			return 0, 0 // no complete line at all
+		}
+	}
+	off := max(0, end-chunk)
+	buf := make([]byte, end-off)
+	if _, err := f.ReadAt(buf, off); err != nil && err != io.EOF {
+		return end, 0
+	}
+	begin := bytes.LastIndexByte(buf[:len(buf)-1], '\n') + 1
+	if begin == 0 && off > 0 {
+		return end, 0 // the last line starts before the part read
+	}
+	head, _ = lineSeq(buf[begin : len(buf)-1])
+	return end, head
 }
 
 // jsonSize is how many bytes line takes as a JSON string.

@@ -192,3 +192,26 @@ func TestLinesOnlyForReaders(t *testing.T) {
 		t.Fatalf("reply to a non-reader: %d %q %v", rep.Status, rep.Message, rep.Data)
 	}
 }
+
+// TestReadSeeksInLongLogs: in a log far larger than the binary search's
+// window, any range comes back exactly, and the head is the last line.
+func TestReadSeeksInLongLogs(t *testing.T) {
+	path, lines := writeLog(t, 20000) // about 12 MB
+	for _, r := range []struct{ from, to uint64 }{{1, 3}, {9999, 10001}, {15000, 15000}, {19998, 0}} {
+		res, err := Read(context.Background(), path, r.from, r.to, MaxReplyBytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		last := r.to
+		if last == 0 {
+			last = 20000
+		}
+		want := lines[r.from-1 : last]
+		if len(res.Lines) != len(want) || res.Lines[0] != want[0] || res.Lines[len(res.Lines)-1] != want[len(want)-1] {
+			t.Fatalf("Read(%d, %d): %d lines, want %d", r.from, r.to, len(res.Lines), len(want))
+		}
+		if res.Head != 20000 {
+			t.Fatalf("head = %d, want 20000", res.Head)
+		}
+	}
+}
