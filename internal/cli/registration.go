@@ -93,7 +93,7 @@ func runRegistrationCollect(ctx context.Context, app *App, confFlag, dir string,
 	for _, c := range collectives {
 		prefix := c + ".registration."
 		_, err := nc.Subscribe(prefix+">", func(m *nats.Msg) {
-			rec, err := col.Handle(strings.TrimPrefix(m.Subject, prefix), m.Data)
+			rec, err := col.Handle(c, strings.TrimPrefix(m.Subject, prefix), m.Data)
 			if err != nil {
 				log.Warn("announcement rejected", "subject", m.Subject, "err", err)
 				return

@@ -212,7 +212,7 @@ func TestCollector(t *testing.T) {
 		{"on another node's subject", "web2.example.com", now, `arrived on the subject of "web2.example.com"`},
 	}
 	for _, s := range steps {
-		_, err := col.Handle(s.subject, seal(t, web1, announcement("web1.example.com", s.at)))
+		_, err := col.Handle("mcollective", s.subject, seal(t, web1, announcement("web1.example.com", s.at)))
 		if s.wantErr == "" && err != nil {
 			t.Fatalf("%s: %v", s.name, err)
 		}
@@ -403,5 +403,32 @@ func TestPublisherInterval(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Fatalf("only %d announcements", i)
 		}
+	}
+}
+
+// TestCollectorTrustsHeardCollectives: a node is in a collective for
+// inventory discovery only if it claims it and its announcements were heard
+// there (the broker limits where a node may publish).
+func TestCollectorTrustsHeardCollectives(t *testing.T) {
+	p := newPKI(t)
+	web1 := p.identity(pki.RoleNode, "web1.example.com")
+	col, err := NewCollector(t.TempDir(), p.verifier, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := announcement("web1.example.com", time.Now())
+	reg.Collectives = []string{"dev", "prod"}
+	rec, err := col.Handle("dev", "web1.example.com", seal(t, web1, reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rec.InCollective("dev") || rec.InCollective("prod") {
+		t.Fatalf("after dev only: dev %v prod %v, want true false", rec.InCollective("dev"), rec.InCollective("prod"))
+	}
+	if rec, err = col.Handle("prod", "web1.example.com", seal(t, web1, reg)); err != nil {
+		t.Fatal(err)
+	}
+	if !rec.InCollective("dev") || !rec.InCollective("prod") {
+		t.Fatalf("after dev and prod: heard on %v", rec.HeardOn)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -31,6 +32,10 @@ type Record struct {
 	protocol.Registration
 	// LastSeen is when the collector received it.
 	LastSeen time.Time `json:"last_seen"`
+	// HeardOn lists the collectives the node's announcements actually
+	// arrived on. The broker only lets a node publish in its collectives, so
+	// this, not the list the node claims, bounds where it belongs.
+	HeardOn []string `json:"heard_on,omitempty"`
 }
 
 // MaxAge is how long the node may stay quiet before it counts as silent:
@@ -47,14 +52,10 @@ func (r *Record) Silent(now time.Time, maxAge time.Duration) bool {
 	return now.Sub(r.LastSeen) > maxAge
 }
 
-// InCollective reports whether the node announced membership of c.
+// InCollective reports whether the node is in c: it says so, and its
+// announcements were heard there.
 func (r *Record) InCollective(c string) bool {
-	for _, x := range r.Collectives {
-		if x == c {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(r.Collectives, c) && slices.Contains(r.HeardOn, c)
 }
 
 // Node is the record as filters see it. Data plugins cannot run against a
@@ -201,8 +202,8 @@ func NewCollector(dir string, v *security.Verifier, now func() time.Time) (*Coll
 
 // Handle verifies one message received on <collective>.registration.<subjectIdentity>
 // and stores it unless it is older than what is stored already (a replay).
-func (c *Collector) Handle(subjectIdentity string, data []byte) (*Record, error) {
-	r, err := c.handle(subjectIdentity, data)
+func (c *Collector) Handle(collective, subjectIdentity string, data []byte) (*Record, error) {
+	r, err := c.handle(collective, subjectIdentity, data)
 	if err != nil {
 		c.rejected.Add(1)
 		return nil, err
@@ -211,7 +212,7 @@ func (c *Collector) Handle(subjectIdentity string, data []byte) (*Record, error)
 	return r, nil
 }
 
-func (c *Collector) handle(subjectIdentity string, data []byte) (*Record, error) {
+func (c *Collector) handle(collective, subjectIdentity string, data []byte) (*Record, error) {
 	reg, err := Open(c.verifier, data)
 	if err != nil {
 		return nil, err
@@ -225,11 +226,21 @@ func (c *Collector) handle(subjectIdentity string, data []byte) (*Record, error)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if old, err := c.store.Load(reg.Identity); err == nil && old.Time > reg.Time {
-		return nil, fmt.Errorf("%w: announcement of %q dated %s is older than the stored one (%s)", ErrRejected,
-			reg.Identity, reg.Created().Format(time.RFC3339Nano), old.Created().Format(time.RFC3339Nano))
+	rec := &Record{Registration: *reg, LastSeen: now, HeardOn: []string{collective}}
+	if old, err := c.store.Load(reg.Identity); err == nil {
+		if old.Time > reg.Time {
+			return nil, fmt.Errorf("%w: announcement of %q dated %s is older than the stored one (%s)", ErrRejected,
+				reg.Identity, reg.Created().Format(time.RFC3339Nano), old.Created().Format(time.RFC3339Nano))
+		}
+		// The same announcement arrives once per collective: keep where
+		// else it was heard, as long as the node still claims it.
+		for _, h := range old.HeardOn {
+			if h != collective && slices.Contains(reg.Collectives, h) {
+				rec.HeardOn = append(rec.HeardOn, h)
+			}
+		}
+		slices.Sort(rec.HeardOn)
 	}
-	rec := &Record{Registration: *reg, LastSeen: now}
 	if err := c.store.Save(rec); err != nil {
 		return nil, err
 	}
