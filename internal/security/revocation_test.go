@@ -95,3 +95,41 @@ func TestExpiredCARefused(t *testing.T) {
 		t.Fatalf("after the CA expired: %v", err)
 	}
 }
+
+// TestSignatureCacheNeverWidens: a remembered signature check neither lets a
+// different signature over the same message through, nor outlives the
+// certificate's revocation.
+func TestSignatureCacheNeverWidens(t *testing.T) {
+	ca, err := pki.NewCA("t", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, key, err := ca.Issue(pki.LeafRequest{Name: "alice.mcollective", Role: pki.RoleClient})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := &Identity{Cert: cert, Key: key}
+	v, err := NewVerifier(VerifierOptions{CA: ca.Cert})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := []byte("request")
+	sig := id.Sign(msg)
+	for range 2 { // the second time from the cache
+		if _, err := v.Verify(cert.Raw, msg, sig, pki.RoleClient); err != nil {
+			t.Fatal(err)
+		}
+	}
+	forged := append([]byte(nil), sig...)
+	forged[0] ^= 1
+	if _, err := v.Verify(cert.Raw, msg, forged, pki.RoleClient); err == nil {
+		t.Fatal("a forged signature over a cached message verified")
+	}
+	if _, err := v.Verify(cert.Raw, []byte("other"), sig, pki.RoleClient); err == nil {
+		t.Fatal("a cached signature verified another message")
+	}
+	v.SetRevoked(map[string]bool{cert.SerialNumber.Text(16): true})
+	if _, err := v.Verify(cert.Raw, msg, sig, pki.RoleClient); err == nil {
+		t.Fatal("a cached signature outlived its certificate's revocation")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"regexp"
@@ -128,6 +129,8 @@ type Verifier struct {
 	now        func() time.Time
 	cache      sync.Map // [32]byte fingerprint -> *verified (successes only)
 	cached     atomic.Int64
+	signatures sync.Map // [32]byte hash of (cert, message, signature) -> verified
+	signed     atomic.Int64
 	revoked    atomic.Pointer[map[string]bool]
 }
 
@@ -260,16 +263,42 @@ func (v *Verifier) verifyChain(der []byte) *verified {
 var ErrBadSignature = errors.New("signature does not verify")
 
 // Verify checks a signature made by the holder of a verified certificate.
+//
+// The certificate checks run on every call. The signature check is
+// remembered for a short while (successes only): a node verifies each message
+// once anyway, but nodes emulated in one process share a verifier and would
+// otherwise check one broadcast's signature once per node.
 func (v *Verifier) Verify(der, msg, sig []byte, role pki.Role) (*x509.Certificate, error) {
 	cert, err := v.Certificate(der, role)
 	if err != nil {
 		return nil, err
 	}
+	h := sha256.New()
+	for _, part := range [][]byte{der, msg, sig} {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(part)))
+		h.Write(n[:]) // lengths keep the parts apart: no two splits hash alike
+		h.Write(part)
+	}
+	var key [32]byte
+	h.Sum(key[:0])
+	if _, ok := v.signatures.Load(key); ok {
+		return cert, nil
+	}
 	if !ed25519.Verify(cert.PublicKey.(ed25519.PublicKey), msg, sig) {
 		return nil, fmt.Errorf("%w (signer %q)", ErrBadSignature, cert.Subject.CommonName)
 	}
+	if v.signed.Add(1) > maxCachedSignatures {
+		v.signatures.Clear()
+		v.signed.Store(1)
+	}
+	v.signatures.Store(key, struct{}{})
 	return cert, nil
 }
+
+// maxCachedSignatures bounds the verified-signature cache: a few broadcasts'
+// worth, enough for an emulated collective.
+const maxCachedSignatures = 4096
 
 // CallerID is the caller id a certificate may claim by default.
 func CallerID(certname string) string { return "cert=" + certname }
