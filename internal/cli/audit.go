@@ -151,13 +151,8 @@ func runAuditCollect(ctx context.Context, app *App, confFlag, dir string, collec
 			return fmt.Errorf("subscribing to %s>: %w", prefix, err)
 		}
 	}
-	// The broker answers a refused subscription with an asynchronous error;
-	// the flush round trip makes sure it has arrived before we say "ready".
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	if err := nc.LastError(); err != nil && strings.Contains(strings.ToLower(err.Error()), "permission") {
-		return fmt.Errorf("the broker refused the audit subscription for %q (is it in the broker's collectors list?): %w", name, err)
+	if err := confirmSubscribed(nc, "audit", name); err != nil {
+		return err
 	}
 	fmt.Fprintf(app.Stderr, "collecting audit lines of %s into %s (interrupt to stop)\n", strings.Join(collectives, ", "), dir)
 	<-ctx.Done()
@@ -443,4 +438,17 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%q: a duration means that long ago and must not be negative", s)
 	}
 	return now.Add(-d), nil
+}
+
+// confirmSubscribed makes sure the broker accepted a collector's
+// subscriptions: it answers a refused one with an asynchronous error, which
+// the flush round trip brings in before the collector says it is ready.
+func confirmSubscribed(nc *nats.Conn, what, certname string) error {
+	if err := nc.Flush(); err != nil {
+		return fmt.Errorf("broker: %w", err)
+	}
+	if err := nc.LastError(); err != nil && strings.Contains(strings.ToLower(err.Error()), "permission") {
+		return fmt.Errorf("the broker refused the %s subscription for %q (is it in the broker's collectors list?): %w", what, certname, err)
+	}
+	return nil
 }

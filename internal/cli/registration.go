@@ -108,13 +108,8 @@ func runRegistrationCollect(ctx context.Context, app *App, confFlag, dir string,
 			return fmt.Errorf("subscribing to %s>: %w", prefix, err)
 		}
 	}
-	// As in audit collect: the flush round trip brings a refused
-	// subscription's asynchronous error before we say "ready".
-	if err := nc.Flush(); err != nil {
-		return fmt.Errorf("broker: %w", err)
-	}
-	if err := nc.LastError(); err != nil && strings.Contains(strings.ToLower(err.Error()), "permission") {
-		return fmt.Errorf("the broker refused the registration subscription for %q (is it in the broker's collectors list?): %w", name, err)
+	if err := confirmSubscribed(nc, "registration", name); err != nil {
+		return err
 	}
 	fmt.Fprintf(app.Stderr, "collecting registrations of %s into %s (interrupt to stop)\n", strings.Join(collectives, ", "), dir)
 	<-ctx.Done()
