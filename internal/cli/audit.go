@@ -387,9 +387,7 @@ func runAuditSearch(app *App, f auditSearchFlags, now time.Time) error {
 		if recs == nil {
 			recs = []audit.Record{}
 		}
-		enc := json.NewEncoder(app.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(recs)
+		return writeJSON(app, recs)
 	}
 	if len(recs) == 0 {
 		fmt.Fprintln(app.Stdout, "No matching audit records.")

@@ -42,13 +42,11 @@ func newFindCmd(app *App) *cobra.Command {
 				return err
 			}
 			if asJSON {
-				enc := json.NewEncoder(app.Stdout)
-				enc.SetIndent("", "  ")
 				nodes := d.nodes
 				if nodes == nil {
 					nodes = []string{}
 				}
-				return enc.Encode(map[string]any{"nodes": nodes, "discovery_method": d.method, "discovery_ms": ms(d.duration)})
+				return writeJSON(app, map[string]any{"nodes": nodes, "discovery_method": d.method, "discovery_ms": ms(d.duration)})
 			}
 			for _, n := range d.nodes {
 				fmt.Fprintln(app.Stdout, n)
@@ -115,9 +113,7 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 				return err
 			}
 			if f.json {
-				enc := json.NewEncoder(app.Stdout)
-				enc.SetIndent("", "  ")
-				return firstErr(enc.Encode(map[string]any{"fact": fact, "values": byValue, "stats": makeJSONStats(stats, d, exitCode(stats))}), exit(exitCode(stats)))
+				return firstErr(writeJSON(app, map[string]any{"fact": fact, "values": byValue, "stats": makeJSONStats(stats, d, exitCode(stats))}), exit(exitCode(stats)))
 			}
 			values := make([]string, 0, len(byValue))
 			width := 0
@@ -195,9 +191,7 @@ func newInventoryCmd(app *App) *cobra.Command {
 				return err
 			}
 			if f.json {
-				enc := json.NewEncoder(app.Stdout)
-				enc.SetIndent("", "  ")
-				return enc.Encode(map[string]any{"identity": node, "inventory": inv.Data, "stats": st.Data})
+				return writeJSON(app, map[string]any{"identity": node, "inventory": inv.Data, "stats": st.Data})
 			}
 			w := app.Stdout
 			fmt.Fprintf(w, "Inventory for %s:\n\n", node)

@@ -268,3 +268,10 @@ func (p *printer) columns(names []string) {
 		fmt.Fprintln(p.w, strings.TrimRight(b.String(), " "))
 	}
 }
+
+// writeJSON prints v as one indented JSON document on stdout (--json).
+func writeJSON(app *App, v any) error {
+	enc := json.NewEncoder(app.Stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"time"
@@ -64,9 +63,7 @@ every exact -I node answered).`,
 				for _, r := range results {
 					out.Replies = append(out.Replies, toJSONReply(r))
 				}
-				enc := json.NewEncoder(app.Stdout)
-				enc.SetIndent("", "  ")
-				return firstErr(enc.Encode(out), exit(code))
+				return firstErr(writeJSON(app, out), exit(code))
 			}
 			printPingStats(app, stats, results)
 			return exit(code)

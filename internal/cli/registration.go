@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -245,9 +244,7 @@ func printNodes(app *App, recs []*registration.Record, maxAge time.Duration, asJ
 		rows = append(rows, row{r.Identity, r.LastSeen, len(r.Agents), r.Version, r.Collectives, s})
 	}
 	if asJSON {
-		enc := json.NewEncoder(app.Stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(rows)
+		return writeJSON(app, rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(app.Stdout, "No nodes in the registration store.")

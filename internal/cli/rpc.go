@@ -230,9 +230,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		if call.act != nil {
 			out.Summaries = append(out.Summaries, call.act.Summarize(okData(results))...)
 		}
-		enc := json.NewEncoder(app.Stdout)
-		enc.SetIndent("", "  ")
-		return firstErr(enc.Encode(out), exit(code))
+		return firstErr(writeJSON(app, out), exit(code))
 	case f.jsonl:
 		line := map[string]any{"stats": makeJSONStats(stats, d, code)}
 		if bs != nil {
