@@ -7,8 +7,12 @@
 # (--nodes FILE) and RUNS times with broadcast discovery. Prints a markdown
 # block ready to paste into docs/benchmarks.md.
 #
-# Environment: RUNS (default 5), KEEP_WORK=1 keeps the work directory (logs,
-# configs) for inspection, MCO=path skips the build and uses that binary.
+# Every client runs with stdin from /dev/null: piped input would change how
+# mco discovers (automatic stdin discovery).
+#
+# Environment: RUNS (default 5), IDLE_S (default 5, seconds of the idle CPU
+# window), KEEP_WORK=1 keeps the work directory (logs, configs) for
+# inspection, MCO=path skips the build and uses that binary.
 set -euo pipefail
 
 usage() { echo "usage: $0 N   (N node daemons, 1..5000)" >&2; exit 2; }
@@ -16,6 +20,8 @@ usage() { echo "usage: $0 N   (N node daemons, 1..5000)" >&2; exit 2; }
 N=$1
 RUNS=${RUNS:-5}
 [[ $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] || { echo "RUNS must be a positive integer" >&2; exit 2; }
+IDLE_S=${IDLE_S:-5}
+[[ $IDLE_S =~ ^[0-9]+$ && $IDLE_S -ge 1 ]] || { echo "IDLE_S must be a positive integer" >&2; exit 2; }
 
 for tool in go python3; do
 	command -v "$tool" >/dev/null || { echo "fanout.sh: $tool is required" >&2; exit 1; }
@@ -130,9 +136,12 @@ count_replies() { # count_replies FILE: number of replies in an mco --json docum
 	python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["replies"]))' "$1" 2>/dev/null || echo 0
 }
 
+# Readiness: a directed ping to the known node list ends the moment every node
+# has replied, and a short timeout bounds a round in which some have not yet
+# subscribed, so the start-up figure carries no full discovery or ping timeout.
 deadline=$((SECONDS + 30 + N / 5))
 while :; do
-	"$mco" -c client.conf ping --json >ping.json 2>ping.err || true
+	"$mco" -c client.conf rpc rpcutil ping --nodes nodes.txt --timeout 1s --json </dev/null >ping.json 2>ping.err || true
 	got=$(count_replies ping.json)
 	((got == N)) && break
 	if ((SECONDS >= deadline)); then
@@ -158,7 +167,13 @@ cpu_ms() {
 }
 daemons_cpu_start=$(cpu_ms "${pids[@]}")
 sleep 2 # let the readiness pings' garbage settle; daemons are idle from here
+# Idle CPU: what N idle daemons burn per second (timers, file watching, NATS
+# pings), measured over IDLE_S seconds and subtracted from the request figures.
+idle_t0=$(now)
+daemons_cpu_idle0=$(cpu_ms "${pids[@]}")
+sleep "$IDLE_S"
 daemons_cpu_idle=$(cpu_ms "${pids[@]}")
+idle_t1=$(now)
 broker_cpu_idle=$(cpu_ms "$broker_pid")
 mem_kb() { # mem_kb PID FIELD: FIELD (Pss, Rss, Pss_Anon) of smaps_rollup in kB
 	awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/smaps_rollup"
@@ -177,19 +192,21 @@ run_mode() { # run_mode LABEL ARGS...: RUNS timed runs, one line per run in LABE
 	: >"$label.runs"
 	for ((r = 1; r <= RUNS; r++)); do
 		out=$label.$r.json
-		{ time "$mco" -c client.conf rpc rpcutil ping --json "$@" >"$out" 2>"$label.$r.err"; } 2>"$label.$r.time" || true
+		{ time "$mco" -c client.conf rpc rpcutil ping --json "$@" </dev/null >"$out" 2>"$label.$r.err"; } 2>"$label.$r.time" || true
 		read -r wall user sys <"$label.$r.time"
 		replies=$(count_replies "$out")
 		ok=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["stats"]["ok"])' "$out" 2>/dev/null || echo 0)
 		echo "$wall $user $sys $replies $ok" >>"$label.runs"
 	done
 }
+runs_t0=$(now)
 log "timing $RUNS runs with known targets (--nodes)"
 run_mode known --nodes nodes.txt
 log "timing $RUNS runs with broadcast discovery"
 run_mode broadcast
 
 daemons_cpu_after=$(cpu_ms "${pids[@]}")
+runs_t1=$(now)
 broker_cpu_after=$(cpu_ms "$broker_pid")
 broker_rss_after=$(mem_kb "$broker_pid" Rss)
 : >pss_after.txt
@@ -197,10 +214,12 @@ for p in "${pids[@]}"; do echo "$(mem_kb "$p" Pss)" >>pss_after.txt; done
 
 # --- report ----------------------------------------------------------------------
 python3 - "$N" "$RUNS" "$pki_s" "$startup_s" "$broker_rss_idle" "$broker_rss_after" \
-	"$daemons_cpu_start" "$daemons_cpu_idle" "$daemons_cpu_after" "$broker_cpu_idle" "$broker_cpu_after" <<'EOF'
+	"$daemons_cpu_start" "$daemons_cpu_idle" "$daemons_cpu_after" "$broker_cpu_idle" "$broker_cpu_after" \
+	"$daemons_cpu_idle0" "$idle_t0" "$idle_t1" "$runs_t0" "$runs_t1" <<'EOF'
 import statistics, sys
 n, runs, pki_s, startup_s, b_idle, b_after = sys.argv[1:7]
 d_start, d_idle, d_after, b_cpu_idle, b_cpu_after = map(float, sys.argv[7:12])
+d_idle0, idle_t0, idle_t1, runs_t0, runs_t1 = map(float, sys.argv[12:17])
 n, runs = int(n), int(runs)
 
 def mode(label, title):
@@ -234,7 +253,11 @@ print(f"| {n} | {mb(statistics.mean(p)):.1f} / {mb(max(p)):.1f} | {mb(statistics
 # run (discovery, then the call).
 requests = 3 * runs
 print()
-print("| nodes | daemon CPU start → ready avg (ms) | daemon CPU per request avg (ms) | broker CPU per fan-out (ms) |")
-print("|---|---|---|---|")
-print(f"| {n} | {d_start / n:.1f} | {(d_after - d_idle) / n / requests:.3f} | {(b_cpu_after - b_cpu_idle) / requests:.1f} |")
+# Idle CPU per daemon in ms of CPU per second of wall time; the request figure
+# subtracts what the daemons would have burnt idle during the timed runs.
+idle_rate = (d_idle - d_idle0) / n / (idle_t1 - idle_t0)
+busy = (d_after - d_idle) / n - idle_rate * (runs_t1 - runs_t0)
+print("| nodes | daemon CPU start → ready avg (ms) | daemon idle CPU (ms per s) | daemon CPU per request, idle subtracted (ms) | broker CPU per fan-out (ms) |")
+print("|---|---|---|---|---|")
+print(f"| {n} | {d_start / n:.1f} | {idle_rate:.3f} | {busy / requests:.3f} | {(b_cpu_after - b_cpu_idle) / requests:.1f} |")
 EOF
