@@ -176,7 +176,7 @@ func (e *Expr) eval(n Node, failed *error) bool {
 		v, ok := n.Fact(e.Fact.Fact)
 		return ok && e.cache.cmp.match(v)
 	case OpClass:
-		return e.cache.class.matchAny(n.Classes())
+		return e.cache.class.MatchAny(n.Classes())
 	case OpData:
 		return e.evalData(n, failed)
 	}

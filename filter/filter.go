@@ -172,7 +172,7 @@ func (m *matcher) match(n Node) bool {
 		id := n.Identity()
 		ok := false
 		for _, p := range m.identity {
-			if p.match(id) {
+			if p.Match(id) {
 				ok = true
 				break
 			}
@@ -184,7 +184,7 @@ func (m *matcher) match(n Node) bool {
 	if len(m.agents) > 0 {
 		agents := n.Agents()
 		for _, p := range m.agents {
-			if !p.matchAny(agents) {
+			if !p.MatchAny(agents) {
 				return false
 			}
 		}
@@ -192,7 +192,7 @@ func (m *matcher) match(n Node) bool {
 	if len(m.classes) > 0 {
 		classes := n.Classes()
 		for _, p := range m.classes {
-			if !p.matchAny(classes) {
+			if !p.MatchAny(classes) {
 				return false
 			}
 		}

@@ -29,10 +29,10 @@ package authz
 import (
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
 
 	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/match"
 )
 
 // LineError is one problem in a policy or groups file. Its message has the
@@ -98,20 +98,11 @@ type groupRef struct {
 	line int
 }
 
-// classMatcher is an exact class name or a compiled /regex/.
-type classMatcher struct {
-	name string
-	re   *regexp.Regexp
-}
+// classMatcher is an exact class name or a /regex/: the matcher shared with
+// filters and allow lists, so that a policy's class means what -C means.
+type classMatcher struct{ match.Pattern }
 
-func (c classMatcher) match(have []string) bool {
-	for _, h := range have {
-		if c.re != nil && c.re.MatchString(h) || c.re == nil && c.name == h {
-			return true
-		}
-	}
-	return false
-}
+func (c classMatcher) match(have []string) bool { return c.MatchAny(have) }
 
 // Name returns the file name the policy was parsed from.
 func (p *Policy) Name() string { return p.name }
@@ -290,15 +281,11 @@ func parseRule(n int, line string) (rule, *LineError) {
 		return fail(le.Field, le.Msg, nil)
 	}
 	for _, c := range classes {
-		cm := classMatcher{name: c}
-		if len(c) >= 2 && c[0] == '/' && c[len(c)-1] == '/' {
-			re, err := regexp.Compile(c[1 : len(c)-1])
-			if err != nil {
-				return fail("classes", fmt.Sprintf("invalid class regex %q", c), err)
-			}
-			cm.re = re
+		p, err := match.Compile(c)
+		if err != nil {
+			return fail("classes", fmt.Sprintf("invalid class regex %q", c), err)
 		}
-		ru.classes = append(ru.classes, cm)
+		ru.classes = append(ru.classes, classMatcher{p})
 	}
 	return ru, nil
 }

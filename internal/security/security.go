@@ -16,12 +16,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"regexp"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/marionette/mco/internal/match"
 	"github.com/marionette/mco/internal/pki"
 )
 
@@ -60,47 +59,13 @@ func (id *Identity) TLSCertificate() tls.Certificate {
 }
 
 // Matcher matches certnames against a list of exact names and /regexes/, as in
-// "bob, jill, /\.mcollective$/".
-type Matcher struct {
-	exact map[string]bool
-	res   []*regexp.Regexp
-}
+// "bob, jill, /\.mcollective$/". It is the one exact-or-/regex/ matcher of
+// Marionette (internal/match), shared with filters and policy classes; the
+// empty regex // is refused rather than admitting every certname.
+type Matcher = match.List
 
 // ParseMatcher parses a comma-separated list of names and /regexes/.
-func ParseMatcher(list string) (*Matcher, error) {
-	m := &Matcher{exact: map[string]bool{}}
-	for _, item := range strings.Split(list, ",") {
-		item = strings.TrimSpace(item)
-		switch {
-		case item == "":
-		case len(item) >= 2 && item[0] == '/' && item[len(item)-1] == '/':
-			re, err := regexp.Compile(item[1 : len(item)-1])
-			if err != nil {
-				return nil, fmt.Errorf("pattern %s: %w", item, err)
-			}
-			m.res = append(m.res, re)
-		default:
-			m.exact[item] = true
-		}
-	}
-	return m, nil
-}
-
-// Match reports whether name is on the list.
-func (m *Matcher) Match(name string) bool {
-	if m == nil {
-		return false
-	}
-	if m.exact[name] {
-		return true
-	}
-	for _, re := range m.res {
-		if re.MatchString(name) {
-			return true
-		}
-	}
-	return false
-}
+func ParseMatcher(list string) (*Matcher, error) { return match.ParseList(list) }
 
 // Defaults for the certname rules (SPEC §3).
 const (
