@@ -273,25 +273,46 @@ type DiscoverRequest struct {
 	Quiet   time.Duration
 }
 
+// Discovery is the outcome of a broadcast discovery.
+type Discovery struct {
+	Nodes    []string // trusted, OK replies, sorted
+	Duration time.Duration
+}
+
 // Discover finds the nodes matching a filter: it broadcasts an rpcutil ping
 // carrying the filter and collects the identities of trusted replies.
 func (c *Client) Discover(ctx context.Context, d DiscoverRequest) ([]string, error) {
+	disc, err := c.DiscoverNodes(ctx, d)
+	if disc == nil {
+		return nil, err
+	}
+	return disc.Nodes, err
+}
+
+// DiscoverNodes is Discover with the details of how discovery went.
+func (c *Client) DiscoverNodes(ctx context.Context, d DiscoverRequest) (*Discovery, error) {
 	timeout := d.Timeout
 	if timeout <= 0 {
 		timeout = c.cfg.DiscoveryTimeout
 	}
-	var nodes []string
-	_, err := c.Call(ctx, Request{
+	disc := &Discovery{}
+	stats, err := c.Call(ctx, Request{
 		Agent: "rpcutil", Action: "ping", Collective: d.Collective, Filter: d.Filter,
 		Timeout: timeout, Quiet: d.Quiet,
 	}, func(r Result) {
 		if r.OK() {
-			nodes = append(nodes, r.Sender)
+			disc.Nodes = append(disc.Nodes, r.Sender)
 		}
 	})
-	sort.Strings(nodes)
-	return nodes, err
+	sort.Strings(disc.Nodes)
+	if stats != nil {
+		disc.Duration = stats.Duration
+	}
+	return disc, err
 }
+
+// DiscoveryTimeout is the longest a broadcast discovery waits by default.
+func (c *Client) DiscoveryTimeout() time.Duration { return c.cfg.DiscoveryTimeout }
 
 // ReplyPrefix is the stem of this client's reply subjects in a collective:
 // <collective>.reply.<hash of the certname>. Only subjects under it may be

@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+
+	"github.com/marionette/mco/internal/discovery"
 )
 
 // appSpec describes an application: a command that runs one agent's actions
@@ -67,9 +69,9 @@ func newAppCmd(app *App, spec appSpec, cmd *cobra.Command) *cobra.Command {
 		if err != nil {
 			return &ExitError{Code: 1, Err: err}
 		}
-		var confirm func(*discovery) error
+		var confirm func(*discovery.Result) error
 		if !yes && !slices.Contains(spec.readOnly, call.action) && f.unfiltered() {
-			confirm = func(d *discovery) error { return confirmAll(app, call, spec, d) }
+			confirm = func(d *discovery.Result) error { return confirmAll(app, call, spec, d) }
 		}
 		return runCall(cmd, app, f, call, false, confirm)
 	}
@@ -131,8 +133,8 @@ func (f *clientFlags) unfiltered() bool {
 // Only broadcast discovery means "all": a node list piped in or read from a
 // file is a deliberate selection. Without a terminal there is nobody to ask,
 // so the call is refused rather than sent.
-func confirmAll(app *App, call *rpcCall, spec appSpec, d *discovery) error {
-	if d.method != "broadcast" && d.method != "mc" {
+func confirmAll(app *App, call *rpcCall, spec appSpec, d *discovery.Result) error {
+	if d.Method != discovery.Broadcast {
 		return nil
 	}
 	what := call.action
@@ -140,10 +142,10 @@ func confirmAll(app *App, call *rpcCall, spec appSpec, d *discovery) error {
 		what += " " + name
 	}
 	if !app.StdinTTY {
-		return &ExitError{Code: 1, Err: fmt.Errorf("refusing to %s on ALL %d nodes: no filter was given and standard input is not a terminal to confirm; add a filter (-I, -F, -C, -W, -S) or pass --yes", what, len(d.nodes))}
+		return &ExitError{Code: 1, Err: fmt.Errorf("refusing to %s on ALL %d nodes: no filter was given and standard input is not a terminal to confirm; add a filter (-I, -F, -C, -W, -S) or pass --yes", what, len(d.Nodes))}
 	}
 	// The question goes to stderr so that --json output stays one document.
-	fmt.Fprintf(app.Stderr, "Do you really want to %s on ALL %d nodes? (y/n) ", what, len(d.nodes))
+	fmt.Fprintf(app.Stderr, "Do you really want to %s on ALL %d nodes? (y/n) ", what, len(d.Nodes))
 	answer, _ := bufio.NewReader(app.Stdin).ReadString('\n')
 	switch strings.ToLower(strings.TrimSpace(answer)) {
 	case "y", "yes":

@@ -1,15 +1,9 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"os"
-	"os/exec"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,6 +13,7 @@ import (
 	"github.com/marionette/mco/filter"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/data"
+	"github.com/marionette/mco/internal/discovery"
 )
 
 // clientFlags are the selection and output flags shared by client commands.
@@ -43,8 +38,8 @@ func (f *clientFlags) register(cmd *cobra.Command, output bool) {
 	fs.StringArrayVarP(&f.with, "with", "W", nil, "combined filter: space separated facts (with an operator) and classes")
 	fs.StringArrayVarP(&f.compound, "select", "S", nil, "compound filter: and/or/not, parentheses, facts, classes, data functions")
 	fs.StringVarP(&f.collective, "target", "T", "", "collective to address (default: the configured main collective)")
-	fs.StringVar(&f.dm, "dm", "", "discovery method: broadcast, flatfile, stdin, inventory or external (default broadcast; stdin when input is piped)")
-	fs.StringVar(&f.nodes, "nodes", "", "file of node identities (text one per line, JSON list, or mco --json output); implies --dm flatfile")
+	fs.StringVar(&f.dm, "dm", "", "discovery method: "+strings.Join(discovery.Methods(), ", ")+" (default broadcast; stdin when input is piped and no filter is given)")
+	fs.StringVar(&f.nodes, "nodes", "", "file of node identities (text one per line, JSON list, or mco --json output), - for standard input; implies --dm flatfile")
 	fs.DurationVarP(&f.timeout, "timeout", "t", 0, "how long to wait for replies (default: the action's DDL timeout)")
 	fs.DurationVar(&f.discoveryTimeout, "discovery-timeout", 0, "longest broadcast discovery (it ends earlier, once replies stop)")
 	fs.DurationVar(&f.ttl, "ttl", 0, "how long the request stays valid on the nodes (default: the configured ttl, 60s)")
@@ -112,18 +107,15 @@ func (f *clientFlags) buildFilter(agent string) (*filter.Filter, error) {
 	return flt, nil
 }
 
+// filtered reports whether any selection flag other than -I was given.
+func (f *clientFlags) filtered() bool {
+	return len(f.fact)+len(f.class)+len(f.agent)+len(f.with)+len(f.compound) > 0
+}
+
 // directTargets returns the identities when the selection is only exact -I
 // values: then discovery is skipped and the request goes straight to them.
 func (f *clientFlags) directTargets() []string {
-	if len(f.identity) == 0 || len(f.fact)+len(f.class)+len(f.agent)+len(f.with)+len(f.compound) > 0 {
-		return nil
-	}
-	for _, id := range f.identity {
-		if strings.HasPrefix(id, "/") {
-			return nil
-		}
-	}
-	return dedupe(f.identity)
+	return discovery.DirectTargets(f.identity, f.filtered())
 }
 
 func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
@@ -161,260 +153,51 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 	return client.Connect(cfg)
 }
 
-// method is the discovery method: --dm, else flatfile with --nodes, direct
-// for exact -I values only, stdin when something is piped in, else broadcast.
-func (f *clientFlags) method(app *App) string {
-	switch {
-	case f.dm != "":
-		return f.dm
-	case f.nodes != "":
-		return "flatfile"
-	case f.directTargets() != nil:
-		return "direct"
-	case !app.StdinTTY && stdinHasData(app.Stdin):
-		return "stdin"
+// method chooses the discovery method from the flags and what standard
+// input is (see discovery.Choose); auto is true when stdin was taken only
+// because it is a pipe.
+func (f *clientFlags) method(app *App) (method string, auto bool, err error) {
+	src := discovery.StdinOther
+	if !app.StdinTTY {
+		src = discovery.ClassifyStdin(app.Stdin)
 	}
-	return "broadcast"
-}
-
-// discovery is the outcome of finding the nodes to address.
-type discovery struct {
-	nodes    []string
-	method   string
-	duration time.Duration
+	method, auto, err = discovery.Choose(discovery.Choice{
+		Method: f.dm, Source: f.nodes, Identities: f.identity, Filtered: f.filtered(), Stdin: src,
+	})
+	if err != nil {
+		return "", false, &ExitError{Code: 1, Err: fmt.Errorf("--dm: %w", err)}
+	}
+	return method, auto, nil
 }
 
 // discover finds the target nodes by the chosen method.
-func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client, flt *filter.Filter) (*discovery, error) {
-	start := time.Now()
-	d := &discovery{method: f.method(app)}
-	var piped []byte
-	if d.method == "stdin" {
-		wait := time.Duration(0) // --dm stdin: the operator asked for it, wait
-		if f.dm == "" {
-			wait = stdinWait
-		}
-		var err error
-		if piped, err = readPiped(app.Stdin, wait); err != nil {
-			return nil, fmt.Errorf("reading node list from standard input: %w", err)
-		}
-		if len(bytes.TrimSpace(piped)) == 0 && f.dm == "" {
-			// Chosen only because stdin is a pipe, and nothing came through
-			// it (a script, a CI job, a parent holding it open): discover
-			// as usual.
-			d.method = "broadcast"
-		}
-	}
-	// A node list names the nodes; only -I can narrow it. Other filters
-	// would make the nodes that do not match look like nodes that never
-	// answered (MCollective's flatfile discovery refuses them too).
-	if lists := d.method == "flatfile" || d.method == "file" || d.method == "stdin" || d.method == "external"; lists &&
-		len(f.fact)+len(f.class)+len(f.agent)+len(f.with)+len(f.compound) > 0 {
-		return nil, &ExitError{Code: 1, Err: fmt.Errorf("%s discovery takes a list of nodes: narrow it with -I only (-F, -C, -A, -W and -S need broadcast or inventory discovery)", d.method)}
-	}
-	var err error
-	switch d.method {
-	case "direct":
-		d.nodes = f.directTargets()
-	case "broadcast", "mc":
-		d.nodes, err = cl.Discover(ctx, client.DiscoverRequest{Filter: flt})
-	case "flatfile", "file":
-		if f.nodes == "" {
-			return nil, fmt.Errorf("--dm flatfile needs --nodes FILE")
-		}
-		var data []byte
-		if data, err = os.ReadFile(f.nodes); err == nil {
-			d.nodes, err = parseNodeList(f.nodes, data)
-		}
-	case "stdin":
-		d.nodes, err = parseNodeList("standard input", piped)
-	case "inventory":
-		d.nodes, err = f.inventoryNodes(app, cl.Collective(), flt)
-	case "external":
-		if f.nodes == "" {
-			return nil, fmt.Errorf("--dm external needs --nodes PROGRAM (a program that prints identities)")
-		}
-		var out []byte
-		if out, err = exec.CommandContext(ctx, f.nodes).Output(); err == nil {
-			d.nodes, err = parseNodeList(f.nodes, out)
-		} else {
-			err = fmt.Errorf("discovery program %s: %w", f.nodes, err)
-		}
-	default:
-		return nil, fmt.Errorf("unknown discovery method %q (broadcast, flatfile, stdin, inventory or external)", d.method)
-	}
+func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client, flt *filter.Filter) (*discovery.Result, error) {
+	method, auto, err := f.method(app)
 	if err != nil {
 		return nil, err
 	}
-	// Identity filters still apply to lists from files: -I narrows them.
-	if d.method != "broadcast" && d.method != "direct" && len(f.identity) > 0 {
-		sel := &filter.Filter{Identity: f.identity}
-		var kept []string
-		for _, n := range d.nodes {
-			if sel.Match(identityOnly(n)) {
-				kept = append(kept, n)
-			}
+	d := &discovery.Discoverer{Client: cl, Stdin: app.Stdin, Stderr: app.Stderr}
+	if method == discovery.Inventory && f.nodes == "" {
+		if d.InventoryDir, err = registrationDir("", f.confPath, "--dm inventory (--nodes DIR)"); err != nil {
+			return nil, err
 		}
-		d.nodes = kept
 	}
-	d.duration = time.Since(start)
-	return d, nil
-}
-
-// parseNodeList reads identities: a JSON list of names, the JSON document
-// printed by `mco rpc --json` / `mco find --json`, or text with one identity
-// per line and # comments.
-func parseNodeList(name string, data []byte) ([]string, error) {
-	trimmed := strings.TrimSpace(string(data))
-	if strings.HasPrefix(trimmed, "[") {
-		var list []string
-		if err := json.Unmarshal([]byte(trimmed), &list); err == nil {
-			return dedupe(list), nil
-		}
-		var replies []struct {
-			Sender string `json:"sender"`
-		}
-		if err := json.Unmarshal([]byte(trimmed), &replies); err != nil {
-			return nil, fmt.Errorf("%s: not a JSON list of identities or replies: %w", name, err)
-		}
-		var out []string
-		for _, r := range replies {
-			out = append(out, r.Sender)
-		}
-		return dedupe(out), nil
+	src := f.nodes
+	if method == discovery.Stdin {
+		src = "-"
 	}
-	if strings.HasPrefix(trimmed, "{") {
-		var doc struct {
-			Replies []struct {
-				Sender string `json:"sender"`
-			} `json:"replies"`
-			Nodes []string `json:"nodes"`
-		}
-		if err := json.Unmarshal([]byte(trimmed), &doc); err != nil {
-			return nil, fmt.Errorf("%s: not mco JSON output: %w", name, err)
-		}
-		out := doc.Nodes
-		for _, r := range doc.Replies {
-			out = append(out, r.Sender)
-		}
-		return dedupe(out), nil
-	}
-	var out []string
-	sc := bufio.NewScanner(strings.NewReader(trimmed))
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(line, '#'); i >= 0 {
-			line = strings.TrimSpace(line[:i])
-		}
-		if line == "" {
-			continue
-		}
-		if strings.ContainsAny(line, " \t") {
-			return nil, fmt.Errorf("%s:%d: %q is not a node identity", name, n, line)
-		}
-		out = append(out, line)
-	}
-	return dedupe(out), nil
-}
-
-// stdinWait is how long an automatically chosen stdin discovery waits for
-// the first byte: long enough for `mco find ... |` upstream to discover, short
-// enough that a parent holding an empty pipe open does not hang mco.
-const stdinWait = 10 * time.Second
-
-// readPiped reads r to EOF. With wait > 0 it gives up, returning nothing,
-// when not a single byte (nor EOF) arrived within wait; once data flows it
-// reads to the end. The abandoned read ends with the process.
-func readPiped(r io.Reader, wait time.Duration) ([]byte, error) {
-	if wait <= 0 {
-		return io.ReadAll(r)
-	}
-	type chunk struct {
-		data []byte
-		err  error
-	}
-	chunks := make(chan chunk, 16)
-	go func() {
-		defer close(chunks)
-		buf := make([]byte, 32<<10)
-		for {
-			n, err := r.Read(buf)
-			if n > 0 {
-				chunks <- chunk{data: bytes.Clone(buf[:n])}
-			}
-			if err != nil {
-				if err != io.EOF {
-					chunks <- chunk{err: err}
-				}
-				return
-			}
-		}
-	}()
-	var out []byte
-	timer := time.NewTimer(wait)
-	defer timer.Stop()
-	for first := true; ; first = false {
-		var c chunk
-		var ok bool
-		if first {
-			select {
-			case c, ok = <-chunks:
-			case <-timer.C:
-				return nil, nil
-			}
-		} else {
-			c, ok = <-chunks
-		}
-		switch {
-		case !ok:
-			return out, nil
-		case c.err != nil:
-			return out, c.err
-		}
-		out = append(out, c.data...)
-	}
-}
-
-// stdinHasData reports whether stdin is a pipe or file with content waiting;
-// an interactive or closed stdin means "nothing piped".
-func stdinHasData(r io.Reader) bool {
-	f, ok := r.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
+	res, err := d.Discover(ctx, discovery.Request{
+		Method: method, Auto: auto, Filter: flt, Identities: f.identity, Filtered: f.filtered(),
+		Source: src, Timeout: f.discoveryTimeout,
+	})
 	if err != nil {
-		return false
+		return nil, &ExitError{Code: 1, Err: err}
 	}
-	return st.Mode()&os.ModeNamedPipe != 0 || (st.Mode().IsRegular() && st.Size() > 0)
+	if f.verbose && method == discovery.Stdin {
+		fmt.Fprintf(app.Stderr, "Took %d node identities from standard input\n", res.FromStdin)
+	}
+	return res, nil
 }
 
-type identityOnly string
-
-func (i identityOnly) Identity() string                          { return string(i) }
-func (identityOnly) Fact(string) (any, bool)                     { return nil, false }
-func (identityOnly) Classes() []string                           { return nil }
-func (identityOnly) Agents() []string                            { return nil }
-func (identityOnly) Data(string, string) (map[string]any, error) { return nil, fmt.Errorf("no data") }
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
-
-func dedupe(in []string) []string {
-	seen := map[string]bool{}
-	var out []string
-	for _, s := range in {
-		if s != "" && !seen[s] {
-			seen[s] = true
-			out = append(out, s)
-		}
-	}
-	sort.Strings(out)
-	return out
-}
+// contains reports whether list holds s.
+func contains(list []string, s string) bool { return slices.Contains(list, s) }

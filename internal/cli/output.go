@@ -14,6 +14,7 @@ import (
 
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/discovery"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -58,7 +59,7 @@ type jsonStats struct {
 	ExitCode        int      `json:"exit_code"`
 }
 
-func makeJSONStats(s *client.Stats, d *discovery, code int) jsonStats {
+func makeJSONStats(s *client.Stats, d *discovery.Result, code int) jsonStats {
 	js := jsonStats{
 		RequestID: s.RequestID, Agent: s.Agent, Action: s.Action, Discovered: len(s.Expected),
 		Responses: len(s.Responded), OK: s.OK, Failed: s.Failed, Invalid: s.Invalid,
@@ -68,7 +69,7 @@ func makeJSONStats(s *client.Stats, d *discovery, code int) jsonStats {
 		js.NoResponse = []string{}
 	}
 	if d != nil {
-		js.DiscoveryMethod, js.DiscoveryMillis = d.method, ms(d.duration)
+		js.DiscoveryMethod, js.DiscoveryMillis = d.Method, ms(d.Duration)
 	}
 	if s.Broadcast {
 		js.DiscoveryMethod = "none (broadcast request)"

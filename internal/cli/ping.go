@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/internal/discovery"
 )
 
 func newPingCmd(app *App) *cobra.Command {
@@ -35,12 +36,16 @@ every exact -I node answered).`,
 			}
 			// A node list from a file, stdin or a program is pinged directly;
 			// otherwise the ping itself is the broadcast.
-			if method := f.method(app); method != "broadcast" && method != "direct" {
+			method, _, err := f.method(app)
+			if err != nil {
+				return err
+			}
+			if method != discovery.Broadcast && method != discovery.Direct {
 				d, err := f.discover(cmd.Context(), app, cl, flt)
 				if err != nil {
 					return err
 				}
-				if req.Targets = d.nodes; len(req.Targets) == 0 {
+				if req.Targets = d.Nodes; len(req.Targets) == 0 {
 					return &ExitError{Code: 1, Err: fmt.Errorf("no nodes discovered")}
 				}
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/internal/config"
+	"github.com/marionette/mco/internal/discovery"
 )
 
 func newRPCCmd(app *App) *cobra.Command {
@@ -125,7 +126,7 @@ func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action stri
 // confirm, when not nil, runs after discovery and before anything is sent:
 // an error from it aborts the call (package and service use it for their
 // safety prompt).
-func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResults bool, confirm func(*discovery) error) error {
+func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResults bool, confirm func(*discovery.Result) error) error {
 	agentName, action := call.agent, call.action
 	ro, err := f.rollout.parse()
 	if err != nil {
@@ -161,18 +162,18 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	if err != nil {
 		return err
 	}
-	if len(d.nodes) == 0 {
+	if len(d.Nodes) == 0 {
 		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
 		return exit(1)
 	}
-	d.nodes = ro.limitNodes(d.nodes)
+	d.Nodes = ro.limitNodes(d.Nodes)
 	if confirm != nil {
 		if err := confirm(d); err != nil {
 			return err
 		}
 	}
 	req := client.Request{
-		Agent: agentName, Action: action, Data: call.data, Filter: flt, Targets: d.nodes,
+		Agent: agentName, Action: action, Data: call.data, Filter: flt, Targets: d.Nodes,
 		Timeout: call.timeout(f.timeout), NoReplies: noResults, ReplyTo: f.replyTo,
 	}
 	if f.replyTo != "" && !strings.Contains(f.replyTo, ".") {
@@ -183,7 +184,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes; replies go to %s\n", stats.RequestID, len(d.nodes), req.ReplyTo)
+		fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes; replies go to %s\n", stats.RequestID, len(d.Nodes), req.ReplyTo)
 		return nil
 	}
 	if noResults {
@@ -192,7 +193,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 			return err
 		}
 		if bs == nil {
-			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", stats.RequestID, len(d.nodes))
+			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", stats.RequestID, len(d.Nodes))
 			return nil
 		}
 		for _, b := range bs.Batches {
@@ -200,7 +201,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		}
 		return nil
 	}
-	bar := newProgress(app, f, len(d.nodes))
+	bar := newProgress(app, f, len(d.Nodes))
 	var results []client.Result
 	stats, bs, err := ro.send(cmd.Context(), app, f, cl, req, func(r client.Result) {
 		results = append(results, r)
@@ -249,7 +250,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		p.rolloutReport(bs)
 	}
 	if f.verbose {
-		fmt.Fprintf(app.Stdout, "\nDiscovery: %s found %d nodes in %.2f ms; request id %s\n", d.method, len(d.nodes), ms(d.duration), stats.RequestID)
+		fmt.Fprintf(app.Stdout, "\nDiscovery: %s found %d nodes in %.2f ms; request id %s\n", d.Method, len(d.Nodes), ms(d.Duration), stats.RequestID)
 	}
 	return exit(code)
 }
