@@ -16,10 +16,9 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-)
 
-// Version is the mco version string.
-const Version = "0.1.0"
+	"github.com/marionette/mco/internal/buildinfo"
+)
 
 // App is the environment a command runs in.
 type App struct {
@@ -106,8 +105,9 @@ Roles:
 New here? 'mco demo' runs a complete collective in one process and shows it off.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		Version:       Version,
+		Version:       buildinfo.Read().String(),
 	}
+	root.SetVersionTemplate("mco {{.Version}}\n")
 	root.PersistentFlags().StringP("config", "c", "", "configuration file (client: default $MCO_CONFIG or ~/.config/marionette/client.conf)")
 	root.AddCommand(
 		newPingCmd(app), newRPCCmd(app), newFindCmd(app), newFactsCmd(app), newInventoryCmd(app),
@@ -115,7 +115,7 @@ New here? 'mco demo' runs a complete collective in one process and shows it off.
 		newPackageCmd(app), newServiceCmd(app),
 		newPKICmd(app), newBrokerCmd(app), newServerCmd(app),
 		newDemoCmd(app), newDevCmd(app),
-		newCompletionCmd(app),
+		newCompletionCmd(app), newVersionCmd(app),
 	)
 	return root
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/marionette/mco/internal/broker"
+	"github.com/marionette/mco/internal/buildinfo"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/pki"
@@ -61,7 +62,7 @@ func newServerCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(cfg, file, Version, log)
+			d, err := daemon.New(cfg, file, buildinfo.Read().Short(), log)
 			if err != nil {
 				return err
 			}

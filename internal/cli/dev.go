@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/marionette/mco/internal/buildinfo"
 	"github.com/marionette/mco/internal/devcluster"
 )
 
@@ -44,7 +45,7 @@ func startDev(ctx context.Context, dir string, nodes int, libdirs []string) (*de
 	return devcluster.Start(ctx, devcluster.Options{
 		Dir: dir, Nodes: nodes, ExtraClients: []string{"intern.mcollective"},
 		PolicyDir: policyDir, AuditDir: filepath.Join(dir, "audit"), Libdirs: libdirs,
-		Version: Version,
+		Version: buildinfo.Read().Short(),
 	})
 }
 
