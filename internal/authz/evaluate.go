@@ -94,7 +94,7 @@ func (r *rule) matches(caller, action string, groups Groups, node filter.Node) (
 	if !r.anyAction && !slices.Contains(r.actions, action) {
 		return false, nil
 	}
-	if len(r.facts) == 0 && len(r.classes) == 0 && r.compound == nil {
+	if len(r.facts) == 0 && len(r.classes) == 0 && r.compound == nil && r.factsExpr == nil && r.classesExpr == nil {
 		return true, nil
 	}
 	if node == nil {
@@ -113,10 +113,16 @@ func (r *rule) matches(caller, action string, groups Groups, node filter.Node) (
 			}
 		}
 	}
-	if r.compound == nil {
-		return true, nil
+	// Both columns must hold, as in MCollective (facts and classes).
+	for _, e := range []*filter.Expr{r.factsExpr, r.classesExpr, r.compound} {
+		if e == nil {
+			continue
+		}
+		if ok, err := e.EvalErr(node); err != nil || !ok {
+			return false, err
+		}
 	}
-	return r.compound.EvalErr(node)
+	return true, nil
 }
 
 func inAnyGroup(names []string, caller string, groups Groups) bool {

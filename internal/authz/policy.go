@@ -9,7 +9,13 @@
 //	allow|deny<TAB>callers<TAB>actions<TAB>compound expression
 //
 // Fields are separated by one or more TABs; inside a field, spaces separate list
-// items. "*" matches anything and must stand alone in its field. A caller item
+// items. "*" matches anything and must stand alone in its field. In the
+// 5-field form the facts and the classes column are each either a list (every
+// fact comparison must hold, every class be present) or, when a word is
+// "and", "or", "not", starts with "!" or holds a parenthesis, a compound
+// expression in the -S grammar ("one and two or three", "!foo=baz"), which
+// is how MCollective's actionpolicy reads them; both columns must hold. A
+// column that cannot be evaluated is a parse error of the file. A caller item
 // containing "=" is an exact caller id (cert=alice); any other caller item
 // names a group from the groups file. Rules are checked in order and the first
 // match decides; otherwise the file's default decides, and without a default
@@ -86,9 +92,14 @@ type rule struct {
 	groups    []string // group names
 	anyAction bool
 	actions   []string
-	facts     []filter.FactFilter // 5-field form
-	classes   []classMatcher      // 5-field form
-	compound  *filter.Expr        // 4-field form
+	facts     []filter.FactFilter // 5-field form, list of comparisons (all must hold)
+	classes   []classMatcher      // 5-field form, list of classes (all must be present)
+	// factsExpr and classesExpr are a 5-field form column written as a
+	// compound expression ("one and two or three", "not three", "(foo=bar)"),
+	// as MCollective's actionpolicy evaluates such a column.
+	factsExpr   *filter.Expr
+	classesExpr *filter.Expr
+	compound    *filter.Expr // 4-field form
 }
 
 // groupRef records the first line that names a group, so an unknown group can
@@ -264,30 +275,93 @@ func parseRule(n int, line string) (rule, *LineError) {
 		return ru, nil
 	}
 
-	facts, le := listField("facts", fields[3])
-	if le != nil {
-		return fail(le.Field, le.Msg, nil)
+	if ru.factsExpr, ru.facts, le = parseFactsColumn(fields[3]); le != nil {
+		return fail(le.Field, le.Msg, le.Err)
 	}
-	for _, f := range facts {
-		ff, err := filter.ParseFact(f)
-		if err != nil {
-			return fail("facts", fmt.Sprintf("invalid fact comparison %q", f), err)
-		}
-		ru.facts = append(ru.facts, ff)
-	}
-
-	classes, le := listField("classes", fields[4])
-	if le != nil {
-		return fail(le.Field, le.Msg, nil)
-	}
-	for _, c := range classes {
-		p, err := match.Compile(c)
-		if err != nil {
-			return fail("classes", fmt.Sprintf("invalid class regex %q", c), err)
-		}
-		ru.classes = append(ru.classes, classMatcher{p})
+	if ru.classesExpr, ru.classes, le = parseClassesColumn(fields[4]); le != nil {
+		return fail(le.Field, le.Msg, le.Err)
 	}
 	return ru, nil
+}
+
+// isCompound reports whether a facts or classes column is a compound
+// expression rather than a list. MCollective's actionpolicy treats a column as
+// compound when a word starts with "!", is "not", "and" or "or", or holds a
+// parenthesised part. We also count any word with a parenthesis: a list item
+// such as "(one" can never be a class or fact name, and reading it as a
+// literal would silently disable a deny rule — parsing it as an expression
+// makes it either meaningful or a reported error (fail closed).
+func isCompound(col string) bool {
+	for _, w := range strings.Fields(col) {
+		if w == "not" || w == "and" || w == "or" || strings.HasPrefix(w, "!") || strings.ContainsAny(w, "()") {
+			return true
+		}
+	}
+	return false
+}
+
+// parseColumnExpr parses a compound column with the -S grammar: its
+// statements are fact comparisons (they contain an operator), class names
+// or /regex/, and data functions — the same reading as MCollective's, where a
+// statement is a fact when it has an operator and a class otherwise.
+func parseColumnExpr(field, col string) (*filter.Expr, *LineError) {
+	e, err := filter.ParseCompound(col)
+	if err != nil {
+		return nil, &LineError{Field: field, Msg: "invalid compound expression", Err: err}
+	}
+	return e, nil
+}
+
+// parseFactsColumn parses the facts column of a 5-field rule: "*", a compound
+// expression, or a space-separated list of fact comparisons that must all
+// hold. A list item that is not a comparison is an error (MCollective let it
+// never match, which made a deny rule silently inert).
+func parseFactsColumn(col string) (*filter.Expr, []filter.FactFilter, *LineError) {
+	if isCompound(col) {
+		e, le := parseColumnExpr("facts", col)
+		return e, nil, le
+	}
+	items, le := listField("facts", col)
+	if le != nil {
+		return nil, nil, le
+	}
+	var out []filter.FactFilter
+	for _, f := range items {
+		ff, err := filter.ParseFact(f)
+		if err != nil {
+			return nil, nil, &LineError{Field: "facts", Msg: fmt.Sprintf("invalid fact comparison %q", f), Err: err}
+		}
+		out = append(out, ff)
+	}
+	return nil, out, nil
+}
+
+// parseClassesColumn parses the classes column of a 5-field rule: "*", a
+// compound expression, or a space-separated list of class names and /regex/
+// that must all be present. A list item with a comparison operator is an
+// error: it is a fact written in the wrong column, and as a class name it
+// could never match.
+func parseClassesColumn(col string) (*filter.Expr, []classMatcher, *LineError) {
+	if isCompound(col) {
+		e, le := parseColumnExpr("classes", col)
+		return e, nil, le
+	}
+	items, le := listField("classes", col)
+	if le != nil {
+		return nil, nil, le
+	}
+	var out []classMatcher
+	for _, c := range items {
+		p, err := match.Compile(c)
+		if err != nil {
+			return nil, nil, &LineError{Field: "classes", Msg: fmt.Sprintf("invalid class regex %q", c), Err: err}
+		}
+		if !p.IsRegex() && strings.ContainsAny(c, "=<>~") {
+			return nil, nil, &LineError{Field: "classes", Msg: fmt.Sprintf("%q is a fact comparison, not a class: facts belong in the facts field", c)}
+		}
+		out = append(out, classMatcher{p})
+	}
+	return nil, out, nil
 }
 
 // listField splits a field into its space-separated items. It returns nil for
