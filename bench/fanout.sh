@@ -110,7 +110,8 @@ EOF
 
 # --- daemons -------------------------------------------------------------------
 # Paths in a configuration file are relative to its directory, so they are
-# written absolute. policy.dir is deliberately unset (authorization off); package and service
+# written absolute. Authorization and audit are deliberately off (policy.disabled,
+# audit.disabled: this measures fan-out, not policy); package and service
 # agents are disabled so the daemons do not probe this machine's tools.
 log "starting $N daemons"
 t0=$(now)
@@ -127,6 +128,8 @@ tls.cert = $work/pki/certs/$name.crt
 tls.key = $work/pki/private/$name.key
 facts = $work/$d/facts.yaml
 agents.disabled = package, service
+policy.disabled = true
+audit.disabled = true
 EOF
 	"$mco" server run -c "$d/server.conf" --log-level warn </dev/null >"$d/log" 2>&1 &
 	pids+=($!)

@@ -85,6 +85,11 @@ func TestServerBadValues(t *testing.T) {
 		{"policy.agent_default. = allow", "unknown key"}, // the dynamic part may not be empty
 		{"collectives = ,", "collectives must name at least one collective"},
 		{"broker = ", "broker must name at least one URL"},
+		{"policy.dir =", "policy.dir is empty: name a directory, or set policy.disabled = true"},
+		{"audit.log =", "audit.log is empty: name a file, or set audit.disabled = true"},
+		{"policy.disabled = true\npolicy.dir = p", "policy.disabled = true and policy.dir are both set"},
+		{"audit.disabled = true\naudit.log = a.log", "audit.disabled = true and audit.log are both set"},
+		{"audit.disabled = true\naudit.readers = c.mcollective", "audit.readers needs the audit log"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.line, func(t *testing.T) {
@@ -193,6 +198,17 @@ func TestLoadServerDefaults(t *testing.T) {
 	if s.MaxMessageSize != 1<<20 || s.Skew != 5*time.Second || s.MaxTTL != time.Hour ||
 		!reflect.DeepEqual(s.Collectives, []string{"mcollective"}) || !reflect.DeepEqual(s.Brokers, []string{"tls://127.0.0.1:4222"}) {
 		t.Errorf("defaults not applied: %+v", s)
+	}
+	// Secure by default: ActionPolicy and the audit log are on.
+	if s.PolicyDir != DefaultPolicyDir || s.AuditLog != DefaultAuditLog || s.AllowUnconfigured {
+		t.Errorf("policy.dir %q, audit.log %q, allow_unconfigured %v: want the packaged defaults, deny unconfigured", s.PolicyDir, s.AuditLog, s.AllowUnconfigured)
+	}
+	s, err = LoadServer(writeConf(t, tlsLines+"policy.disabled = true\naudit.disabled = yes\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.PolicyDir != "" || s.AuditLog != "" {
+		t.Errorf("opt-outs not applied: policy.dir %q, audit.log %q", s.PolicyDir, s.AuditLog)
 	}
 }
 

@@ -61,12 +61,14 @@ type Server struct {
 	ClassesFile        string            // one class per line
 	Libdirs            []string          // external agents in <libdir>/agent
 	DisabledAgents     []string          // agents not to activate
-	PolicyDir          string            // ActionPolicy files
+	PolicyDir          string            // ActionPolicy files; "" only when PolicyDisabled
+	PolicyDisabled     bool              // policy.disabled: authorization off, every caller allowed
 	PolicyDefault      string            // "", allow or deny: overrides files without a default
 	PolicyEnableDef    bool              // use <policydir>/<default_name>.policy for agents without one
 	PolicyDefaultName  string            // default policy file name
 	AllowUnconfigured  bool              // allow agents with no policy file at all
-	AuditLog           string            // local hash-chained audit log
+	AuditLog           string            // local hash-chained audit log; "" only when AuditDisabled
+	AuditDisabled      bool              // audit.disabled: no local audit log
 	AuditFailOpen      bool              // keep serving when the audit log cannot be written
 	AuditReaders       string            // collectors allowed to fetch audit lines (audit agent)
 	MaxMessageSize     int               // bytes
@@ -78,9 +80,20 @@ type Server struct {
 	FactInterval       time.Duration     // how often FactCommand runs
 }
 
+// Packaged defaults: a node is secure without any policy or audit key. With
+// no policy file in DefaultPolicyDir every request is denied, and every
+// request is audited to DefaultAuditLog; policy.disabled and audit.disabled
+// are the explicit opt-outs.
+const (
+	DefaultPolicyDir = "/etc/marionette/policy"
+	DefaultAuditLog  = "/var/log/marionette/audit.log"
+)
+
 // DefaultServer returns the server defaults.
 func DefaultServer() *Server {
 	s := &Server{
+		PolicyDir:          DefaultPolicyDir,
+		AuditLog:           DefaultAuditLog,
 		Collectives:        []string{"mcollective"},
 		PolicyDefaultName:  "default",
 		MaxMessageSize:     1 << 20,
@@ -100,12 +113,14 @@ func (s *Server) keys(base string) keys {
 		"classes":                   {"classes file, one class per line", path(base, &s.ClassesFile)},
 		"libdir":                    {"directories holding external agents in agent/", paths(base, &s.Libdirs)},
 		"agents.disabled":           {"agents not to load, comma separated", strs(&s.DisabledAgents)},
-		"policy.dir":                {"ActionPolicy directory (unset: authorization disabled, every caller allowed)", path(base, &s.PolicyDir)},
+		"policy.dir":                {"ActionPolicy directory (default " + DefaultPolicyDir + "; an agent without a policy file is denied)", path(base, &s.PolicyDir)},
+		"policy.disabled":           {"turn authorization off: every authenticated caller may run every action (default false; warned at start)", boolean(&s.PolicyDisabled)},
 		"policy.default":            {"allow or deny for policy files without a default line (default deny)", str(&s.PolicyDefault)},
 		"policy.enable_default":     {"use <policy.dir>/<policy.default_name>.policy for agents without a file", boolean(&s.PolicyEnableDef)},
 		"policy.default_name":       {"name of the default policy file (default default)", str(&s.PolicyDefaultName)},
 		"policy.allow_unconfigured": {"allow agents that have no policy file (default false)", boolean(&s.AllowUnconfigured)},
-		"audit.log":                 {"local audit log, hash chained (unset: no local log)", path(base, &s.AuditLog)},
+		"audit.log":                 {"local audit log, hash chained (default " + DefaultAuditLog + ")", path(base, &s.AuditLog)},
+		"audit.disabled":            {"write no local audit log (default false; warned at start)", boolean(&s.AuditDisabled)},
 		"audit.fail_open":           {"keep serving when the audit log cannot be written (default false: fail closed)", boolean(&s.AuditFailOpen)},
 		"audit.readers":             {"client certnames (and /regexes/) that may fetch this node's audit lines to repair central audit (unset: nobody; the audit agent is not offered)", str(&s.AuditReaders)},
 		"max_message_size":          {"largest accepted message in bytes (default 1048576)", integer(&s.MaxMessageSize)},
@@ -144,7 +159,36 @@ func LoadServer(file string) (*Server, error) {
 	default:
 		return nil, fmt.Errorf("%s: policy.default must be allow or deny, not %q", file, s.PolicyDefault)
 	}
+	if err := s.optOuts(file); err != nil {
+		return nil, err
+	}
 	return s, nil
+}
+
+// optOuts applies policy.disabled and audit.disabled. Turning a feature off
+// while configuring it is contradictory, so it is an error rather than a
+// guess; an empty policy.dir or audit.log is refused because it used to mean
+// "off" and must now be said explicitly.
+func (s *Server) optOuts(file string) error {
+	switch {
+	case s.PolicyDisabled && s.PolicyDir != DefaultPolicyDir:
+		return fmt.Errorf("%s: policy.disabled = true and policy.dir are both set: remove one", file)
+	case !s.PolicyDisabled && s.PolicyDir == "":
+		return fmt.Errorf("%s: policy.dir is empty: name a directory, or set policy.disabled = true to turn authorization off", file)
+	case s.AuditDisabled && s.AuditLog != DefaultAuditLog:
+		return fmt.Errorf("%s: audit.disabled = true and audit.log are both set: remove one", file)
+	case !s.AuditDisabled && s.AuditLog == "":
+		return fmt.Errorf("%s: audit.log is empty: name a file, or set audit.disabled = true to write no audit log", file)
+	case s.AuditDisabled && s.AuditReaders != "":
+		return fmt.Errorf("%s: audit.readers needs the audit log, but audit.disabled = true", file)
+	}
+	if s.PolicyDisabled {
+		s.PolicyDir = ""
+	}
+	if s.AuditDisabled {
+		s.AuditLog = ""
+	}
+	return nil
 }
 
 // ServerKeys documents every server.conf key.

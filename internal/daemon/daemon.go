@@ -84,7 +84,15 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			AgentDefaults: cfg.AgentPolicyDefault,
 		}, log)}
 	} else {
-		log.Warn("policy.dir is not set: every authenticated caller may run every action")
+		log.Warn("policy.disabled = true: authorization is off, every authenticated caller may run every action")
+	}
+	if cfg.PolicyDir != "" {
+		if _, err := os.Stat(cfg.PolicyDir); err != nil {
+			log.Warn("policy directory unreadable: every request is denied unless policy.allow_unconfigured = true", "policy.dir", cfg.PolicyDir, "err", err)
+		}
+	}
+	if cfg.AuditLog == "" {
+		log.Warn("audit.disabled = true: requests are not audited on this node")
 	}
 	if d.srv, err = server.New(opts); err != nil {
 		return nil, err
@@ -92,7 +100,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	d.srv.SetData(NewDataPlugins(d.srv, MachinePlugins(log)...))
 	if cfg.AuditLog != "" {
 		if err := os.MkdirAll(filepath.Dir(cfg.AuditLog), 0o700); err != nil {
-			return nil, fmt.Errorf("audit log directory: %w", err)
+			return nil, fmt.Errorf("audit log directory (set audit.log to a writable path, or audit.disabled = true): %w", err)
 		}
 		// Central audit: every line is also published once connected (Run).
 		d.audit, err = audit.Open(cfg.AuditLog, audit.Options{OnAppend: func(line []byte) {
@@ -101,7 +109,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			}
 		}})
 		if err != nil {
-			return nil, fmt.Errorf("audit log: %w", err)
+			return nil, fmt.Errorf("audit log (set audit.log to a writable path, or audit.disabled = true): %w", err)
 		}
 		d.srv.SetAuditor(&Auditor{Log: d.audit, Node: d.id.Name(), Secrets: SecretsOf(d.srv)})
 	}

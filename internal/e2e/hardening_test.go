@@ -1,9 +1,18 @@
 package e2e
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/internal/config"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/protocol"
 )
 
 // The tests in this file perform the attacks of a red-team review (issue 11)
@@ -45,5 +54,102 @@ func TestCompoundPolicyColumnsDeny(t *testing.T) {
 	r := mco(t, "", "policy", "lint", bad)
 	if r.code != 1 || !strings.Contains(r.stdout+r.stderr, "service.policy:2: classes field: invalid compound expression") {
 		t.Errorf("policy lint: exit %d, want 1 naming line 2's classes field\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// nodeDefaults adds what every test daemon needs now that a node is secure by
+// default (a policy directory that denies, an audit log in
+// /var/log/marionette): unless the test configures them itself, its own
+// audit log, and a policy directory of its own where agents without a policy
+// file are allowed — the daemon still runs through ActionPolicy.
+func nodeDefaults(dir string, extra []string) []string {
+	var policy, audit bool
+	for _, l := range extra {
+		l = strings.TrimSpace(l)
+		policy = policy || strings.HasPrefix(l, "policy.")
+		audit = audit || strings.HasPrefix(l, "audit.log") || strings.HasPrefix(l, "audit.disabled")
+	}
+	out := append([]string(nil), extra...)
+	if !policy {
+		out = append(out, "policy.dir = "+filepath.Join(dir, "policy"), "policy.allow_unconfigured = true")
+	}
+	if !audit {
+		out = append(out, "audit.log = "+filepath.Join(dir, "audit.log"))
+	}
+	return out
+}
+
+// minimalNode starts `mco server run` with only broker and TLS keys plus
+// extra, waits until it is ready and returns it.
+func minimalNode(t *testing.T, c *collective, name string, extra ...string) *process {
+	t.Helper()
+	if _, err := c.store.Issue(pki.RoleNode, name, nil); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(c.dir, "nodes", name)
+	conf := filepath.Join(dir, "server.conf")
+	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\nagents.disabled = package, service\n%s\n",
+		c.broker.URL(), c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(extra, "\n")))
+	p := startProcess(t, "daemon "+name, dir, "server", "run", "-c", conf, "--log-level", "debug")
+	p.waitStderr(t, "node ready")
+	return p
+}
+
+// pingStatus sends one directed ping and returns the node's reply status.
+func pingStatus(t *testing.T, cl *client.Client, node string) protocol.StatusCode {
+	t.Helper()
+	var got *client.Result
+	for range 20 {
+		_, _ = cl.Call(context.Background(), client.Request{Agent: "rpcutil", Action: "ping", Targets: []string{node}, Timeout: time.Second},
+			func(r client.Result) { got = &r })
+		if got != nil {
+			return got.Status
+		}
+	}
+	t.Fatalf("%s never replied to a ping", node)
+	return 0
+}
+
+// TestSecureByDefault: a server.conf with only the broker and TLS keys denies
+// every request (the packaged policy directory has no policy for it) and
+// audits it; authorization and audit are off only when said so, with a
+// warning at start.
+func TestSecureByDefault(t *testing.T) {
+	if _, err := os.Stat(filepath.Join(config.DefaultPolicyDir, "rpcutil.policy")); err == nil {
+		t.Fatalf("%s/rpcutil.policy exists on this machine: the default-deny test needs it absent", config.DefaultPolicyDir)
+	}
+	c := newCollective(t, collectiveOptions{})
+	alice := c.connect(c.clientConf())
+
+	// Only the audit path is moved out of /var/log for the test.
+	auditLog := filepath.Join(c.dir, "default.audit.log")
+	p := minimalNode(t, c, "default.e2e", "audit.log = "+auditLog)
+	if st := pingStatus(t, alice, "default.e2e"); st != protocol.Aborted {
+		t.Fatalf("minimal config: ping status %d, want %d (denied)", st, protocol.Aborted)
+	}
+	rec := waitForAudit(t, auditLog, func(m map[string]any) bool { return m["kind"] == "request" && m["action"] == "ping" })
+	if rec["decision"] != "deny" {
+		t.Errorf("audit decision %v, want deny", rec["decision"])
+	}
+	if !strings.Contains(p.stderrText(), "policy directory unreadable") {
+		t.Errorf("no warning about the missing policy directory:\n%s", p.stderrText())
+	}
+
+	p = minimalNode(t, c, "open.e2e", "policy.disabled = true", "audit.disabled = true")
+	if st := pingStatus(t, alice, "open.e2e"); st != protocol.OK {
+		t.Fatalf("policy.disabled: ping status %d, want OK", st)
+	}
+	for _, w := range []string{"policy.disabled = true: authorization is off", "audit.disabled = true: requests are not audited"} {
+		if !strings.Contains(p.stderrText(), w) {
+			t.Errorf("no start warning %q:\n%s", w, p.stderrText())
+		}
+	}
+
+	// Contradictions are refused, naming the file.
+	dir := filepath.Join(c.dir, "nodes", "bad.e2e")
+	conf := filepath.Join(dir, "server.conf")
+	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = x\ntls.key = y\npolicy.disabled = true\npolicy.dir = /tmp\n", c.broker.URL(), c.store.CACertPath()))
+	if r := mco(t, "", "server", "run", "-c", conf); r.code == 0 || !strings.Contains(r.stderr, "policy.disabled = true and policy.dir are both set") {
+		t.Errorf("contradictory config: exit %d\n%s", r.code, r.stderr)
 	}
 }

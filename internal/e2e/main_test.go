@@ -184,7 +184,7 @@ func (c *collective) startDaemon(name string, extra ...string) *daemon {
 	}
 	conf := filepath.Join(dir, "server.conf")
 	body := fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n%s\n",
-		c.broker.URL(), c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(extra, "\n"))
+		c.broker.URL(), c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(nodeDefaults(dir, extra), "\n"))
 	if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
 		c.t.Fatal(err)
 	}

@@ -145,7 +145,7 @@ func startRegisteringDaemon(t *testing.T, c *collective, brokerURL, name, waitCo
 	writeFile(t, factsFile, facts)
 	conf := filepath.Join(dir, "server.conf")
 	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\nfacts = %s\n%s\n",
-		brokerURL, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), factsFile, strings.Join(extra, "\n")))
+		brokerURL, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), factsFile, strings.Join(nodeDefaults(dir, extra), "\n")))
 	p := startProcess(t, "daemon "+name, dir, "server", "run", "-c", conf, "--log-level", "debug")
 	cl := c.connect(waitConf)
 	poll(t, name+" to answer a ping", func() bool {

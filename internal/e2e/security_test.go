@@ -449,7 +449,7 @@ func runDaemon(t *testing.T, c *collective, brokerURL, name, waitConf string, ex
 	dir := filepath.Join(c.dir, "nodes", name)
 	conf := filepath.Join(dir, "server.conf")
 	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n%s\n",
-		brokerURL, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(extra, "\n")))
+		brokerURL, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(nodeDefaults(dir, extra), "\n")))
 	p := startProcess(t, "daemon "+name, dir, "server", "run", "-c", conf, "--log-level", "debug")
 	cl := c.connect(waitConf)
 	poll(t, name+" to answer a ping", func() bool {

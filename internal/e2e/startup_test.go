@@ -3,6 +3,7 @@ package e2e
 import (
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/marionette/mco/internal/pki"
@@ -20,8 +21,8 @@ func TestDaemonStartedBeforeBroker(t *testing.T) {
 	}
 	dir := filepath.Join(c.dir, "nodes", name)
 	conf := filepath.Join(dir, "server.conf")
-	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n",
-		url, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name)))
+	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n%s\n",
+		url, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(nodeDefaults(dir, nil), "\n")))
 	daemon := startProcess(t, "daemon "+name, dir, "server", "run", "-c", conf, "--log-level", "debug")
 	daemon.waitStderr(t, "broker not reachable yet")
 	if daemon.exited() {
