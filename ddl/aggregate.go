@@ -42,12 +42,29 @@ const chartWidth = 40
 // Summarize computes the action's aggregates over the data of successful
 // replies, in DDL order. Replies lacking the output, or holding a value the
 // function cannot use (a non-number for average), are skipped; an aggregate
-// with no usable value at all is left out.
+// with no usable value at all is left out, and so is one that cannot be
+// computed (see Skipped).
 func (a *Action) Summarize(replies []map[string]any) []Summary {
 	var out []Summary
 	for i := range a.Aggregate {
+		if a.Aggregate[i].Skip != "" {
+			continue
+		}
 		if s, ok := a.summarize(&a.Aggregate[i], replies); ok {
 			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// Skipped returns one line per aggregate Summarize cannot compute, for the
+// note printed under the results, e.g. "summary nagios_states(exitcode)
+// skipped: aggregate function nagios_states is not available".
+func (a *Action) Skipped() []string {
+	var out []string
+	for _, g := range a.Aggregate {
+		if g.Skip != "" {
+			out = append(out, fmt.Sprintf("summary %s(%s) skipped: %s", g.Function, g.Output(), g.Skip))
 		}
 	}
 	return out

@@ -12,10 +12,13 @@
 //
 // A string input's validation is a named validator when it looks like a
 // lower-case identifier, otherwise a regular expression (Go RE2 syntax,
-// unanchored as in MCollective: write ^...$ to match the whole value). An
-// unknown validator name is a Parse error rather than a silently skipped
-// check. maxlength 0 means unlimited; the validation still runs. Named
-// validators:
+// unanchored as in MCollective: write ^...$ to match the whole value). A
+// validator name this package does not ship (validator plugins such as
+// nettest_fqdn came with their agent for Ruby MCollective) loads as Choria
+// loads it, with a warning in Agent.Warnings: the input is then checked by
+// its type and maxlength only. maxlength 0 means unlimited; the validation
+// still runs. Type names are case-insensitive (Choria's schema writes Hash,
+// Array, String) and stored lower-case. Named validators:
 //
 //   - shellsafe: rejects ` $ ; | && > < as MCollective does, plus newline,
 //     carriage return and NUL.
@@ -38,6 +41,7 @@ package ddl
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"sort"
 )
@@ -47,6 +51,9 @@ type Agent struct {
 	Schema   string    `json:"$schema,omitempty"`
 	Metadata Metadata  `json:"metadata"`
 	Actions  []*Action `json:"actions"`
+	// Warnings are what Parse accepted without being able to apply it, each
+	// "file: json.path: reason" (see Parse). Loaders log them once.
+	Warnings []string `json:"-"`
 }
 
 // Metadata describes the agent as a whole.
@@ -110,7 +117,8 @@ type Input struct {
 	Secret bool     `json:"secret,omitempty"`
 	List   []string `json:"list,omitempty"`
 
-	check checkFunc // compiled Validation
+	check     checkFunc // compiled Validation
+	unchecked bool      // Validation names a validator we do not ship
 }
 
 // Output describes one field of an action's reply.
@@ -132,6 +140,10 @@ type Output struct {
 type Aggregate struct {
 	Function string `json:"function"`
 	Args     []any  `json:"args"`
+
+	// Skip, when set, says why this aggregate cannot be computed (a function
+	// we do not ship, an output the action lacks); Summarize leaves it out.
+	Skip string `json:"-"`
 
 	format *formatSpec     // compiled "format" option, nil for the default
 	labels map[bool]string // boolean_summary labels
@@ -259,4 +271,12 @@ func deepCopy(v any) any {
 		return out
 	}
 	return v
+}
+
+// AgentDirs returns the directories of a libdir that hold agent DDLs, in the
+// order they are searched: Marionette's <libdir>/agent, then the layout of
+// Choria and MCollective plugin trees, <libdir>/mcollective/agent, so a
+// libdir such as /opt/puppetlabs/mcollective/plugins works unchanged.
+func AgentDirs(libdir string) []string {
+	return []string{filepath.Join(libdir, "agent"), filepath.Join(libdir, "mcollective", "agent")}
 }

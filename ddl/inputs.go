@@ -168,7 +168,7 @@ func (in *Input) validate(v any) (any, error) {
 		if in.MaxLength > 0 && utf8.RuneCountInString(s) > in.MaxLength {
 			return nil, fmt.Errorf("is longer than %d characters", in.MaxLength)
 		}
-		if in.Validation != "" {
+		if in.Validation != "" && !in.unchecked {
 			if in.check == nil {
 				return nil, fmt.Errorf("validation %q was not compiled: the DDL must come from ddl.Parse", in.Validation)
 			}

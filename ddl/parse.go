@@ -36,12 +36,22 @@ func (e *ParseError) Error() string {
 // Parse decodes and validates a DDL. name is used in error messages (usually
 // the file path); errors are *ParseError and name the JSON path at fault.
 // Unknown fields are ignored, as newer DDL formats may add some.
+//
+// What Choria accepts but this package cannot apply is not an error but a
+// warning in Agent.Warnings, each naming the file and JSON path: a named
+// validator it does not ship (the input is then checked by its type, maxlength
+// and list only), a validation on a non-string input (ignored), and an
+// aggregate with an unknown function or output (that summary is skipped).
+// Callers log the warnings once, when they load the file.
 func Parse(name string, data []byte) (*Agent, error) {
 	root, perr := decodeTree(data)
 	if perr == nil {
 		var a *Agent
 		a, perr = buildAgent(root)
 		if perr == nil {
+			for i, w := range a.Warnings {
+				a.Warnings[i] = name + ": " + w
+			}
 			return a, nil
 		}
 	}
@@ -168,7 +178,7 @@ func buildAgent(root *node) (*Agent, *ParseError) {
 	seen := map[string]int{}
 	for i, n := range actions.items {
 		path := index("actions", i)
-		act, err := buildAction(n, path)
+		act, err := buildAction(n, path, &a.Warnings)
 		if err != nil {
 			return nil, err
 		}
@@ -225,7 +235,12 @@ func buildMetadata(n *node) (Metadata, *ParseError) {
 	return m, nil
 }
 
-func buildAction(n *node, path string) (*Action, *ParseError) {
+// warnf records a warning about path.
+func warnf(w *[]string, path, format string, args ...any) {
+	*w = append(*w, path+": "+fmt.Sprintf(format, args...))
+}
+
+func buildAction(n *node, path string, w *[]string) (*Action, *ParseError) {
 	if err := expect(n, kindObject, path); err != nil {
 		return nil, err
 	}
@@ -259,7 +274,7 @@ func buildAction(n *node, path string) (*Action, *ParseError) {
 			if !isInputName(name) {
 				return nil, fail(p, "%q is not a valid input name (letters, digits, _ and -)", name)
 			}
-			input, err := buildInput(in.vals[name], p)
+			input, err := buildInput(in.vals[name], p, w)
 			if err != nil {
 				return nil, err
 			}
@@ -293,7 +308,7 @@ func buildAction(n *node, path string) (*Action, *ParseError) {
 			return nil, err
 		}
 		for i, g := range agg.items {
-			a, err := buildAggregate(g, index(aggPath, i), act)
+			a, err := buildAggregate(g, index(aggPath, i), act, w)
 			if err != nil {
 				return nil, err
 			}
@@ -303,6 +318,8 @@ func buildAction(n *node, path string) (*Action, *ParseError) {
 	return act, nil
 }
 
+// knownType reports whether t, already lower-cased, is a DDL type. Choria's
+// schema and published DDLs spell types in any case (Hash, Array, String).
 func knownType(t string) bool {
 	switch t {
 	case TypeString, TypeList, TypeBoolean, TypeInteger, TypeFloat, TypeNumber, TypeHash, TypeArray:
@@ -313,7 +330,7 @@ func knownType(t string) bool {
 
 const typeList = "string, list, boolean, integer, float, number, hash or array"
 
-func buildInput(n *node, path string) (*Input, *ParseError) {
+func buildInput(n *node, path string, w *[]string) (*Input, *ParseError) {
 	if err := expect(n, kindObject, path); err != nil {
 		return nil, err
 	}
@@ -328,6 +345,7 @@ func buildInput(n *node, path string) (*Input, *ParseError) {
 	if in.Type, err = requiredString(n, "type", path); err != nil {
 		return nil, err
 	}
+	in.Type = strings.ToLower(in.Type)
 	if !knownType(in.Type) {
 		return nil, fail(join(path, "type"), "unknown type %q (want %s)", in.Type, typeList)
 	}
@@ -350,14 +368,20 @@ func buildInput(n *node, path string) (*Input, *ParseError) {
 		return nil, err
 	}
 	if in.Validation != "" {
-		if in.Type != TypeString {
-			return nil, fail(join(path, "validation"), "only string inputs can have a validation, this one is %s", in.Type)
-		}
-		check, cerr := compileValidation(in.Validation)
-		if cerr != nil {
+		switch check, cerr := compileValidation(in.Validation); {
+		case in.Type != TypeString:
+			// Choria applies validations to strings only and ignores the rest.
+			warnf(w, join(path, "validation"), "only string inputs can have a validation, this one is %s: ignored", in.Type)
+		case errors.Is(cerr, errUnknownValidator):
+			// A validator plugin shipped with the agent for Ruby MCollective:
+			// Choria loads such DDLs too, checking what it knows.
+			warnf(w, join(path, "validation"), "%v; the input is checked by its type and maxlength only", cerr)
+			in.unchecked = true
+		case cerr != nil:
 			return nil, fail(join(path, "validation"), "%v", cerr)
+		default:
+			in.check = check
 		}
-		in.check = check
 	}
 
 	if list := n.field("list"); list != nil {
@@ -514,6 +538,7 @@ func buildOutput(n *node, path string) (*Output, *ParseError) {
 	if o.Type, err = getString(n, "type", path); err != nil {
 		return nil, err
 	}
+	o.Type = strings.ToLower(o.Type)
 	if o.Type != "" && !knownType(o.Type) {
 		return nil, fail(join(path, "type"), "unknown type %q (want %s)", o.Type, typeList)
 	}
@@ -523,7 +548,10 @@ func buildOutput(n *node, path string) (*Output, *ParseError) {
 	return o, nil
 }
 
-func buildAggregate(n *node, path string, act *Action) (Aggregate, *ParseError) {
+// buildAggregate parses one aggregate. An unknown function or output is a
+// warning, not an error: the aggregate is kept with Skip saying why, and
+// Summarize leaves it out.
+func buildAggregate(n *node, path string, act *Action, w *[]string) (Aggregate, *ParseError) {
 	var g Aggregate
 	if err := expect(n, kindObject, path); err != nil {
 		return g, err
@@ -538,7 +566,10 @@ func buildAggregate(n *node, path string, act *Action) (Aggregate, *ParseError) 
 		maxVerbs = 2 // the value and its count
 	case AggregateAverage, AggregateSum:
 	default:
-		return g, fail(join(path, "function"), "unknown aggregate function %q (want summary, boolean_summary, average, sum or chart)", g.Function)
+		// Aggregate plugins ship with their agent for Ruby MCollective (nrpe's
+		// nagios_states); Choria loads such DDLs and so do we.
+		g.Skip = fmt.Sprintf("aggregate function %s is not available", g.Function)
+		warnf(w, join(path, "function"), "unknown aggregate function %q (known: summary, boolean_summary, average, sum, chart): that summary is skipped", g.Function)
 	}
 	argsPath := join(path, "args")
 	args := n.field("args")
@@ -555,8 +586,9 @@ func buildAggregate(n *node, path string, act *Action) (Aggregate, *ParseError) 
 	if err := expect(first, kindString, index(argsPath, 0)); err != nil {
 		return g, err
 	}
-	if _, ok := act.Output[first.str]; !ok {
-		return g, fail(index(argsPath, 0), "no output %q in this action", first.str)
+	if _, ok := act.Output[first.str]; !ok && g.Skip == "" {
+		g.Skip = fmt.Sprintf("the action has no output %s", first.str)
+		warnf(w, index(argsPath, 0), "no output %q in this action: that summary is skipped", first.str)
 	}
 	for i, a := range args.items {
 		g.Args = append(g.Args, a.value())

@@ -68,6 +68,12 @@ func requiredValues(act *Action) map[string]any {
 		switch in.Type {
 		case TypeString:
 			data[name] = "abc"
+			switch in.Validation {
+			case "ipaddress", "ipv4address":
+				data[name] = "192.0.2.1"
+			case "ipv6address":
+				data[name] = "2001:db8::1"
+			}
 		case TypeList:
 			data[name] = in.List[0]
 		case TypeBoolean:
@@ -97,6 +103,20 @@ func TestFixtureDetails(t *testing.T) {
 	}
 	if pkg.Action("nope") != nil {
 		t.Error("Action(nope) should be nil")
+	}
+
+	// nrpe's summary uses the aggregate plugin that ships with that agent.
+	nrpe := mustLoad(t, "testdata/fixtures/nrpe.json")
+	if len(nrpe.Warnings) != 1 || !strings.Contains(nrpe.Warnings[0], `"nagios_states"`) {
+		t.Errorf("nrpe warnings = %q", nrpe.Warnings)
+	}
+	if got := nrpe.Action("runcommand").Skipped(); len(got) != 1 {
+		t.Errorf("nrpe runcommand skipped = %q", got)
+	}
+	for _, f := range []string{"filemgr", "iptables", "shell", "service", "puppet", "package", "rpcutil", "scout", "executor", "choria_util"} {
+		if w := mustLoad(t, "testdata/fixtures/"+f+".json").Warnings; len(w) != 0 {
+			t.Errorf("%s: unexpected warnings %q", f, w)
+		}
 	}
 
 	puppet := mustLoad(t, "testdata/fixtures/puppet.json")
@@ -166,16 +186,12 @@ func TestParseErrors(t *testing.T) {
 		{"bad_regex", "actions[2].input.port.validation", "invalid regular expression"},
 		{"default_wrong_type", "actions[2].input.port.default", "must be an integer, not string"},
 		{"default_fraction", "actions[2].input.port.default", "must be an integer"},
-		{"unknown_validator", "actions[2].input.port.validation", `unknown validator "port_number"`},
-		{"validation_on_integer", "actions[2].input.port.validation", "only string inputs"},
 		{"list_without_values", "actions[2].input.port.list", "non-empty list"},
 		{"list_default_not_in_list", "actions[2].input.port.default", "not in the list"},
 		{"bad_agent_name", "metadata.name", "not a valid agent name"},
 		{"bad_action_name", "actions[1].action", "not a valid action name"},
 		{"duplicate_action", "actions[2].action", `duplicate action "first"`},
 		{"bad_display", "actions[0].display", `unknown display rule "sometimes"`},
-		{"aggregate_unknown_output", "actions[2].aggregate[0].args[0]", `no output "nope"`},
-		{"aggregate_unknown_function", "actions[2].aggregate[0].function", `unknown aggregate function "median"`},
 		{"aggregate_bad_format", "actions[2].aggregate[0].args[1].format", "too many directives, at most 1"},
 		{"optional_not_bool", "actions[2].input.port.optional", "must be a boolean, not string"},
 		{"no_actions", "actions", "at least one action"},
@@ -204,6 +220,82 @@ func TestParseErrors(t *testing.T) {
 				t.Errorf("syntax error %q has no line", err)
 			}
 		})
+	}
+}
+
+// TestParseWarnings loads DDLs that Choria accepts but that name what we do
+// not ship: each loads, with one warning naming the file and JSON path, and
+// the part concerned degrades as documented.
+func TestParseWarnings(t *testing.T) {
+	tests := []struct {
+		file, path, reason string
+	}{
+		{"unknown_validator", "actions[2].input.port.validation", `unknown validator "port_number"`},
+		{"validation_on_integer", "actions[2].input.port.validation", "only string inputs"},
+		{"aggregate_unknown_output", "actions[2].aggregate[0].args[0]", `no output "nope"`},
+		{"aggregate_unknown_function", "actions[2].aggregate[0].function", `unknown aggregate function "median"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			file := filepath.Join("testdata", "warn", tt.file+".json")
+			a := mustLoad(t, file)
+			if len(a.Warnings) != 1 {
+				t.Fatalf("warnings = %q, want one", a.Warnings)
+			}
+			w := a.Warnings[0]
+			if !strings.HasPrefix(w, file+": "+tt.path+": ") || !strings.Contains(w, tt.reason) {
+				t.Errorf("warning %q, want %q: %q...", w, file+": "+tt.path, tt.reason)
+			}
+			if !strings.Contains(Doc(a), "WARNINGS:\n=========\n   "+w+"\n") {
+				t.Errorf("doc does not show the warning:\n%s", Doc(a))
+			}
+		})
+	}
+
+	t.Run("unknown validator degrades to type and maxlength", func(t *testing.T) {
+		a := mustLoad(t, "testdata/warn/unknown_validator.json")
+		act := a.Action("third")
+		if _, err := act.ValidateInputs(map[string]any{"port": "anything; at all"}); err != nil {
+			t.Errorf("unchecked validator still applied: %v", err)
+		}
+		if _, err := act.ValidateInputs(map[string]any{"port": 80}); err == nil {
+			t.Error("type no longer checked")
+		}
+		if !strings.Contains(Doc(a), "Validation: port_number (validator not available: not checked)") {
+			t.Errorf("doc does not say the validator is not checked:\n%s", Doc(a))
+		}
+	})
+
+	t.Run("unknown aggregate is skipped with a note", func(t *testing.T) {
+		a := mustLoad(t, "testdata/warn/aggregate_unknown_function.json")
+		act := a.Action("third")
+		if got := act.Summarize([]map[string]any{{"result": "x"}}); len(got) != 0 {
+			t.Errorf("Summarize = %+v, want nothing", got)
+		}
+		want := []string{"summary median(result) skipped: aggregate function median is not available"}
+		if diff := cmp.Diff(want, act.Skipped()); diff != "" {
+			t.Errorf("Skipped (-want +got):\n%s", diff)
+		}
+	})
+}
+
+// TestChoriaSpelling loads a DDL written the way Choria's schema allows:
+// capitalised type names, a validator plugin we do not ship.
+func TestChoriaSpelling(t *testing.T) {
+	a := mustLoad(t, "testdata/choria_style.json")
+	act := a.Action("check")
+	if act.Input["target"].Type != TypeString || act.Input["options"].Type != TypeHash || act.Output["hops"].Type != TypeArray {
+		t.Errorf("types not normalized: %+v %+v %+v", act.Input["target"], act.Input["options"], act.Output["hops"])
+	}
+	if len(a.Warnings) != 1 || !strings.Contains(a.Warnings[0], `unknown validator "nettest_fqdn"`) {
+		t.Errorf("warnings = %q", a.Warnings)
+	}
+	if _, err := act.ValidateInputs(map[string]any{"target": strings.Repeat("a", 300)}); err == nil || !strings.Contains(err.Error(), "longer than 255") {
+		t.Errorf("maxlength not applied with an unknown validator: %v", err)
+	}
+	got, err := act.ValidateInputs(map[string]any{"target": "host.example.net", "options": map[string]any{"ttl": 3.0}})
+	if err != nil || got["target"] != "host.example.net" {
+		t.Errorf("ValidateInputs = %v, %v", got, err)
 	}
 }
 

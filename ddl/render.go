@@ -93,6 +93,13 @@ func Doc(a *Agent) string {
 	for _, act := range a.Actions {
 		docAction(&b, act, field)
 	}
+	if len(a.Warnings) > 0 {
+		b.WriteString("WARNINGS:\n=========\n")
+		for _, w := range a.Warnings {
+			fmt.Fprintf(&b, "   %s\n", w)
+		}
+		b.WriteByte('\n')
+	}
 	return b.String()
 }
 
@@ -153,7 +160,12 @@ func docAction(b *strings.Builder, act *Action, field func(label, value string))
 		if in.Default != nil {
 			field("Default", docJSON(in.Default))
 		}
-		if in.Validation != "" {
+		switch {
+		case in.unchecked:
+			field("Validation", in.Validation+" (validator not available: not checked)")
+		case in.Validation != "" && in.Type != TypeString:
+			field("Validation", in.Validation+" (ignored: not a string input)")
+		case in.Validation != "":
 			field("Validation", in.Validation)
 		}
 		if in.Type == TypeString {
@@ -199,7 +211,11 @@ func docAction(b *strings.Builder, act *Action, field func(label, value string))
 	if len(act.Aggregate) > 0 {
 		b.WriteString("       SUMMARY:\n")
 		for _, g := range act.Aggregate {
-			fmt.Fprintf(b, "           %s(%s)\n", g.Function, g.Output())
+			fmt.Fprintf(b, "           %s(%s)", g.Function, g.Output())
+			if g.Skip != "" {
+				fmt.Fprintf(b, " (not computed: %s)", g.Skip)
+			}
+			b.WriteByte('\n')
 		}
 		b.WriteByte('\n')
 	}

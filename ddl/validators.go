@@ -49,6 +49,10 @@ func isValidatorName(s string) bool {
 	return true
 }
 
+// errUnknownValidator marks a validation naming a validator this package does
+// not ship.
+var errUnknownValidator = errors.New("unknown validator")
+
 // compileValidation turns a DDL validation string into a check.
 func compileValidation(validation string) (checkFunc, error) {
 	switch validation {
@@ -74,8 +78,8 @@ func compileValidation(validation string) (checkFunc, error) {
 		}, nil
 	}
 	if isValidatorName(validation) {
-		return nil, fmt.Errorf("unknown validator %q (known: %s; write a regular expression such as \"^%s$\" to match literally)",
-			validation, validatorNames, validation)
+		return nil, fmt.Errorf("%w %q (known: %s; write a regular expression such as \"^%s$\" to match literally)",
+			errUnknownValidator, validation, validatorNames, validation)
 	}
 	re, err := regexp.Compile(validation)
 	if err != nil {

@@ -96,6 +96,7 @@ func (s appSpec) prepare(cmd *cobra.Command, app *App, args []string) (*rpcCall,
 	if err != nil {
 		return nil, err
 	}
+	warnDDL(app, d)
 	isAction := func(w string) bool { return d.Action(w) != nil }
 	var name, action string
 	switch {

@@ -25,19 +25,22 @@ var builtinDDLs = map[string]func() (*ddl.Agent, error){
 }
 
 // findDDL locates an agent's DDL: a path to a .json file, an agent in one of
-// the libdirs (<libdir>/agent/<name>.json), or a built-in agent.
+// the libdirs (<libdir>/agent/<name>.json or Choria's
+// <libdir>/mcollective/agent/<name>.json, see ddl.AgentDirs), or a built-in
+// agent.
 func findDDL(nameOrPath string, libdirs []string) (*ddl.Agent, error) {
 	if strings.HasSuffix(nameOrPath, ".json") || strings.ContainsRune(nameOrPath, os.PathSeparator) {
 		return ddl.Load(nameOrPath)
 	}
-	for _, dir := range libdirs {
-		p := filepath.Join(dir, "agent", nameOrPath+".json")
-		d, err := ddl.Load(p)
-		if err == nil {
-			return d, nil
-		}
-		if !errors.Is(err, fs.ErrNotExist) {
-			return nil, err
+	for _, libdir := range libdirs {
+		for _, dir := range ddl.AgentDirs(libdir) {
+			d, err := ddl.Load(filepath.Join(dir, nameOrPath+".json"))
+			if err == nil {
+				return d, nil
+			}
+			if !errors.Is(err, fs.ErrNotExist) {
+				return nil, err
+			}
 		}
 	}
 	if load, ok := builtinDDLs[nameOrPath]; ok {
@@ -52,10 +55,14 @@ func knownAgents(libdirs []string) []string {
 	for n := range builtinDDLs {
 		seen[n] = true
 	}
-	for _, dir := range libdirs {
-		files, _ := filepath.Glob(filepath.Join(dir, "agent", "*.json"))
-		for _, f := range files {
-			seen[strings.TrimSuffix(filepath.Base(f), ".json")] = true
+	for _, libdir := range libdirs {
+		for _, dir := range ddl.AgentDirs(libdir) {
+			files, _ := filepath.Glob(filepath.Join(dir, "*.json"))
+			for _, f := range files {
+				if name := strings.TrimSuffix(filepath.Base(f), ".json"); !strings.HasPrefix(name, ".") {
+					seen[name] = true
+				}
+			}
 		}
 	}
 	out := make([]string, 0, len(seen))
@@ -64,4 +71,12 @@ func knownAgents(libdirs []string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// warnDDL prints a DDL's load warnings (validators and aggregates this build
+// does not ship, see ddl.Parse) once, on stderr, as the node logs them.
+func warnDDL(app *App, d *ddl.Agent) {
+	for _, w := range d.Warnings {
+		fmt.Fprintf(app.Stderr, "mco: warning: %s\n", w)
+	}
 }

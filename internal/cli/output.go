@@ -227,6 +227,9 @@ func (p *printer) summaries(results []client.Result) {
 		fmt.Fprintln(p.w, s.String())
 		fmt.Fprintln(p.w)
 	}
+	for _, note := range p.action.Skipped() {
+		fmt.Fprintf(p.w, "Note: %s\n\n", note)
+	}
 }
 
 // footer prints the stats line and the lists of silent and failed nodes.

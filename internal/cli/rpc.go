@@ -71,6 +71,7 @@ func prepareCall(cmd *cobra.Command, app *App, agentName, action string, kv []st
 		}
 		return c, nil
 	}
+	warnDDL(app, d)
 	c.ddl = d
 	c.act = d.Action(action)
 	if c.act == nil {
