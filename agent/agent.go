@@ -58,6 +58,7 @@ type Agent struct {
 	DDL      *ddl.Agent
 	handlers map[string]Handler
 	quick    map[string]bool
+	config   map[string]string
 }
 
 // New returns an agent for the DDL with no actions registered yet.
@@ -74,6 +75,20 @@ func (a *Agent) Timeout() time.Duration {
 		return 10 * time.Second
 	}
 	return time.Duration(a.DDL.Metadata.Timeout) * time.Second
+}
+
+// SetConfig gives the agent its settings: the node passes the
+// plugin.<agent>.<key> lines of server.conf, keyed without the
+// "plugin.<agent>." prefix, before the agent serves its first request. The
+// map is kept, not copied; nobody may change it afterwards.
+func (a *Agent) SetConfig(settings map[string]string) { a.config = settings }
+
+// Config returns one of the agent's settings (see SetConfig), as MCollective's
+// agents read @config.pluginconf["<agent>.<key>"]. Handlers capture the Agent
+// to read it.
+func (a *Agent) Config(key string) (string, bool) {
+	v, ok := a.config[key]
+	return v, ok
 }
 
 // Register sets the handler for an action. The action must be in the DDL:

@@ -83,6 +83,8 @@ func TestServerBadValues(t *testing.T) {
 		{"policy.default = maybe", "policy.default must be allow or deny"},
 		{"policy.agent_default.package = perhaps", `must be allow or deny, not "perhaps"`},
 		{"policy.agent_default. = allow", "unknown key"}, // the dynamic part may not be empty
+		{"plugin.puppet = x", "want plugin.<agent>.<key>"},
+		{"plugin.puppet. = x", "want plugin.<agent>.<key>"},
 		{"collectives = ,", "collectives must name at least one collective"},
 		{"broker = ", "broker must name at least one URL"},
 		{"policy.dir =", "policy.dir is empty: name a directory, or set policy.disabled = true"},
@@ -147,6 +149,9 @@ func TestLoadServer(t *testing.T) {
 		"policy.enable_default = yes",
 		"policy.agent_default.package = deny",
 		"policy.agent_default.service = allow",
+		"plugin.puppet.command = puppet agent --onetime",
+		"plugin.puppet.splay.limit = 30",
+		"plugin.nrpe.conf_dir = /etc/nagios/nrpe.d",
 		"audit.log = audit/audit.log",
 		"audit.fail_open = on",
 		"max_message_size = 2048",
@@ -175,6 +180,10 @@ func TestLoadServer(t *testing.T) {
 	want.PolicyDefault = "allow"
 	want.PolicyEnableDef = true
 	want.AgentPolicyDefault = map[string]string{"package": "deny", "service": "allow"}
+	want.PluginConfig = map[string]map[string]string{
+		"puppet": {"command": "puppet agent --onetime", "splay.limit": "30"},
+		"nrpe":   {"conf_dir": "/etc/nagios/nrpe.d"},
+	}
 	want.AuditLog = filepath.Join(dir, "audit", "audit.log")
 	want.AuditFailOpen = true
 	want.MaxMessageSize = 2048

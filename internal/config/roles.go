@@ -78,6 +78,10 @@ type Server struct {
 	AgentPolicyDefault map[string]string // agent -> allow|deny for that agent's files without a default
 	FactCommand        []string          // e.g. facter -j: JSON facts refreshed on an interval
 	FactInterval       time.Duration     // how often FactCommand runs
+	// PluginConfig holds plugin.<agent>.<key> = value lines by agent, then key
+	// (without the "plugin.<agent>." prefix): agents' own settings, as in
+	// MCollective and Choria.
+	PluginConfig map[string]map[string]string
 }
 
 // Packaged defaults: a node is secure without any policy or audit key. With
@@ -100,6 +104,7 @@ func DefaultServer() *Server {
 		Skew:               5 * time.Second,
 		MaxTTL:             time.Hour,
 		AgentPolicyDefault: map[string]string{},
+		PluginConfig:       map[string]map[string]string{},
 	}
 	s.defaults()
 	return s
@@ -132,6 +137,18 @@ func (s *Server) keys(base string) keys {
 				return fmt.Errorf("must be allow or deny, not %q", val)
 			}
 			s.AgentPolicyDefault[name] = val
+			return nil
+		}},
+		"plugin.*": {"plugin.<agent>.<key> = value: a setting of that agent, passed to external agents in CHORIA_EXTERNAL_CONFIG and to Go agents by agent.Agent.Config", func(v string) error {
+			name, val, _ := cutEq(v)
+			agent, k, ok := strings.Cut(name, ".")
+			if !ok || agent == "" || k == "" {
+				return fmt.Errorf("want plugin.<agent>.<key>, not plugin.%s", name)
+			}
+			if s.PluginConfig[agent] == nil {
+				s.PluginConfig[agent] = map[string]string{}
+			}
+			s.PluginConfig[agent][k] = val
 			return nil
 		}},
 		"facts.command":         {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},

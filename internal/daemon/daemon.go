@@ -118,8 +118,11 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 		return nil, err
 	}
 	d.builtin = agentNames(agents)
+	for _, a := range agents {
+		a.SetConfig(cfg.PluginConfig[a.Name()]) // plugin.<agent>.<key> lines
+	}
 	if len(cfg.Libdirs) > 0 {
-		d.external = external.NewLoader(external.Options{LibDirs: cfg.Libdirs, Facts: d.facts.Facts, Logger: log})
+		d.external = external.NewLoader(external.Options{LibDirs: cfg.Libdirs, Facts: d.facts.Facts, Logger: log, Config: cfg.PluginConfig})
 		ext, errs := d.external.Load()
 		for _, e := range errs {
 			log.Error("external agent not loaded", "err", e)

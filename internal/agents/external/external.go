@@ -1,12 +1,20 @@
 // Package external runs agents written in any language: a Choria-format JSON
 // DDL `<libdir>/agent/<name>.json` next to an executable `<libdir>/agent/<name>`
 // (or `<libdir>/agent/<name>/<name>-<GOOS>_<GOARCH>` for per-platform builds).
+// Choria's and MCollective's plugin layout, `<libdir>/mcollective/agent/`, is
+// searched too (after agent/), so an existing plugin tree works as a libdir.
 //
 // Every action of such an agent is handled by running the executable once per
 // request as `<exe> <request_file> <reply_file> <protocol>`, with the
 // environment reduced to PATH plus the MCollective and Choria variables naming
-// those files, so agents written for either system work unchanged. See run.go
-// for the file formats and loader.go for hot reloading.
+// those files, so agents written for either system work unchanged. Before an
+// agent is offered it gets Choria's activation request and may decline. See
+// run.go for the file formats and loader.go for hot reloading.
+//
+// The node refuses an executable or DDL that anyone but root and the daemon's
+// own user could have changed: a file writable by group or others, or owned
+// by another user. It would otherwise run that user's code with the daemon's
+// rights (often root).
 package external
 
 import (
@@ -25,9 +33,19 @@ import (
 	"github.com/marionette/mco/ddl"
 )
 
-// Protocol is passed as the third argument and in CHORIA_EXTERNAL_PROTOCOL; it
-// is Choria's name for an external agent RPC request.
-const Protocol = "io.choria.mcorpc.external.v1.rpc_request"
+// Choria's names for the two requests an external agent gets, passed as the
+// third argument and in CHORIA_EXTERNAL_PROTOCOL, and the schemas their
+// request files name in "$schema".
+const (
+	Protocol                 = "io.choria.mcorpc.external.v1.rpc_request"
+	ProtocolSchema           = "https://choria.io/schemas/mcorpc/external/v1/rpc_request.json"
+	ActivationProtocol       = "io.choria.mcorpc.external.v1.activation_request"
+	ActivationProtocolSchema = "https://choria.io/schemas/mcorpc/external/v1/activation_request.json"
+)
+
+// activationTimeout is how long an agent may take to answer the activation
+// request, as in Choria.
+const activationTimeout = 2 * time.Second
 
 // defaultPath is used when the daemon itself runs without PATH, so agents can
 // still find basic tools.
@@ -44,8 +62,13 @@ type Options struct {
 	Facts func() map[string]any
 	// Path is the PATH agents run with. Empty means the daemon's own PATH.
 	Path string
-	// Logger receives reload errors and agents' stderr. Nil discards.
+	// Logger receives reload errors, DDL warnings and agents' stderr. Nil
+	// discards.
 	Logger *slog.Logger
+	// Config holds each agent's plugin.<agent>.<key> settings from
+	// server.conf, by agent name then key. An agent gets its own keys in the
+	// file named by CHORIA_EXTERNAL_CONFIG, and through agent.Agent.Config.
+	Config map[string]map[string]string
 	// Debounce is how long Run waits after the last file event before
 	// reloading, so that copying several files causes one reload. Default 250ms.
 	Debounce time.Duration
@@ -84,8 +107,7 @@ func discover(opts Options) ([]*agent.Agent, []error) {
 		errs   []error
 		seen   = map[string]string{} // agent name -> DDL path that won
 	)
-	for _, libdir := range opts.LibDirs {
-		dir := filepath.Join(libdir, "agent")
+	for _, dir := range agentDirs(opts.LibDirs) {
 		entries, err := os.ReadDir(dir)
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // a libdir without agents is normal
@@ -110,11 +132,23 @@ func discover(opts Options) ([]*agent.Agent, []error) {
 				continue
 			}
 			seen[name] = ddlPath
-			agents = append(agents, a)
+			if a != nil { // nil: the agent declined activation
+				agents = append(agents, a)
+			}
 		}
 	}
 	sort.Slice(agents, func(i, j int) bool { return agents[i].Name() < agents[j].Name() })
 	return agents, errs
+}
+
+// agentDirs lists the directories holding agents, in search order: for each
+// libdir, agent/ then mcollective/agent/.
+func agentDirs(libdirs []string) []string {
+	var dirs []string
+	for _, libdir := range libdirs {
+		dirs = append(dirs, ddl.AgentDirs(libdir)...)
+	}
+	return dirs
 }
 
 // ddlName returns the agent name for a DDL file name. Hidden files are skipped
@@ -127,10 +161,14 @@ func ddlName(file string) (string, bool) {
 	return name, name != ""
 }
 
-// loadAgent parses <dir>/<name>.json, finds its executable and registers a
-// handler running it for every action of the DDL.
+// loadAgent parses <dir>/<name>.json, finds its executable, asks it whether
+// to activate and registers a handler running it for every action of the
+// DDL. It returns nil without error for an agent that declines activation.
 func loadAgent(dir, name string, opts Options) (*agent.Agent, error) {
 	ddlPath := filepath.Join(dir, name+".json")
+	if err := checkTrusted(ddlPath); err != nil {
+		return nil, fmt.Errorf("loading external agent: %w", err)
+	}
 	data, err := os.ReadFile(ddlPath)
 	if err != nil {
 		return nil, fmt.Errorf("loading external agent: %w", err)
@@ -151,8 +189,18 @@ func loadAgent(dir, name string, opts Options) (*agent.Agent, error) {
 	if exe, err = filepath.Abs(exe); err != nil {
 		return nil, fmt.Errorf("%s: %w", ddlPath, err)
 	}
-	r := &runner{agent: name, exe: exe, opts: opts}
+	if err := checkTrusted(exe); err != nil {
+		return nil, fmt.Errorf("%s: %w", ddlPath, err)
+	}
+	for _, w := range d.Warnings {
+		opts.Logger.Warn("external agent DDL", "agent", name, "warning", w)
+	}
+	r := &runner{agent: name, exe: exe, ddl: d, config: opts.Config[name], opts: opts}
+	if !r.activate() {
+		return nil, nil
+	}
 	a := agent.New(d)
+	a.SetConfig(opts.Config[name])
 	for _, act := range d.Actions {
 		a.Register(act.Name, r.handle)
 	}

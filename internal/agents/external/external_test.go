@@ -2,6 +2,7 @@ package external
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -82,6 +83,28 @@ func TestLoad(t *testing.T) {
 			errFile: "alias.json",
 		},
 		{
+			name: "group-writable executable refused",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "lax.json"), testDDL("lax", "run"), 0o644)
+				writeFile(t, filepath.Join(dir, "lax"), "#!/bin/sh\n", 0o755)
+				chmod(t, filepath.Join(dir, "lax"), 0o775) // past the umask
+			},
+			want:    []string{"good"},
+			wantErr: "writable by group or others (mode 0775)",
+			errFile: "lax",
+		},
+		{
+			name: "world-writable DDL refused",
+			setup: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "open.json"), testDDL("open", "run"), 0o644)
+				chmod(t, filepath.Join(dir, "open.json"), 0o666)
+				writeFile(t, filepath.Join(dir, "open"), "#!/bin/sh\n", 0o755)
+			},
+			want:    []string{"good"},
+			wantErr: "refusing",
+			errFile: "open.json",
+		},
+		{
 			name: "hidden and non-JSON files are ignored",
 			setup: func(t *testing.T, dir string) {
 				writeFile(t, filepath.Join(dir, ".#good.json"), "lock", 0o644)
@@ -151,5 +174,13 @@ func TestLoadSeveralLibdirs(t *testing.T) {
 				t.Errorf("shared agent replied %v (status %d %q), want the first libdir's", got, rep.Status, rep.Message)
 			}
 		}
+	}
+}
+
+// chmod sets a mode exactly, past the umask writeFile is subject to.
+func chmod(t *testing.T, path string, mode os.FileMode) {
+	t.Helper()
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -116,13 +116,16 @@ func (l *Loader) reloadIfChanged(onChange func([]*agent.Agent)) {
 	onChange(agents)
 }
 
-// syncWatches watches each libdir (to see agent/ appear), each agent/ dir and
-// each per-platform executable dir below it, and forgets dirs that are gone.
+// syncWatches watches each libdir (to see agent/ appear), each agent dir
+// (agent/ and mcollective/agent/) and each per-platform executable dir below
+// it, and forgets dirs that are gone.
 func (l *Loader) syncWatches(w *fsnotify.Watcher, watched map[string]bool) {
 	want := map[string]bool{}
 	for _, libdir := range l.opts.LibDirs {
 		want[libdir] = true
-		agentDir := filepath.Join(libdir, "agent")
+		want[filepath.Join(libdir, "mcollective")] = true // to see mcollective/agent appear
+	}
+	for _, agentDir := range agentDirs(l.opts.LibDirs) {
 		want[agentDir] = true
 		entries, _ := os.ReadDir(agentDir)
 		for _, e := range entries {
@@ -157,7 +160,7 @@ type stamp struct {
 	mtime int64 // unix nanoseconds
 }
 
-// snapshot fingerprints everything in each <libdir>/agent and one level below
+// snapshot fingerprints everything in each agent dir and one level below
 // (per-platform executables). Symlinks are followed, so replacing a linked
 // executable counts as a change. Unreadable entries are skipped: the reload
 // that follows reports them properly.
@@ -181,8 +184,8 @@ func snapshot(libdirs []string) []stamp {
 			}
 		}
 	}
-	for _, libdir := range libdirs {
-		add(filepath.Join(libdir, "agent"), 0)
+	for _, dir := range agentDirs(libdirs) {
+		add(dir, 0)
 	}
 	return out
 }

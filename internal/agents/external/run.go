@@ -11,17 +11,25 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/protocol"
 )
 
 const (
-	// maxStderr bounds how much of an agent's stderr is kept for the reply
-	// message; the rest is read and dropped so the agent never blocks on it.
+	// maxStderr bounds how much of an agent's stderr is kept for the node log:
+	// the last maxStderr bytes; earlier output is read and dropped so the
+	// agent never blocks on it.
 	maxStderr = 4 << 10
+	// tailLines and tailBytes bound the part of stderr put in a failed reply's
+	// message: the caller sees why, the node log has the rest.
+	tailLines = 3
+	tailBytes = 300
 	// waitDelay bounds how long a finished (or killed) agent's leftover
 	// children may keep stderr open before the pipe is closed under them.
 	waitDelay = time.Second
@@ -29,10 +37,12 @@ const (
 	maxReply = 16 << 20
 )
 
-// requestFile is the JSON written to the request file. It carries each field
-// under Marionette's name and under the name Choria's external agents read
-// (requestid, senderid, callerid, msgtime), so agents for either work.
+// requestFile is the JSON written to the request file: Choria's rpc_request
+// (with "$schema" and Choria's field names, which Choria's agent libraries
+// require), plus each field under Marionette's name (sender, caller,
+// request_id, time) for agents written against earlier Marionette releases.
 type requestFile struct {
+	Schema     string `json:"$schema"`
 	Protocol   string `json:"protocol"`
 	Agent      string `json:"agent"`
 	Action     string `json:"action"`
@@ -51,42 +61,51 @@ type requestFile struct {
 	Data map[string]any `json:"data"`
 }
 
+// activationFile is Choria's activation_request.
+type activationFile struct {
+	Schema   string `json:"$schema"`
+	Protocol string `json:"protocol"`
+	Agent    string `json:"agent"`
+}
+
 // runner runs one external agent's executable for each request. It holds only
 // what discovery resolved, so nothing is re-read per request.
 type runner struct {
-	agent string
-	exe   string
-	opts  Options
+	agent  string
+	exe    string
+	ddl    *ddl.Agent
+	config map[string]string // plugin.<agent>.* settings
+	opts   Options
 }
 
-// handle is the agent.Handler for every action of the agent.
-//
-// Each request gets a fresh temp dir holding request.json, reply.json and
-// facts.json; it is also the working directory (as in Choria, where agents run
-// in the temp dir), so scratch files an agent leaves behind are removed with it.
-// Agents find their own files through $0.
-func (r *runner) handle(ctx context.Context, req *agent.Request, rep *agent.Reply) {
-	budget := time.Duration(0)
-	if dl, ok := ctx.Deadline(); ok {
-		budget = time.Until(dl)
-	}
+// result is what one run of the executable left behind.
+type result struct {
+	reply  []byte // the reply file, at most maxReply bytes
+	stderr *tailBuffer
+	err    error // start failure, non-zero exit or timeout
+}
+
+// exec runs the executable once for protocol with request as the request
+// file, in a fresh temp dir that also holds the facts and config files and is
+// the working directory (as in Choria), so scratch files an agent leaves
+// behind are removed with it. Agents find their own files through $0.
+func (r *runner) exec(ctx context.Context, protocol string, request any) (*result, error) {
 	dir, err := os.MkdirTemp("", "mco-agent-"+r.agent+"-")
 	if err != nil {
-		rep.Fail("external agent %s: creating request directory: %v", r.agent, err)
-		return
+		return nil, fmt.Errorf("creating request directory: %w", err)
 	}
 	defer os.RemoveAll(dir)
 
 	reqPath := filepath.Join(dir, "request.json")
 	replyPath := filepath.Join(dir, "reply.json")
 	factsPath := filepath.Join(dir, "facts.json")
-	if err := r.writeInputs(req, reqPath, replyPath, factsPath); err != nil {
-		rep.Fail("external agent %s: %v", r.agent, err)
-		return
+	configPath := filepath.Join(dir, r.agent+".cfg")
+	if err := r.writeInputs(request, reqPath, replyPath, factsPath, configPath); err != nil {
+		return nil, err
 	}
 
-	var stderr limitedBuffer
-	cmd := exec.CommandContext(ctx, r.exe, reqPath, replyPath, Protocol)
+	res := &result{stderr: &tailBuffer{}}
+	cmd := exec.CommandContext(ctx, r.exe, reqPath, replyPath, protocol)
 	cmd.Dir = dir
 	cmd.Env = []string{
 		"PATH=" + r.opts.Path,
@@ -94,59 +113,128 @@ func (r *runner) handle(ctx context.Context, req *agent.Request, rep *agent.Repl
 		"MCOLLECTIVE_REPLY_FILE=" + replyPath,
 		"CHORIA_EXTERNAL_REQUEST=" + reqPath,
 		"CHORIA_EXTERNAL_REPLY=" + replyPath,
-		"CHORIA_EXTERNAL_PROTOCOL=" + Protocol,
+		"CHORIA_EXTERNAL_PROTOCOL=" + protocol,
 		"CHORIA_EXTERNAL_FACTS=" + factsPath,
+		"CHORIA_EXTERNAL_CONFIG=" + configPath,
 	}
-	cmd.Stderr = &stderr // stdout stays nil: /dev/null, no pipe to hold open
+	cmd.Stderr = res.stderr // stdout stays nil: /dev/null, no pipe to hold open
 	cmd.WaitDelay = waitDelay
 	killProcessGroupOnCancel(cmd)
 
-	err = cmd.Run()
-	if errors.Is(err, exec.ErrWaitDelay) {
+	res.err = cmd.Run()
+	if errors.Is(res.err, exec.ErrWaitDelay) {
 		// The agent exited 0 but a child it left behind still holds stderr.
-		err = nil
+		res.err = nil
 	}
-	if stderr.Len() > 0 && err == nil {
-		r.opts.Logger.Info("external agent wrote to stderr", "agent", r.agent, "action", req.Action, "stderr", stderr.String())
+	if res.err == nil {
+		if res.reply, err = readLimited(replyPath); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+// handle is the agent.Handler for every action of the agent.
+func (r *runner) handle(ctx context.Context, req *agent.Request, rep *agent.Reply) {
+	budget := time.Duration(0)
+	if dl, ok := ctx.Deadline(); ok {
+		budget = time.Until(dl)
+	}
+	// The loader checked the files, but the executable may have been
+	// replaced or chmod-ed since: check again, it costs one stat.
+	if err := checkTrusted(r.exe); err != nil {
+		r.opts.Logger.Error("external agent not run", "agent", r.agent, "action", req.Action, "error", err)
+		rep.Fail("external agent %s: executable refused, see the node log", r.agent)
+		return
+	}
+	res, err := r.exec(ctx, Protocol, r.request(req))
+	if err != nil {
+		rep.Fail("external agent %s: %v", r.agent, err)
+		return
+	}
+	if res.stderr.Len() > 0 && res.err == nil {
+		r.opts.Logger.Warn("external agent wrote to stderr", "agent", r.agent, "action", req.Action, "stderr", res.stderr.String())
 	}
 	switch {
-	case err != nil && ctx.Err() != nil:
+	case res.err != nil && ctx.Err() != nil:
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			rep.Fail("timeout after %s", roundBudget(budget))
 		} else {
 			rep.Fail("cancelled: %v", ctx.Err())
 		}
+		r.opts.Logger.Error("external agent stopped", "agent", r.agent, "action", req.Action, "request", req.ID,
+			"reason", rep.Message, "stderr", res.stderr.String())
 		return
-	case err != nil:
-		msg := fmt.Sprintf("external agent %s failed: %v", r.agent, err)
-		if s := stderr.String(); s != "" {
-			msg += ": " + s
+	case res.err != nil:
+		r.opts.Logger.Error("external agent failed", "agent", r.agent, "action", req.Action, "request", req.ID,
+			"error", res.err, "stderr", res.stderr.String())
+		msg := fmt.Sprintf("external agent %s failed: %v", r.agent, res.err)
+		if tail := res.stderr.Tail(tailLines, tailBytes); tail != "" {
+			msg += ": " + tail
 		}
 		rep.Fail("%s", msg)
 		return
 	}
-	if err := readReply(replyPath, rep); err != nil {
+	if err := readReply(res.reply, r.ddl.Action(req.Action), rep); err != nil {
+		r.opts.Logger.Error("external agent replied badly", "agent", r.agent, "action", req.Action, "request", req.ID, "error", err)
 		rep.Fail("invalid reply from agent: %v", err)
 	}
 }
 
-// writeInputs writes the request and facts files and creates an empty reply
-// file, as Choria does, so agents may append to it.
-func (r *runner) writeInputs(req *agent.Request, reqPath, replyPath, factsPath string) error {
+// request builds the request file's content.
+func (r *runner) request(req *agent.Request) requestFile {
 	data := req.Data
 	if data == nil {
 		data = map[string]any{}
 	}
 	ttl := int64(req.TTL / time.Second)
-	rf := requestFile{
-		Protocol: Protocol, Agent: r.agent, Action: req.Action,
+	return requestFile{
+		Schema: ProtocolSchema, Protocol: Protocol, Agent: r.agent, Action: req.Action,
 		Sender: req.Sender, Caller: req.CallerID, RequestID: req.ID,
 		Collective: req.Collective, TTL: ttl, Time: req.Time.Unix(),
 		ChoriaRequestID: req.ID, ChoriaSenderID: req.Sender,
 		ChoriaCallerID: req.CallerID, ChoriaMsgTime: req.Time.Unix(),
 		Data: data,
 	}
-	if err := writeJSON(reqPath, rf); err != nil {
+}
+
+// activate asks the agent, with Choria's activation request, whether it
+// should be offered on this node. Only an explicit {"activate": false}
+// declines: an agent that does not implement activation (it fails, times
+// out, writes nothing or something else) is active, as every agent was
+// before Choria added the check.
+func (r *runner) activate() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), activationTimeout)
+	defer cancel()
+	res, err := r.exec(ctx, ActivationProtocol, activationFile{
+		Schema: ActivationProtocolSchema, Protocol: ActivationProtocol, Agent: r.agent,
+	})
+	if err != nil || res.err != nil {
+		r.opts.Logger.Debug("external agent did not answer the activation request; active", "agent", r.agent, "error", errors.Join(err, res.errOrNil()))
+		return true
+	}
+	var reply struct {
+		Activate *bool `json:"activate"`
+	}
+	if json.Unmarshal(res.reply, &reply) != nil || reply.Activate == nil || *reply.Activate {
+		return true
+	}
+	r.opts.Logger.Info("external agent declined activation; not offered", "agent", r.agent, "executable", r.exe)
+	return false
+}
+
+// errOrNil is res.err, or nil for a nil result.
+func (res *result) errOrNil() error {
+	if res == nil {
+		return nil
+	}
+	return res.err
+}
+
+// writeInputs writes the request, facts and config files and creates an
+// empty reply file, as Choria does, so agents may append to it.
+func (r *runner) writeInputs(request any, reqPath, replyPath, factsPath, configPath string) error {
+	if err := writeJSON(reqPath, request); err != nil {
 		return fmt.Errorf("writing request file: %w", err)
 	}
 	var facts map[string]any
@@ -159,10 +247,28 @@ func (r *runner) writeInputs(req *agent.Request, reqPath, replyPath, factsPath s
 	if err := writeJSON(factsPath, facts); err != nil {
 		return fmt.Errorf("writing facts file: %w", err)
 	}
+	if err := os.WriteFile(configPath, configFile(r.config), 0o600); err != nil {
+		return fmt.Errorf("writing config file: %w", err)
+	}
 	if err := os.WriteFile(replyPath, nil, 0o600); err != nil {
 		return fmt.Errorf("creating reply file: %w", err)
 	}
 	return nil
+}
+
+// configFile renders an agent's settings as Choria's plugin config files
+// are: `key = value` lines, sorted by key.
+func configFile(settings map[string]string) []byte {
+	keys := make([]string, 0, len(settings))
+	for k := range settings {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b bytes.Buffer
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
+	}
+	return b.Bytes()
 }
 
 // writeJSON writes v as one line of JSON without HTML escaping, so shell agents
@@ -177,45 +283,97 @@ func writeJSON(path string, v any) error {
 	return os.WriteFile(path, buf.Bytes(), 0o600)
 }
 
-// readReply merges the reply file's outputs into rep. An empty or absent file
-// means success without outputs. `statuscode` and `statusmsg` set the reply
-// status and are not outputs.
-func readReply(path string, rep *agent.Reply) error {
+// readLimited reads the reply file, refusing one over maxReply bytes; an
+// absent file reads as empty.
+func readLimited(path string) ([]byte, error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil
+		return nil, nil
 	}
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("reading reply file: %w", err)
 	}
 	defer f.Close()
 	var buf bytes.Buffer
 	if _, err := buf.ReadFrom(io.LimitReader(f, maxReply+1)); err != nil {
-		return fmt.Errorf("reading reply file: %w", err)
+		return nil, fmt.Errorf("reading reply file: %w", err)
 	}
 	if buf.Len() > maxReply {
-		return fmt.Errorf("reply file larger than %d bytes", maxReply)
+		return nil, fmt.Errorf("reply file larger than %d bytes", maxReply)
 	}
-	if len(bytes.TrimSpace(buf.Bytes())) == 0 {
+	return buf.Bytes(), nil
+}
+
+// envelopeKey reports whether k is a member of Choria's rpc_reply;
+// disableresponse is written by the Python library for Choria external agents.
+func envelopeKey(k string) bool {
+	switch k {
+	case "statuscode", "statusmsg", "data", "disableresponse":
+		return true
+	}
+	return false
+}
+
+// isEnvelope decides whether a reply object is Choria's envelope
+// {"statuscode", "statusmsg", "data"} rather than MCollective's flat object
+// of outputs: it has a member "data" holding an object (or null), no member
+// outside the envelope's, and the action declares no output named "data"
+// (then "data" is that output and the reply is flat).
+func isEnvelope(out map[string]json.RawMessage, act *ddl.Action) bool {
+	raw, ok := out["data"]
+	if !ok {
+		return false
+	}
+	if act != nil {
+		if _, declared := act.Output["data"]; declared {
+			return false
+		}
+	}
+	for k := range out {
+		if !envelopeKey(k) {
+			return false
+		}
+	}
+	t := bytes.TrimSpace(raw)
+	return len(t) > 0 && (t[0] == '{' || bytes.Equal(t, []byte("null")))
+}
+
+// readReply merges the reply's outputs into rep. An empty reply means
+// success without outputs. The reply is either Choria's envelope, whose
+// "data" members are the outputs, or a flat object of outputs (see
+// isEnvelope); in both `statuscode` and `statusmsg` set the reply status and
+// are not outputs.
+func readReply(reply []byte, act *ddl.Action, rep *agent.Reply) error {
+	if len(bytes.TrimSpace(reply)) == 0 {
 		return nil
 	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(reply, &top); err != nil {
+		return fmt.Errorf("reply file is not a JSON object: %w", err)
+	}
 	var out map[string]any
-	if err := json.Unmarshal(buf.Bytes(), &out); err != nil {
+	if err := json.Unmarshal(reply, &out); err != nil {
 		return fmt.Errorf("reply file is not a JSON object: %w", err)
 	}
 	status, msg, err := replyStatus(out)
 	if err != nil {
 		return err
 	}
-	delete(out, "statuscode")
-	delete(out, "statusmsg")
-	if rep.Data == nil {
-		rep.Data = make(map[string]any, len(out))
+	outputs := out
+	if isEnvelope(top, act) {
+		outputs, _ = out["data"].(map[string]any) // nil for "data": null
+	} else {
+		delete(out, "statuscode")
+		delete(out, "statusmsg")
 	}
-	for k, v := range out {
+	if rep.Data == nil {
+		rep.Data = make(map[string]any, len(outputs))
+	}
+	for k, v := range outputs {
 		rep.Data[k] = v
 	}
-	if status != protocol.OK || msg != "" {
+	// Choria's libraries write "statusmsg": "OK" (or "") with status 0.
+	if status != protocol.OK || (msg != "" && msg != "OK") {
 		if msg == "" {
 			msg = status.String()
 		}
@@ -255,31 +413,56 @@ func roundBudget(d time.Duration) time.Duration {
 	return d.Round(time.Millisecond)
 }
 
-// limitedBuffer keeps the first maxStderr bytes written to it and drops the
-// rest, always reporting success so the writer is never blocked or failed.
-type limitedBuffer struct {
-	buf       bytes.Buffer
-	truncated bool
+// tailBuffer keeps the last maxStderr bytes written to it, always reporting
+// success so the writer is never blocked or failed.
+type tailBuffer struct {
+	buf       []byte
+	truncated bool // earlier output was dropped
 }
 
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	room := maxStderr - b.buf.Len()
-	if len(p) > room {
+func (b *tailBuffer) Write(p []byte) (int, error) {
+	b.buf = append(b.buf, p...)
+	if over := len(b.buf) - maxStderr; over > 0 {
+		b.buf = append(b.buf[:0], b.buf[over:]...)
 		b.truncated = true
-		b.buf.Write(p[:max(room, 0)])
-		return len(p), nil
 	}
-	return b.buf.Write(p)
+	return len(p), nil
 }
 
 // Len is the number of bytes kept.
-func (b *limitedBuffer) Len() int { return b.buf.Len() }
+func (b *tailBuffer) Len() int { return len(b.buf) }
 
-// String returns the kept output, trimmed, marked when cut short.
-func (b *limitedBuffer) String() string {
-	s := strings.TrimSpace(strings.ToValidUTF8(b.buf.String(), "\uFFFD"))
-	if b.truncated {
-		s += " ...(truncated)"
+// String returns the kept output, trimmed, marked when its start was cut.
+func (b *tailBuffer) String() string {
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b.buf), "\uFFFD"))
+	if b.truncated && s != "" {
+		s = "(truncated)... " + s
+	}
+	return s
+}
+
+// Tail returns at most the last lines non-empty lines and maxBytes bytes of
+// the output, joined by " | " for a one-line message, starting with "..."
+// when anything was left out.
+func (b *tailBuffer) Tail(lines, maxBytes int) string {
+	var kept []string
+	all := strings.Split(b.String(), "\n")
+	for i := len(all) - 1; i >= 0 && len(kept) < lines; i-- {
+		if l := strings.TrimSpace(all[i]); l != "" {
+			kept = append([]string{l}, kept...)
+		}
+	}
+	s := strings.Join(kept, " | ")
+	cut := len(s) > maxBytes
+	if cut {
+		start := len(s) - maxBytes
+		for start < len(s) && !utf8.RuneStart(s[start]) {
+			start++
+		}
+		s = s[start:]
+	}
+	if s != "" && (cut || strings.Join(kept, "\n") != b.String()) {
+		s = "..." + s
 	}
 	return s
 }

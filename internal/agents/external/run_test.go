@@ -144,10 +144,10 @@ func TestReplies(t *testing.T) {
 			wantData:    map[string]any{},
 		},
 		{
-			name:        "huge stderr is truncated",
-			body:        `yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 1000000 >&2; exit 1`,
+			name:        "huge stderr: only its tail is in the message",
+			body:        `yes xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | head -c 1000000 >&2; printf '\nthe last line\n' >&2; exit 1`,
 			wantStatus:  protocol.Aborted,
-			wantMessage: "...(truncated)",
+			wantMessage: "exit status 1: ...xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx | xxxxxxxxxxxxxxxx | the last line",
 			wantData:    map[string]any{},
 		},
 		{
@@ -170,8 +170,8 @@ func TestReplies(t *testing.T) {
 			if tt.wantMessage == "" && rep.Message != "" || !strings.Contains(rep.Message, tt.wantMessage) {
 				t.Errorf("message = %q, want it to contain %q", rep.Message, tt.wantMessage)
 			}
-			if len(rep.Message) > 2*maxStderr {
-				t.Errorf("message is %d bytes long, want stderr limited to %d", len(rep.Message), maxStderr)
+			if len(rep.Message) > 100+tailBytes {
+				t.Errorf("message is %d bytes long, want stderr limited to a %d-byte tail", len(rep.Message), tailBytes)
 			}
 			if diff := cmp.Diff(tt.wantData, rep.Data); diff != "" {
 				t.Errorf("data (-want +got):\n%s", diff)
@@ -198,6 +198,7 @@ printf '{"request":%s,"facts":%s,"protocol":"%s","dir":"%s"}' "$(cat "$1")" "$(c
 		t.Fatalf("status %d %q", rep.Status, rep.Message)
 	}
 	wantRequest := map[string]any{
+		"$schema":  ProtocolSchema,
 		"protocol": Protocol, "agent": "mirror", "action": "run",
 		"sender": "node1.example.net", "caller": "cert=alice", "request_id": "req-1",
 		"collective": "mcollective", "ttl": float64(60), "time": float64(1767225600),
@@ -249,7 +250,7 @@ func TestEnvironmentReduced(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{
-		"CHORIA_EXTERNAL_FACTS", "CHORIA_EXTERNAL_PROTOCOL", "CHORIA_EXTERNAL_REPLY",
+		"CHORIA_EXTERNAL_CONFIG", "CHORIA_EXTERNAL_FACTS", "CHORIA_EXTERNAL_PROTOCOL", "CHORIA_EXTERNAL_REPLY",
 		"CHORIA_EXTERNAL_REQUEST", "MCOLLECTIVE_REPLY_FILE", "MCOLLECTIVE_REQUEST_FILE", "PATH",
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
