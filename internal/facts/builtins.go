@@ -118,8 +118,9 @@ func parseOSRelease(data []byte) map[string]string {
 // osFacts builds the os map and the flat MCollective-era aliases from
 // os-release fields. Names follow Facter's spelling (Debian, RedHat, CentOS)
 // because existing filters such as `-F osfamily=RedHat` compare
-// case-sensitively.
-func osFacts(rel map[string]string) map[string]any {
+// case-sensitively. releaseFile returns the first line of a file such as
+// /etc/debian_version, or "" (see facterRelease).
+func osFacts(rel map[string]string, releaseFile func(path string) string) map[string]any {
 	id := strings.ToLower(rel["ID"])
 	if id == "" {
 		return nil
@@ -136,7 +137,7 @@ func osFacts(rel map[string]string) map[string]any {
 	}
 	osMap := map[string]any{"family": family, "name": name}
 	out := map[string]any{"operatingsystem": name, "osfamily": family}
-	if full := rel["VERSION_ID"]; full != "" {
+	if full := facterRelease(name, family, rel["VERSION_ID"], releaseFile); full != "" {
 		release := map[string]any{"full": full}
 		parts := strings.Split(full, ".")
 		release["major"] = parts[0]
@@ -145,9 +146,48 @@ func osFacts(rel map[string]string) map[string]any {
 		}
 		osMap["release"] = release
 		out["operatingsystemrelease"] = full
+		out["operatingsystemmajrelease"] = parts[0]
 	}
 	out["os"] = osMap
 	return out
+}
+
+// releaseNumber finds the version in a release line such as "Rocky Linux
+// release 9.3 (Blue Onyx)".
+func releaseNumber(line string) string {
+	_, after, ok := strings.Cut(line, " release ")
+	if !ok {
+		return ""
+	}
+	v, _, _ := strings.Cut(after, " ")
+	if v == "" || v[0] < '0' || v[0] > '9' {
+		return ""
+	}
+	return v
+}
+
+// facterRelease is the full release as Facter reports it: os-release's
+// VERSION_ID is only the major number on Debian ("12") and CentOS 7 ("7"),
+// while Facter reads /etc/debian_version ("12.11") and /etc/redhat-release
+// ("7.9.2009"). A release file that does not hold a version (Debian testing
+// says "trixie/sid") leaves VERSION_ID.
+func facterRelease(name, family, versionID string, releaseFile func(string) string) string {
+	if releaseFile == nil {
+		return versionID
+	}
+	var v string
+	switch {
+	case name == "Debian": // not Ubuntu: its file names the Debian it derives from
+		if line := releaseFile("/etc/debian_version"); line != "" && line[0] >= '0' && line[0] <= '9' {
+			v = line
+		}
+	case family == "RedHat":
+		v = releaseNumber(releaseFile("/etc/redhat-release"))
+	}
+	if v == "" {
+		return versionID
+	}
+	return v
 }
 
 func familyOf(id string) string {

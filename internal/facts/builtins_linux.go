@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"strings"
 	"syscall"
 )
 
@@ -19,7 +20,7 @@ func addPlatformFacts(f map[string]any, log *slog.Logger) {
 	if err != nil {
 		log.Debug("built-in fact unavailable", "fact", "os", "error", err)
 	} else {
-		for k, v := range osFacts(parseOSRelease(data)) {
+		for k, v := range osFacts(parseOSRelease(data), firstLine) {
 			f[k] = v
 		}
 	}
@@ -61,4 +62,15 @@ func cString[T int8 | uint8](b []T) string {
 		out = append(out, byte(c))
 	}
 	return string(out)
+}
+
+// firstLine returns a file's first line, trimmed, or "" when it cannot be
+// read.
+func firstLine(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	line, _, _ := strings.Cut(string(data), "\n")
+	return strings.TrimSpace(line)
 }

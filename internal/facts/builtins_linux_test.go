@@ -42,3 +42,25 @@ func TestBuiltinsOnLinux(t *testing.T) {
 		t.Errorf("built-ins are not normalized (-normalized +built-in):\n%s", diff)
 	}
 }
+
+// TestFacterReleaseOnThisMachine compares with the files Facter reads, on the
+// distributions whose os-release VERSION_ID is shorter than Facter's value.
+func TestFacterReleaseOnThisMachine(t *testing.T) {
+	f := collectBuiltins("", slog.New(slog.DiscardHandler))
+	want := ""
+	switch f["operatingsystem"] {
+	case "Debian":
+		want = firstLine("/etc/debian_version")
+	case "CentOS", "RedHat", "Rocky", "AlmaLinux":
+		want = releaseNumber(firstLine("/etc/redhat-release"))
+	}
+	if want == "" || want[0] < '0' || want[0] > '9' {
+		return // another distribution: TestOSFacts covers the rules
+	}
+	if f["operatingsystemrelease"] != want {
+		t.Errorf("operatingsystemrelease = %v, want %q as Facter reports", f["operatingsystemrelease"], want)
+	}
+	if got, _ := Lookup(f, "os.release.full"); got != want {
+		t.Errorf("os.release.full = %v, want %q", got, want)
+	}
+}

@@ -10,10 +10,11 @@
 //  2. command sources such as `facter -j` or `ohai`, in the order given;
 //  3. facts files (YAML or JSON), in the order given.
 //
-// A later layer overrides an earlier one. Unlike MCollective, which only
-// replaced top-level keys, nested maps are merged deeply: a file that sets
-// os.release.major keeps the built-in os.family. Lists and scalars are
-// replaced as a whole, never concatenated.
+// A later layer replaces a top-level fact of an earlier one whole, as
+// MCollective did: maps are not merged, so a file's os.release never leaves
+// the built-in os.release.minor beside it, and lists are not concatenated.
+// Built-in facts use Facter's names and values (operatingsystemrelease and
+// os.release.full are the full release, 12.11 on Debian 12.11).
 //
 // # Reloading
 //

@@ -7,22 +7,16 @@ import (
 	"strings"
 )
 
-// merge returns base overlaid with top. Maps present on both sides are merged
-// recursively; any other value in top replaces the one in base. Neither input
-// is modified: published snapshots share sub-maps with the layers they were
+// merge returns base overlaid with top: each top-level fact of top replaces
+// the one of base whole, as in MCollective. Merging maps deeply would mix
+// layers: a facts file's os.release over the built-in one would keep the
+// built-in os.release.minor next to the file's major. Neither input is
+// modified: published snapshots share sub-maps with the layers they were
 // built from, so every map reachable from a snapshot must stay untouched.
 func merge(base, top map[string]any) map[string]any {
 	out := make(map[string]any, len(base)+len(top))
 	maps.Copy(out, base)
-	for k, tv := range top {
-		if bm, ok := out[k].(map[string]any); ok {
-			if tm, ok := tv.(map[string]any); ok {
-				out[k] = merge(bm, tm)
-				continue
-			}
-		}
-		out[k] = tv
-	}
+	maps.Copy(out, top)
 	return out
 }
 

@@ -6,7 +6,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-func TestMergeIsDeepAndPure(t *testing.T) {
+func TestMergeReplacesTopLevelFactsAndIsPure(t *testing.T) {
 	base := map[string]any{
 		"os":   map[string]any{"family": "Debian", "release": map[string]any{"major": "12", "minor": "5"}},
 		"list": []any{"a", "b"},
@@ -22,8 +22,8 @@ func TestMergeIsDeepAndPure(t *testing.T) {
 
 	got := merge(base, top)
 	want := map[string]any{
-		"os":   map[string]any{"family": "Debian", "release": map[string]any{"major": "13", "minor": "5"}},
-		"list": []any{"c"}, // lists are replaced, not concatenated
+		"os":   map[string]any{"release": map[string]any{"major": "13"}}, // replaced whole: no minor "5" left over
+		"list": []any{"c"},                                               // lists are replaced, not concatenated
 		"keep": "base",
 		"new":  int64(1),
 	}
