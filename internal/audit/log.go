@@ -62,6 +62,15 @@ func Open(path string, opts Options) (*Log, error) {
 		return nil, fmt.Errorf("audit log: %w", err)
 	}
 	c, err := tailChain(f)
+	if err == nil && c.seq == 0 && head != nil {
+		// An empty log with a head: rotated away (the chain goes on from
+		// the rotated file) or emptied (refused below).
+		if rc, ok, rerr := continueRotated(path, head); rerr != nil {
+			err = rerr
+		} else if ok {
+			c = rc
+		}
+	}
 	if err == nil {
 		err = checkHead(c, head)
 	}

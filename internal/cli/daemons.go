@@ -2,8 +2,12 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
@@ -13,16 +17,41 @@ import (
 	"github.com/marionette/mco/internal/buildinfo"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/daemon"
+	"github.com/marionette/mco/internal/logging"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 )
 
-func newLogger(app *App, level string) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level %q: use debug, info, warn or error", level)
+// daemonLogger builds a daemon's logger from its log.* settings; a
+// --log-level given on the command line wins over log.level.
+func daemonLogger(app *App, cmd *cobra.Command, level string, l config.Logging) (*logging.Logger, error) {
+	set := logging.Settings{Level: l.LogLevel, Format: l.LogFormat, File: l.LogFile}
+	if cmd.Flags().Changed("log-level") || set.Level == "" {
+		set.Level = level
 	}
-	return slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: l})), nil
+	return logging.New(set, app.Stderr)
+}
+
+// onHangup calls reopen on every SIGHUP until ctx ends: logrotate moved the
+// log files away and the daemon carries on in fresh ones.
+func onHangup(ctx context.Context, log *slog.Logger, reopen func() error) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go func() {
+		defer signal.Stop(hup)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				if err := reopen(); err != nil {
+					log.Error("reopening log files on SIGHUP", "err", err)
+				} else {
+					log.Info("log files reopened on SIGHUP")
+				}
+			}
+		}
+	}()
 }
 
 func newBrokerCmd(app *App) *cobra.Command {
@@ -33,14 +62,21 @@ func newBrokerCmd(app *App) *cobra.Command {
 		Short: "Run a broker until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(app, level)
+			file := roleConfig(cmd, "broker")
+			cfg, err := config.LoadBroker(file)
 			if err != nil {
 				return err
 			}
-			return runBroker(cmd.Context(), app, roleConfig(cmd, "broker"), log)
+			log, err := daemonLogger(app, cmd, level, cfg.Logging)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			defer log.Close()
+			onHangup(cmd.Context(), log.Logger, log.Reopen)
+			return runBroker(cmd.Context(), app, file, cfg, log.Logger)
 		},
 	}
-	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error (overrides log.level)")
 	cmd.AddCommand(run)
 	return cmd
 }
@@ -53,23 +89,25 @@ func newServerCmd(app *App) *cobra.Command {
 		Short: "Run the node daemon until interrupted",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(app, level)
-			if err != nil {
-				return err
-			}
 			file := roleConfig(cmd, "server")
 			cfg, err := config.LoadServer(file)
 			if err != nil {
 				return err
 			}
-			d, err := daemon.New(cfg, file, buildinfo.Read().Short(), log)
+			log, err := daemonLogger(app, cmd, level, cfg.Logging)
+			if err != nil {
+				return fmt.Errorf("%s: %w", file, err)
+			}
+			defer log.Close()
+			d, err := daemon.New(cfg, file, buildinfo.Read().Short(), log.Logger)
 			if err != nil {
 				return err
 			}
+			onHangup(cmd.Context(), log.Logger, func() error { return errors.Join(log.Reopen(), d.ReopenLogs()) })
 			return d.Run(cmd.Context())
 		},
 	}
-	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error")
+	run.Flags().StringVar(&level, "log-level", "info", "debug, info, warn or error (overrides log.level)")
 	keys := &cobra.Command{
 		Use:   "config-keys server|client|broker",
 		Short: "List every configuration key with its default",
@@ -112,11 +150,7 @@ func roleConfig(cmd *cobra.Command, role string) string {
 }
 
 // runBroker runs the broker configured in file until ctx ends.
-func runBroker(ctx context.Context, app *App, file string, log *slog.Logger) error {
-	cfg, err := config.LoadBroker(file)
-	if err != nil {
-		return err
-	}
+func runBroker(ctx context.Context, app *App, file string, cfg *config.Broker, log *slog.Logger) error {
 	v, err := daemon.NewVerifier(&cfg.Security)
 	if err != nil {
 		return err

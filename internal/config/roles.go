@@ -52,9 +52,36 @@ func (s *Security) check(file string) error {
 	return nil
 }
 
+// Logging is the log.* part of the daemons' configurations.
+type Logging struct {
+	LogLevel  string // debug, info, warn or error
+	LogFormat string // text or json
+	LogFile   string // "" logs to stderr (the journal under systemd)
+}
+
+func (l *Logging) declare(ks keys, base string) {
+	ks["log.level"] = key{"debug, info, warn or error (default info; --log-level overrides)", func(v string) error {
+		switch v {
+		case "debug", "info", "warn", "error":
+			l.LogLevel = v
+			return nil
+		}
+		return fmt.Errorf("%q: use debug, info, warn or error", v)
+	}}
+	ks["log.format"] = key{"text or json (default text)", func(v string) error {
+		if v != "text" && v != "json" {
+			return fmt.Errorf("%q: use text or json", v)
+		}
+		l.LogFormat = v
+		return nil
+	}}
+	ks["log.file"] = key{"log file, reopened on SIGHUP for logrotate (unset: standard error, i.e. the journal under systemd)", path(base, &l.LogFile)}
+}
+
 // Server is the node daemon's configuration (server.conf).
 type Server struct {
 	Security
+	Logging
 	Identity           string            // defaults to the certificate's certname
 	Collectives        []string          // first is the main collective
 	FactFiles          []string          // YAML/JSON, merged in order
@@ -156,6 +183,7 @@ func (s *Server) keys(base string) keys {
 		"registration.interval": {"how often the node re-announces itself to registration collectors, with a random splay (default 0: only at start and when facts or agents change)", duration(&s.RegistrationPeriod)},
 	}
 	s.Security.declare(ks, base, true)
+	s.Logging.declare(ks, base)
 	return ks
 }
 
@@ -290,6 +318,7 @@ func FindClient(explicit string) (string, error) {
 // Broker is the embedded broker's configuration (broker.conf).
 type Broker struct {
 	Security
+	Logging
 	Listen        string              // client listener, host:port
 	ClusterName   string              // NATS cluster name
 	ClusterListen string              // route listener, host:port (unset: no clustering)
@@ -323,6 +352,7 @@ func (b *Broker) keys(base string) keys {
 		}},
 	}
 	b.Security.declare(ks, base, true)
+	b.Logging.declare(ks, base)
 	delete(ks, "broker")
 	return ks
 }

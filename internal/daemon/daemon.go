@@ -225,6 +225,15 @@ func (d *Daemon) enabled(agents []*agent.Agent) []*agent.Agent {
 	return out
 }
 
+// ReopenLogs reopens the audit log at its path, for rotation (SIGHUP): the
+// chain carries on into the new file.
+func (d *Daemon) ReopenLogs() error {
+	if d.audit == nil {
+		return nil
+	}
+	return d.audit.Reopen()
+}
+
 // Server is the assembled node.
 func (d *Daemon) Server() *server.Server { return d.srv }
 
