@@ -130,6 +130,7 @@ facts = $work/$d/facts.yaml
 agents.disabled = package, service
 policy.disabled = true
 audit.disabled = true
+request.replay_file = $work/$d/replay.seen
 EOF
 	"$mco" server run -c "$d/server.conf" --log-level warn </dev/null >"$d/log" 2>&1 &
 	pids+=($!)

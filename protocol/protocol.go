@@ -103,3 +103,24 @@ type SecureReply struct {
 	Signature []byte `json:"signature"`
 	Cert      []byte `json:"cert"` // the node's DER certificate
 }
+
+// MaxRequestIDLength is the longest request id a node accepts. Clients send
+// 32 hex digits; the bound keeps the ids a node remembers and logs small.
+const MaxRequestIDLength = 64
+
+// CheckRequestID reports whether id is a usable request id: 1 to
+// MaxRequestIDLength letters, digits, '_' or '-'. The id becomes a token of
+// the reply subject and a key of the node's replay cache, so nothing else is
+// allowed.
+func CheckRequestID(id string) error {
+	if id == "" || len(id) > MaxRequestIDLength {
+		return fmt.Errorf("request id of %d bytes: want 1 to %d", len(id), MaxRequestIDLength)
+	}
+	for i := 0; i < len(id); i++ {
+		b := id[i]
+		if !(b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z' || b >= '0' && b <= '9' || b == '_' || b == '-') {
+			return fmt.Errorf("request id %q: byte %d is not a letter, digit, '_' or '-'", id[:min(len(id), 16)], i)
+		}
+	}
+	return nil
+}

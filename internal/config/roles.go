@@ -101,6 +101,7 @@ type Server struct {
 	MaxMessageSize     int               // bytes
 	Skew               time.Duration     // allowed future clock skew of requests
 	MaxTTL             time.Duration     // cap on a request's ttl
+	ReplayFile         string            // ids of accepted requests, kept across restarts until they expire
 	RegistrationPeriod time.Duration     // 0 disables periodic registration
 	AgentPolicyDefault map[string]string // agent -> allow|deny for that agent's files without a default
 	FactCommand        []string          // e.g. facter -j: JSON facts refreshed on an interval
@@ -118,6 +119,9 @@ type Server struct {
 const (
 	DefaultPolicyDir = "/etc/marionette/policy"
 	DefaultAuditLog  = "/var/log/marionette/audit.log"
+	// DefaultReplayFile keeps the ids of accepted requests across restarts,
+	// so a restart cannot make a node run a request twice.
+	DefaultReplayFile = "/var/lib/marionette/replay.seen"
 )
 
 // DefaultServer returns the server defaults.
@@ -125,6 +129,7 @@ func DefaultServer() *Server {
 	s := &Server{
 		PolicyDir:          DefaultPolicyDir,
 		AuditLog:           DefaultAuditLog,
+		ReplayFile:         DefaultReplayFile,
 		Collectives:        []string{"mcollective"},
 		PolicyDefaultName:  "default",
 		MaxMessageSize:     1 << 20,
@@ -158,6 +163,7 @@ func (s *Server) keys(base string) keys {
 		"max_message_size":          {"largest accepted message in bytes (default 1048576)", integer(&s.MaxMessageSize)},
 		"request.skew":              {"tolerated future clock skew of requests (default 5s)", duration(&s.Skew)},
 		"request.max_ttl":           {"largest accepted request ttl (default 1h)", duration(&s.MaxTTL)},
+		"request.replay_file":       {"where the ids of accepted requests are kept until they expire, so a restarted node refuses a replay (default " + DefaultReplayFile + ")", path(base, &s.ReplayFile)},
 		"policy.agent_default.*": {"policy.agent_default.<agent> = allow|deny: per-agent default for files without a default line", func(v string) error {
 			name, val, _ := cutEq(v)
 			if val != "allow" && val != "deny" {
@@ -224,6 +230,8 @@ func (s *Server) optOuts(file string) error {
 		return fmt.Errorf("%s: audit.disabled = true and audit.log are both set: remove one", file)
 	case !s.AuditDisabled && s.AuditLog == "":
 		return fmt.Errorf("%s: audit.log is empty: name a file, or set audit.disabled = true to write no audit log", file)
+	case s.ReplayFile == "":
+		return fmt.Errorf("%s: request.replay_file is empty: a node must remember the requests it ran across restarts", file)
 	case s.AuditDisabled && s.AuditReaders != "":
 		return fmt.Errorf("%s: audit.readers needs the audit log, but audit.disabled = true", file)
 	}

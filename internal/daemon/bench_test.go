@@ -26,17 +26,19 @@ import (
 // real embedded NATS server.
 func BenchmarkNode(b *testing.B) {
 	for _, tc := range []struct {
-		name          string
-		policy, audit bool
+		name                  string
+		policy, audit, replay bool
 	}{
-		{"plain", false, false},
-		{"policy+audit", true, true},
+		{"plain", false, false, false},
+		{"policy+audit", true, true, false},
+		// The production configuration: the replay cache persisted too.
+		{"policy+audit+replayfile", true, true, true},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchNode(b, tc.policy, tc.audit) })
+		b.Run(tc.name, func(b *testing.B) { benchNode(b, tc.policy, tc.audit, tc.replay) })
 	}
 }
 
-func benchNode(b *testing.B, withPolicy, withAudit bool) {
+func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile bool) {
 	ca, err := pki.NewCA("bench CA", time.Now())
 	if err != nil {
 		b.Fatal(err)
@@ -54,6 +56,9 @@ func benchNode(b *testing.B, withPolicy, withAudit bool) {
 		b.Fatal(err)
 	}
 	opts := mcoserver.Options{Identity: node, Verifier: v}
+	if withReplayFile {
+		opts.ReplayFile = filepath.Join(b.TempDir(), "replay.seen")
+	}
 	if withPolicy {
 		dir := b.TempDir()
 		// 49 rules that do not match alice, then the one that does: the

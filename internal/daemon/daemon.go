@@ -75,7 +75,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	opts := server.Options{
 		Identity: d.id, Verifier: d.verifier, Collectives: cfg.Collectives, Facts: d.facts,
 		AuditFailOpen: cfg.AuditFailOpen, MaxMessageSize: cfg.MaxMessageSize, Skew: cfg.Skew,
-		MaxTTL: cfg.MaxTTL, Version: version, Logger: log,
+		MaxTTL: cfg.MaxTTL, Version: version, Logger: log, ReplayFile: cfg.ReplayFile,
 	}
 	if cfg.PolicyDir != "" {
 		opts.Authorizer = Policy{authz.New(authz.Options{

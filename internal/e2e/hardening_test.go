@@ -2,6 +2,9 @@ package e2e
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,13 +62,14 @@ func TestCompoundPolicyColumnsDeny(t *testing.T) {
 
 // nodeDefaults adds what every test daemon needs now that a node is secure by
 // default (a policy directory that denies, an audit log in
-// /var/log/marionette): unless the test configures them itself, its own
+// /var/log/marionette, a replay file in /var/lib/marionette): unless the test configures them itself, its own
 // audit log, and a policy directory of its own where agents without a policy
 // file are allowed — the daemon still runs through ActionPolicy.
 func nodeDefaults(dir string, extra []string) []string {
-	var policy, audit bool
+	var policy, audit, replay bool
 	for _, l := range extra {
 		l = strings.TrimSpace(l)
+		replay = replay || strings.HasPrefix(l, "request.replay_file")
 		policy = policy || strings.HasPrefix(l, "policy.")
 		audit = audit || strings.HasPrefix(l, "audit.log") || strings.HasPrefix(l, "audit.disabled")
 	}
@@ -75,6 +79,9 @@ func nodeDefaults(dir string, extra []string) []string {
 	}
 	if !audit {
 		out = append(out, "audit.log = "+filepath.Join(dir, "audit.log"))
+	}
+	if !replay {
+		out = append(out, "request.replay_file = "+filepath.Join(dir, "replay.seen"))
 	}
 	return out
 }
@@ -88,8 +95,8 @@ func minimalNode(t *testing.T, c *collective, name string, extra ...string) *pro
 	}
 	dir := filepath.Join(c.dir, "nodes", name)
 	conf := filepath.Join(dir, "server.conf")
-	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\nagents.disabled = package, service\n%s\n",
-		c.broker.URL(), c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(extra, "\n")))
+	writeFile(t, conf, fmt.Sprintf("broker = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\nagents.disabled = package, service\nrequest.replay_file = %s\n%s\n",
+		c.broker.URL(), c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), filepath.Join(dir, "replay.seen"), strings.Join(extra, "\n")))
 	p := startProcess(t, "daemon "+name, dir, "server", "run", "-c", conf, "--log-level", "debug")
 	p.waitStderr(t, "node ready")
 	return p
@@ -121,7 +128,7 @@ func TestSecureByDefault(t *testing.T) {
 	c := newCollective(t, collectiveOptions{})
 	alice := c.connect(c.clientConf())
 
-	// Only the audit path is moved out of /var/log for the test.
+	// Only the audit and replay paths are moved out of /var for the test.
 	auditLog := filepath.Join(c.dir, "default.audit.log")
 	p := minimalNode(t, c, "default.e2e", "audit.log = "+auditLog)
 	if st := pingStatus(t, alice, "default.e2e"); st != protocol.Aborted {
@@ -152,4 +159,109 @@ func TestSecureByDefault(t *testing.T) {
 	if r := mco(t, "", "server", "run", "-c", conf); r.code == 0 || !strings.Contains(r.stderr, "policy.disabled = true and policy.dir are both set") {
 		t.Errorf("contradictory config: exit %d\n%s", r.code, r.stderr)
 	}
+}
+
+// signed builds a signed rpcutil ping for node from rc's certificate, changed
+// by edit, and returns its id and the exact envelope bytes.
+func (rc *rawCaller) signed(t *testing.T, edit func(*protocol.Request)) (string, []byte) {
+	t.Helper()
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	req := protocol.Request{
+		Protocol: protocol.RequestProtocol, ID: hex.EncodeToString(b[:]), Sender: rc.id.Name(), CallerID: "cert=" + rc.id.Name(),
+		Collective: "mcollective", Agent: "rpcutil", Action: "ping",
+		Time: time.Now().UnixNano(), TTL: 600, ProcessResults: true,
+	}
+	if edit != nil {
+		edit(&req)
+	}
+	if req.ReplyTo == "" {
+		req.ReplyTo = protocol.ReplySubject(req.Collective, protocol.CallerHash(rc.id.Name()), "r"+hex.EncodeToString(b[:4]))
+	}
+	body, err := json.Marshal(&req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := json.Marshal(&protocol.SecureRequest{Protocol: protocol.SecureRequestProtocol, Request: body, Signature: rc.id.Sign(body), Cert: rc.id.Cert.Raw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req.ID, msg
+}
+
+// publish sends raw bytes on subject.
+func (rc *rawCaller) publish(t *testing.T, subject string, msg []byte) {
+	t.Helper()
+	if err := rc.nc.Publish(subject, msg); err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.nc.Flush(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// replyTo waits up to wait for the reply to request id.
+func (rc *rawCaller) replyTo(t *testing.T, id string, wait time.Duration) (protocol.Reply, bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		m, err := rc.sub.NextMsg(time.Until(deadline))
+		if err != nil {
+			break
+		}
+		var env protocol.SecureReply
+		var rep protocol.Reply
+		if json.Unmarshal(m.Data, &env) != nil || json.Unmarshal(env.Reply, &rep) != nil {
+			t.Fatalf("undecodable reply: %s", m.Data)
+		}
+		if rep.RequestID == id {
+			return rep, true
+		}
+	}
+	return protocol.Reply{}, false
+}
+
+// TestReplayAcrossRestartRefused: the same signed bytes, accepted once, are
+// refused after the daemon is killed with SIGKILL and started again (the
+// replay cache is persisted), while a fresh request is served.
+func TestReplayAcrossRestartRefused(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	node := "replay.e2e"
+	d := c.startDaemon(node)
+	rc := newRawCaller(t, c, "mallory.mcollective")
+	id, msg := rc.signed(t, nil)
+	rc.publish(t, protocol.NodeSubject("mcollective", node), msg)
+	if rep, ok := rc.replyTo(t, id, 10*time.Second); !ok || rep.Status != protocol.OK {
+		t.Fatalf("first delivery: reply %+v, %v", rep, ok)
+	}
+
+	_ = d.cmd.Process.Kill()
+	_ = d.cmd.Wait()
+	c.startDaemon(node)
+	rc.publish(t, protocol.NodeSubject("mcollective", node), msg)
+	if n := waitDropped(t, c, c.clientConf(), node, "replayed"); n != 1 {
+		t.Fatalf("replayed drops after restart = %v, want 1", n)
+	}
+	if rep, ok := rc.replyTo(t, id, time.Second); ok {
+		t.Fatalf("the replay after restart was answered: %+v", rep)
+	}
+	fresh, msg2 := rc.signed(t, nil)
+	rc.publish(t, protocol.NodeSubject("mcollective", node), msg2)
+	if rep, ok := rc.replyTo(t, fresh, 10*time.Second); !ok || rep.Status != protocol.OK {
+		t.Fatalf("fresh request after restart: reply %+v, %v", rep, ok)
+	}
+}
+
+// TestHugeRequestIDsRefused: a request id of 100 KB (once stored for an hour
+// before the filter was checked) is refused at decoding and counted.
+func TestHugeRequestIDsRefused(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	node := "ids.e2e"
+	c.startDaemon(node)
+	rc := newRawCaller(t, c, "mallory.mcollective")
+	for _, bad := range []string{strings.Repeat("a", 100_000), "a.b", "x y"} {
+		_, msg := rc.signed(t, func(r *protocol.Request) { r.ID = bad })
+		rc.publish(t, protocol.NodeSubject("mcollective", node), msg)
+	}
+	poll(t, "3 bad_id drops", func() bool { return waitDropped(t, c, c.clientConf(), node, "bad_id") >= 3 })
 }

@@ -121,6 +121,11 @@ func (s *Server) decodeAndAuthenticate(data []byte) (*protocol.Request, string, 
 		s.stats.Unvalidated.Add(1)
 		return nil, "", s.dropf(dropMalformed, "request from %q lacks an id, agent or action", cert.Subject.CommonName)
 	}
+	if err := protocol.CheckRequestID(req.ID); err != nil {
+		// Before anything stores or logs the id in full.
+		s.stats.Unvalidated.Add(1)
+		return nil, "", s.dropf(dropBadID, "request from %q: %v", cert.Subject.CommonName, err)
+	}
 	s.stats.Validated.Add(1)
 	return &req, cert.Subject.CommonName, nil
 }
@@ -156,8 +161,17 @@ func (s *Server) checkFreshness(r *request) bool {
 		s.dropf(dropExpired, "request %s from %q expired %s ago", req.ID, r.caller, r.received.Sub(created.Add(ttl)).Round(time.Millisecond))
 		return false
 	}
-	if !s.replay.firstSeen(req.ID, r.received, created.Add(ttl+s.opts.Skew)) {
+	switch err := s.replay.firstSeen(r.caller, req.ID, r.received, created.Add(ttl+s.opts.Skew)); {
+	case err == nil:
+	case errors.Is(err, errReplayed):
 		s.dropf(dropReplay, "request %s from %q was already received", req.ID, r.caller)
+		return false
+	case errors.Is(err, errCallerFull), errors.Is(err, errCacheFull):
+		s.dropf(dropReplayFull, "request %s from %q refused: %v", req.ID, r.caller, err)
+		return false
+	default:
+		s.log.Error("replay cache write failed: refusing requests", "err", err)
+		s.dropf(dropReplayStore, "request %s from %q refused: %v", req.ID, r.caller, err)
 		return false
 	}
 	return true

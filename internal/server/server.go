@@ -89,8 +89,18 @@ type Options struct {
 	// node up; a call past the budget fails, and a failed call never selects
 	// a node nor allows a request.
 	DataBudget time.Duration
-	Version    string
-	Logger     *slog.Logger
+	// ReplayFile persists the ids of accepted requests until they expire,
+	// so that a restarted node cannot accept a request it saw before; ""
+	// keeps them in memory only (in-process nodes of mco dev and tests).
+	ReplayFile string
+	// ReplayMaxEntries and ReplayMaxPerCaller bound the replay cache (in ids;
+	// defaults DefaultReplayMaxEntries, DefaultReplayMaxPerCaller). A
+	// request that would exceed either is refused and counted, never let
+	// through by forgetting an older id.
+	ReplayMaxEntries   int
+	ReplayMaxPerCaller int
+	Version            string
+	Logger             *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -140,12 +150,19 @@ func New(opts Options, agents ...*agent.Agent) (*Server, error) {
 	if opts.Facts == nil {
 		opts.Facts = noFacts{}
 	}
+	replay := newReplayCache(opts.ReplayMaxEntries, opts.ReplayMaxPerCaller)
+	if opts.ReplayFile != "" {
+		var err error
+		if replay, err = openReplayCache(opts.ReplayFile, opts.Now(), opts.ReplayMaxEntries, opts.ReplayMaxPerCaller); err != nil {
+			return nil, err
+		}
+	}
 	s := &Server{
 		opts:   opts,
 		log:    opts.Logger.With("node", opts.Identity.Name()),
 		now:    opts.Now,
 		stats:  newStats(),
-		replay: newReplayCache(),
+		replay: replay,
 		subs:   map[string]*nats.Subscription{},
 	}
 	s.setAgents(agents)
@@ -302,6 +319,9 @@ func (s *Server) Stop() {
 	s.mu.Lock()
 	s.nc = nil
 	s.mu.Unlock()
+	if err := s.replay.close(); err != nil {
+		s.log.Error("closing the replay cache", "err", err)
+	}
 }
 
 func (s *Server) onBroadcast(m *nats.Msg) { s.handle(m.Data, true) }

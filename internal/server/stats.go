@@ -19,10 +19,19 @@ const (
 	dropCollective = "wrong_collective"
 	dropReplyTo    = "bad_reply_to"
 	dropTTL        = "bad_ttl"
+	// dropBadID: an id longer than protocol.MaxRequestIDLength or with
+	// characters outside [A-Za-z0-9_-].
+	dropBadID = "bad_id"
+	// dropReplayFull: the caller's share of the replay cache, or the whole
+	// cache, is full until older ids expire.
+	dropReplayFull = "replay_cache_full"
+	// dropReplayStore: the id could not be written to the replay file.
+	dropReplayStore = "replay_store_failed"
 )
 
 var dropReasons = []string{dropOversized, dropMalformed, dropProtocol, dropSignature, dropCert,
-	dropCaller, dropExpired, dropFuture, dropReplay, dropCollective, dropReplyTo, dropTTL}
+	dropCaller, dropExpired, dropFuture, dropReplay, dropCollective, dropReplyTo, dropTTL,
+	dropBadID, dropReplayFull, dropReplayStore}
 
 // Stats are the daemon's request counters. The field names follow
 // MCollective's daemon_stats where one exists.
