@@ -36,19 +36,22 @@ const Mask = "********"
 // RequestRecord is written when a node accepts a request for processing,
 // whether authorization then allows or denies it.
 type RequestRecord struct {
-	Kind        Kind           `json:"kind"` // always KindRequest
-	Time        time.Time      `json:"time"` // when the node processed it
-	RequestID   string         `json:"request_id"`
-	RequestTime time.Time      `json:"request_time"` // the request's created time
-	Caller      string         `json:"caller"`       // cert=<certname>
-	Sender      string         `json:"sender"`
-	Collective  string         `json:"collective"`
-	Agent       string         `json:"agent"`
-	Action      string         `json:"action"`
-	Arguments   map[string]any `json:"arguments,omitempty"` // secrets masked, see MaskArguments
-	Decision    Decision       `json:"decision"`
-	PolicyLine  string         `json:"policy_line,omitempty"` // e.g. "rpcutil.policy:3" or "default deny"
-	Node        string         `json:"node"`                  // the auditing node's identity
+	Kind        Kind      `json:"kind"` // always KindRequest
+	Time        time.Time `json:"time"` // when the node processed it
+	RequestID   string    `json:"request_id"`
+	RequestTime time.Time `json:"request_time"` // the request's created time
+	Caller      string    `json:"caller"`       // cert=<certname>
+	// Signer is the certname that signed the request: the caller's own, or
+	// a privileged front end's acting for the caller.
+	Signer     string         `json:"signer,omitempty"`
+	Sender     string         `json:"sender"` // the client identity, checked to be the signer's certname
+	Collective string         `json:"collective"`
+	Agent      string         `json:"agent"`
+	Action     string         `json:"action"`
+	Arguments  map[string]any `json:"arguments,omitempty"` // secrets masked, see MaskArguments
+	Decision   Decision       `json:"decision"`
+	PolicyLine string         `json:"policy_line,omitempty"` // e.g. "rpcutil.policy:3" or "default deny"
+	Node       string         `json:"node"`                  // the auditing node's identity
 }
 
 // CompleteRecord is written when a request's action finished (or was refused),

@@ -63,7 +63,7 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 	}
 	return a.Log.Append(&audit.RequestRecord{
 		Kind: audit.KindRequest, Time: now, RequestID: req.ID, RequestTime: req.Created(),
-		Caller: req.CallerID, Sender: req.Sender, Collective: req.Collective, Agent: req.Agent,
+		Caller: req.CallerID, Signer: ev.Signer, Sender: req.Sender, Collective: req.Collective, Agent: req.Agent,
 		Action: req.Action, Arguments: audit.MaskArguments(req.Data, secrets), Decision: decision,
 		PolicyLine: ev.Decision.Rule, Node: a.Node,
 	})

@@ -265,3 +265,69 @@ func TestHugeRequestIDsRefused(t *testing.T) {
 	}
 	poll(t, "3 bad_id drops", func() bool { return waitDropped(t, c, c.clientConf(), node, "bad_id") >= 3 })
 }
+
+// TestSenderIsTheSignerAndAudited: a request whose sender is not its
+// signer's certname is dropped; a privileged front end acting for alice is
+// audited with caller alice and signer the front end, so the two can be told
+// apart.
+func TestSenderIsTheSignerAndAudited(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	auditLog := filepath.Join(c.dir, "signer.log")
+	node := "signer.e2e"
+	c.startDaemon(node, "audit.log = "+auditLog)
+
+	mallory := newRawCaller(t, c, "mallory.mcollective")
+	_, msg := mallory.signed(t, func(r *protocol.Request) { r.Sender = "alice.mcollective" })
+	mallory.publish(t, protocol.NodeSubject("mcollective", node), msg)
+	if n := waitDropped(t, c, c.clientConf(), node, "sender_mismatch"); n != 1 {
+		t.Fatalf("sender_mismatch drops = %v, want 1", n)
+	}
+
+	ui := newRawCaller(t, c, "ui.privileged.mcollective")
+	id, msg := ui.signed(t, func(r *protocol.Request) { r.CallerID = "cert=alice.mcollective" })
+	ui.publish(t, protocol.NodeSubject("mcollective", node), msg)
+	if rep, ok := ui.replyTo(t, id, 10*time.Second); !ok || rep.Status != protocol.OK {
+		t.Fatalf("front end for alice: %+v, %v", rep, ok)
+	}
+	rec := waitForAudit(t, auditLog, func(m map[string]any) bool { return m["request_id"] == id && m["kind"] == "request" })
+	if rec["caller"] != "cert=alice.mcollective" || rec["signer"] != "ui.privileged.mcollective" || rec["sender"] != "ui.privileged.mcollective" {
+		t.Errorf("audit of the front end's request: caller %v signer %v sender %v", rec["caller"], rec["signer"], rec["sender"])
+	}
+}
+
+// TestCollectiveBoundToSubject: a client the broker restricts to
+// development publishes, on a development subject, a request labelled
+// production for a node in both; the node drops it (it once ran and audited
+// it) and still serves the client in development.
+func TestCollectiveBoundToSubject(t *testing.T) {
+	c := newCollective(t, collectiveOptions{BrokerCollectives: map[string][]string{"dev.mcollective": {"development"}}})
+	rc := newRawCaller(t, c, "dev.mcollective") // writes dev.mcollective.conf: first
+	dev := c.client("dev.mcollective", "collective = development")
+	ops := c.client("ops.mcollective", "collective = production")
+	node := "both.e2e"
+	auditLog := filepath.Join(c.dir, "both.log")
+	runDaemon(t, c, c.broker.URL(), node, ops, "collectives = production, development", "audit.log = "+auditLog)
+
+	id, msg := rc.signed(t, func(r *protocol.Request) {
+		r.Collective, r.ProcessResults, r.ReplyTo = "production", false, "x"
+	})
+	rc.publish(t, protocol.NodeSubject("development", node), msg)
+	if n := waitDropped(t, c, ops, node, "wrong_collective"); n != 1 {
+		t.Fatalf("wrong_collective drops = %v, want 1", n)
+	}
+	if strings.Contains(readFileT(t, auditLog), id) {
+		t.Errorf("the mislabelled request was audited (so it was accepted)")
+	}
+	if r := mco(t, "", "-c", dev, "rpc", "rpcutil", "ping", "-I", node, "-t", "5s"); r.code != 0 {
+		t.Errorf("dev in development: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+func readFileT(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil && !os.IsNotExist(err) {
+		t.Fatal(err)
+	}
+	return string(b)
+}

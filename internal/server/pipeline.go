@@ -24,6 +24,7 @@ type request struct {
 	dataCtx    context.Context
 	dataCancel context.CancelFunc
 	req        *protocol.Request
+	subject    string // the subject it arrived on; "" from Handle (tests)
 	caller     string // certname of the verified signer
 	received   time.Time
 	agent      *agent.Agent
@@ -33,8 +34,14 @@ type request struct {
 
 // Handle runs one raw message through the pipeline. It never panics on bad
 // input and never blocks on a running action: once accepted, the action runs
-// on its own goroutine.
-func (s *Server) Handle(data []byte) { s.handle(data, false) }
+// on its own goroutine. It is for tests and benchmarks, which have no
+// subject: the check that a request's collective is the one of the subject
+// it arrived on is skipped (the node's subscriptions use HandleMsg).
+func (s *Server) Handle(data []byte) { s.handle("", data, false) }
+
+// HandleMsg is Handle for a message that arrived on subject: a request is
+// accepted only for the collective the subject belongs to.
+func (s *Server) HandleMsg(subject string, data []byte) { s.handle(subject, data, false) }
 
 // handle runs the pipeline. inline allows running the action on the calling
 // goroutine: broadcast subscriptions (one per agent) allow it for quick
@@ -42,9 +49,9 @@ func (s *Server) Handle(data []byte) { s.handle(data, false) }
 // its verification directly instead of queueing behind every other node's
 // work. Directed requests share one subscription for all agents, and slow
 // agents must not hold up their own later requests: both get a goroutine.
-func (s *Server) handle(data []byte, inline bool) {
+func (s *Server) handle(subject string, data []byte, inline bool) {
 	s.stats.Total.Add(1)
-	r := &request{received: s.now()}
+	r := &request{received: s.now(), subject: subject}
 	defer func() {
 		if r.dataCancel != nil {
 			r.dataCancel()
@@ -117,6 +124,13 @@ func (s *Server) decodeAndAuthenticate(data []byte) (*protocol.Request, string, 
 		s.stats.Unvalidated.Add(1)
 		return nil, "", s.dropf(dropCaller, "request %s: %v", req.ID, err)
 	}
+	// The sender is the client's identity, which is its certname: a front
+	// end acting for alice still sends as itself, and the audit record keeps
+	// both (caller and signer).
+	if req.Sender != cert.Subject.CommonName {
+		s.stats.Unvalidated.Add(1)
+		return nil, "", s.dropf(dropSender, "request from %q claims sender %q", cert.Subject.CommonName, req.Sender)
+	}
 	if req.ID == "" || req.Agent == "" || req.Action == "" {
 		s.stats.Unvalidated.Add(1)
 		return nil, "", s.dropf(dropMalformed, "request from %q lacks an id, agent or action", cert.Subject.CommonName)
@@ -137,6 +151,13 @@ func (s *Server) checkFreshness(r *request) bool {
 	req := r.req
 	if !s.inCollective(req.Collective) {
 		s.dropf(dropCollective, "request %s is for collective %q", req.ID, req.Collective)
+		return false
+	}
+	// The broker decides who may publish in which collective by subject; a
+	// request labelled for another collective than its subject's would slip
+	// past that restriction.
+	if sc, _, _ := strings.Cut(r.subject, "."); r.subject != "" && sc != req.Collective {
+		s.dropf(dropCollective, "request %s for collective %q arrived on %s", req.ID, req.Collective, r.subject)
 		return false
 	}
 	// Replies go only to the signer's own reply subjects, so nobody can aim
@@ -247,7 +268,7 @@ func (s *Server) auditRequest(r *request) bool {
 	if s.opts.Auditor == nil {
 		return true
 	}
-	if err := s.opts.Auditor.Audit(AuditEvent{Request: r.req, Decision: r.decision}); err != nil {
+	if err := s.opts.Auditor.Audit(AuditEvent{Request: r.req, Signer: r.caller, Decision: r.decision}); err != nil {
 		s.stats.AuditErrors.Add(1)
 		s.log.Error("audit write failed", "id", r.req.ID, "err", err)
 		if !s.opts.AuditFailOpen {
@@ -264,7 +285,7 @@ func (s *Server) auditComplete(r *request, status protocol.StatusCode, msg strin
 	if s.opts.Auditor == nil {
 		return
 	}
-	ev := AuditEvent{Request: r.req, Decision: r.decision, Status: status, Message: msg, Duration: d, Complete: true}
+	ev := AuditEvent{Request: r.req, Signer: r.caller, Decision: r.decision, Status: status, Message: msg, Duration: d, Complete: true}
 	if err := s.opts.Auditor.Audit(ev); err != nil {
 		s.stats.AuditErrors.Add(1)
 		s.log.Error("audit write failed", "id", r.req.ID, "err", err)

@@ -53,7 +53,10 @@ type Authorizer interface {
 
 // AuditEvent is what the server tells the auditor about a request.
 type AuditEvent struct {
-	Request  *protocol.Request
+	Request *protocol.Request
+	// Signer is the certname of the certificate that signed the request:
+	// the caller itself, or a privileged front end acting for it.
+	Signer   string
 	Decision Decision
 	// Set on completion only.
 	Status   protocol.StatusCode
@@ -324,9 +327,9 @@ func (s *Server) Stop() {
 	}
 }
 
-func (s *Server) onBroadcast(m *nats.Msg) { s.handle(m.Data, true) }
+func (s *Server) onBroadcast(m *nats.Msg) { s.handle(m.Subject, m.Data, true) }
 
-func (s *Server) onDirected(m *nats.Msg) { s.handle(m.Data, false) }
+func (s *Server) onDirected(m *nats.Msg) { s.handle(m.Subject, m.Data, false) }
 
 // publish sends a message on the node's connection.
 func (s *Server) publish(subject string, data []byte) error {

@@ -19,6 +19,8 @@ const (
 	dropCollective = "wrong_collective"
 	dropReplyTo    = "bad_reply_to"
 	dropTTL        = "bad_ttl"
+	// dropSender: the request's sender is not its signer's certname.
+	dropSender = "sender_mismatch"
 	// dropBadID: an id longer than protocol.MaxRequestIDLength or with
 	// characters outside [A-Za-z0-9_-].
 	dropBadID = "bad_id"
@@ -31,7 +33,7 @@ const (
 
 var dropReasons = []string{dropOversized, dropMalformed, dropProtocol, dropSignature, dropCert,
 	dropCaller, dropExpired, dropFuture, dropReplay, dropCollective, dropReplyTo, dropTTL,
-	dropBadID, dropReplayFull, dropReplayStore}
+	dropBadID, dropReplayFull, dropReplayStore, dropSender}
 
 // Stats are the daemon's request counters. The field names follow
 // MCollective's daemon_stats where one exists.
