@@ -68,7 +68,12 @@ type CollectorOptions struct {
 	OnStore func(node string, line []byte)
 }
 
-// DefaultRetry is five fetch attempts over about half a minute.
+// retryGrace is the time the last fetch attempt of a stalled repair gets.
+const retryGrace = 5 * time.Second
+
+// DefaultRetry is five fetch attempts over about half a minute: a repair that
+// keeps failing gives up at most 35 s (the waits plus retryGrace) after its
+// first failed attempt, however long each attempt would have waited.
 var DefaultRetry = []time.Duration{2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second}
 
 // recentKeep is how many of a node's latest line hashes are kept to
@@ -296,6 +301,11 @@ func (st *nodeState) remember(seq uint64, hash string) {
 func (col *Collector) backfill(identity string, gen, to uint64) {
 	defer col.wg.Done()
 	failures := 0
+	// giveUpAt bounds the retries of one stalled repair, including the time
+	// the attempts themselves take (each fetch is cut off at it): the sum
+	// of Retry after the first failure, not that plus every attempt's own
+	// timeout. Zero while the repair is making progress.
+	var giveUpAt time.Time
 	for {
 		col.mu.Lock()
 		st := col.nodes[identity]
@@ -311,7 +321,12 @@ func (col *Collector) backfill(identity string, gen, to uint64) {
 		}
 		col.mu.Unlock()
 
-		lines, err := col.opts.Fetch(col.ctx, identity, from, to)
+		ctx, cancel := col.ctx, context.CancelFunc(func() {})
+		if !giveUpAt.IsZero() {
+			ctx, cancel = context.WithDeadline(col.ctx, giveUpAt)
+		}
+		lines, err := col.opts.Fetch(ctx, identity, from, to)
+		cancel()
 		if err == nil {
 			col.mu.Lock()
 			if st.gen != gen {
@@ -323,13 +338,26 @@ func (col *Collector) backfill(identity string, gen, to uint64) {
 			col.mu.Unlock()
 			if n > 0 {
 				failures = 0 // progress; a later page gets fresh retries
+				giveUpAt = time.Time{}
 				continue
 			}
 			if err == nil {
 				err = fmt.Errorf("the node returned no line for seq %d..%d", from, to)
 			}
 		}
-		if failures == len(col.opts.Retry) || col.ctx.Err() != nil {
+		if failures == 0 {
+			// The last attempt itself gets retryGrace (or the last wait,
+			// if shorter, so short test retries stay short).
+			budget := retryGrace
+			if n := len(col.opts.Retry); n > 0 {
+				budget = min(retryGrace, col.opts.Retry[n-1])
+			}
+			for _, w := range col.opts.Retry {
+				budget += w
+			}
+			giveUpAt = time.Now().Add(budget)
+		}
+		if failures == len(col.opts.Retry) || col.ctx.Err() != nil || !time.Now().Before(giveUpAt) {
 			col.mu.Lock()
 			if st.gen == gen {
 				col.giveUp(identity, st, fmt.Errorf("after %d attempts: %w", failures+1, err))
@@ -337,7 +365,7 @@ func (col *Collector) backfill(identity string, gen, to uint64) {
 			col.mu.Unlock()
 			return
 		}
-		wait := col.opts.Retry[failures]
+		wait := min(col.opts.Retry[failures], time.Until(giveUpAt))
 		failures++
 		col.logger.Warn("audit gap: fetching missing lines failed; retrying", "node", identity,
 			"from", from, "to", to, "err", err, "retry_in", wait)

@@ -295,3 +295,52 @@ func TestCollectorBackfillResumed(t *testing.T) {
 		t.Errorf("VerifyFile = %d, %v; want 6 intact lines", n, err)
 	}
 }
+
+// TestCollectorBackfillBoundedRetries: a node that never answers a fetch
+// (each attempt would wait for its own long timeout) does not stretch the
+// repair past the documented retry budget: every retry runs under the
+// repair's deadline, and the gap is stored flagged (issue 11 #6: the
+// collector once retried ~150 s where the docs said ~30 s).
+func TestCollectorBackfillBoundedRetries(t *testing.T) {
+	_, lines := writeTestLog(t, 6, Options{})
+	var mu sync.Mutex
+	var calls int
+	var deadlines []bool
+	fetch := func(ctx context.Context, node string, from, to uint64) ([][]byte, error) {
+		mu.Lock()
+		calls++
+		first := calls == 1
+		_, has := ctx.Deadline()
+		deadlines = append(deadlines, has)
+		mu.Unlock()
+		if first {
+			return nil, errors.New("no response")
+		}
+		<-ctx.Done() // a node that never answers
+		return nil, ctx.Err()
+	}
+	col, err := NewCollectorWith(t.TempDir(), CollectorOptions{Logger: quietLogger(), Fetch: fetch,
+		Retry: []time.Duration{time.Millisecond, time.Millisecond, time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer col.Close()
+	for _, i := range []int{0, 1, 4, 5} {
+		if err := col.Handle(backfillNode, lines[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s := waitIdle(t, col, 4); s.Broken != 1 {
+		t.Fatalf("stats %+v, want the gap stored flagged", s)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(deadlines) < 2 || deadlines[0] {
+		t.Fatalf("fetch deadlines %v: want the first attempt on its own timeout, retries under the repair's", deadlines)
+	}
+	for i, has := range deadlines[1:] {
+		if !has {
+			t.Errorf("retry %d ran without the repair's deadline", i+1)
+		}
+	}
+}

@@ -123,7 +123,7 @@ func checkHead(c chain, head *headFile) error {
 // fails the request closed.
 func (l *Log) Append(rec any) error {
 	// Marshal outside the lock: it is the expensive part and needs no order.
-	body, err := json.Marshal(rec)
+	body, err := encodeJSON(rec)
 	if err != nil {
 		return fmt.Errorf("audit append: %w", err)
 	}

@@ -50,7 +50,7 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 	if ev.Complete {
 		return a.Log.Append(&audit.CompleteRecord{
 			Kind: audit.KindComplete, Time: now, RequestID: req.ID, Status: int(ev.Status),
-			StatusMessage: ev.Message, DurationMS: ev.Duration.Milliseconds(), Node: a.Node,
+			StatusMessage: audit.BoundMessage(ev.Message), DurationMS: ev.Duration.Milliseconds(), Node: a.Node,
 		})
 	}
 	decision := audit.Deny
@@ -64,7 +64,7 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 	return a.Log.Append(&audit.RequestRecord{
 		Kind: audit.KindRequest, Time: now, RequestID: req.ID, RequestTime: req.Created(),
 		Caller: req.CallerID, Signer: ev.Signer, Sender: req.Sender, Collective: req.Collective, Agent: req.Agent,
-		Action: req.Action, Arguments: audit.MaskArguments(req.Data, secrets), Decision: decision,
+		Action: req.Action, Arguments: audit.BoundArguments(audit.MaskArguments(req.Data, secrets)), Decision: decision,
 		PolicyLine: ev.Decision.Rule, Node: a.Node,
 	})
 }

@@ -331,3 +331,29 @@ func readFileT(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// TestHugeArgumentAudited: a 100 KB argument of '<' (once a 600 KB audit line, HTML-escaped,
+// that could never reach the central store) is recorded by size and hash in
+// a small line, and the log still verifies.
+func TestHugeArgumentAudited(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	auditLog := filepath.Join(c.dir, "huge.log")
+	node := "huge.e2e"
+	c.startDaemon(node, "audit.log = "+auditLog)
+	rc := newRawCaller(t, c, "mallory.mcollective")
+	id, msg := rc.signed(t, func(r *protocol.Request) { r.Data = map[string]any{"x": strings.Repeat("<", 100_000)} })
+	rc.publish(t, protocol.NodeSubject("mcollective", node), msg)
+	rec := waitForAudit(t, auditLog, func(m map[string]any) bool { return m["request_id"] == id && m["kind"] == "request" })
+	x, _ := rec["arguments"].(map[string]any)["x"].(map[string]any)
+	if x["omitted"] != true || x["bytes"] != float64(100_002) || len(fmt.Sprint(x["sha256"])) != 64 {
+		t.Fatalf("argument recorded as %v, want its size and hash", rec["arguments"])
+	}
+	for _, line := range strings.Split(readFileT(t, auditLog), "\n") {
+		if len(line) > 20_000 {
+			t.Fatalf("an audit line of %d bytes", len(line))
+		}
+	}
+	if r := mco(t, "", "audit", "verify", auditLog); r.code != 0 {
+		t.Fatalf("audit verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
