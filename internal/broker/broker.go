@@ -112,9 +112,12 @@ func Start(opts Options) (*Broker, error) {
 		}
 	}
 	if opts.Monitor != "" {
-		mhost, mport, err := splitHostPort(opts.Monitor)
+		mhost, mport, err := monitorAddr(opts.Monitor)
 		if err != nil {
 			return nil, fmt.Errorf("monitor %q: %w", opts.Monitor, err)
+		}
+		if ip := net.ParseIP(mhost); mhost != "localhost" && (ip == nil || !ip.IsLoopback()) {
+			opts.Logger.Warn("NATS monitoring endpoint reachable beyond this host: it has no authentication and lists every connection and subscription", "monitor", net.JoinHostPort(mhost, strconv.Itoa(mport)))
 		}
 		no.HTTPHost, no.HTTPPort = mhost, mport
 	}
@@ -143,6 +146,9 @@ func (b *Broker) URL() string {
 
 // ClusterAddr is the route listener's address, when clustering.
 func (b *Broker) ClusterAddr() net.Addr { return b.ns.ClusterAddr() }
+
+// MonitorAddr is the monitoring endpoint's address, nil when it is off.
+func (b *Broker) MonitorAddr() *net.TCPAddr { return b.ns.MonitorAddr() }
 
 // NumClients is the number of connected clients and nodes.
 func (b *Broker) NumClients() int { return b.ns.NumClients() }
@@ -286,6 +292,25 @@ func onlyBrokers(v *security.Verifier) func([][]byte, [][]*x509.Certificate) err
 		}
 		return nil
 	}
+}
+
+// monitorAddr reads the monitor setting: "PORT", ":PORT" or "HOST:PORT".
+// Without a host it binds to 127.0.0.1, not to every interface (what
+// nats-server would do, following the client listener): the endpoint has no
+// authentication and describes every connection, so exposing it must be
+// asked for by naming the address.
+func monitorAddr(v string) (string, int, error) {
+	if _, err := strconv.Atoi(v); err == nil {
+		v = ":" + v
+	}
+	host, port, err := splitHostPort(v)
+	if err != nil {
+		return "", 0, err
+	}
+	if host == "" {
+		host = "127.0.0.1"
+	}
+	return host, port, nil
 }
 
 func splitHostPort(hp string) (string, int, error) {

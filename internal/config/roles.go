@@ -351,7 +351,7 @@ func (b *Broker) keys(base string) keys {
 		"cluster.listen": {"listener for other brokers (unset: no clustering)", str(&b.ClusterListen)},
 		"cluster.routes": {"route URLs of the other brokers, comma separated", strs(&b.Routes)},
 		"max_payload":    {"largest message in bytes (default 1048576)", integer(&b.MaxPayload)},
-		"monitor":        {"NATS monitoring listener host:port (unset: off)", str(&b.Monitor)},
+		"monitor":        {"NATS monitoring listener: PORT or :PORT (on 127.0.0.1) or HOST:PORT; unauthenticated, so name a host only to expose it (unset: off)", str(&b.Monitor)},
 		"collectors":     {"client certnames (and /regexes/) that may read registration and audit subjects", str(&b.Collectors)},
 		"collectives.*": {"collectives.<client certname> = list: restrict a client to these collectives", func(v string) error {
 			name, cols, _ := cutEq(v)
