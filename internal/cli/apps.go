@@ -62,7 +62,7 @@ Examples:
 // newAppCmd completes cmd into the application described by spec.
 func newAppCmd(app *App, spec appSpec, cmd *cobra.Command) *cobra.Command {
 	f := &clientFlags{}
-	var yes bool
+	var yes, noResults bool
 	cmd.Args = cobra.MinimumNArgs(1)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		call, err := spec.prepare(cmd, app, args)
@@ -73,9 +73,10 @@ func newAppCmd(app *App, spec appSpec, cmd *cobra.Command) *cobra.Command {
 		if !yes && !slices.Contains(spec.readOnly, call.action) && f.unfiltered() {
 			confirm = func(d *discovery.Result) error { return confirmAll(app, call, spec, d) }
 		}
-		return runCall(cmd, app, f, call, false, confirm)
+		return runCall(cmd, app, f, call, noResults, confirm)
 	}
 	f.register(cmd, true)
+	cmd.Flags().BoolVar(&noResults, "no-results", false, "send fire-and-forget: nodes run the action but do not reply (also --nr)")
 	cmd.Flags().BoolVarP(&yes, "yes", "y", false, "do not ask for confirmation before changing every node")
 	return cmd
 }

@@ -21,36 +21,53 @@ type clientFlags struct {
 	identity, fact, class, agent, with, compound []string
 	collective                                   string
 	dm, nodes                                    string
+	discoveryOptions                             []string // --do: the method's source
 	timeout, discoveryTimeout, ttl               time.Duration
-	json, jsonl, noProgress, verbose             bool
+	json, jsonl, noProgress, verbose, quiet      bool
 	display                                      string
 	replyTo                                      string       // rpc --reply-to
 	rollout                                      rolloutFlags // --batch, --limit ... (rpc, package, service)
 	confPath                                     string       // the client.conf connect loaded (--dm inventory reads registration.dir)
 }
 
+// register declares the flags of a client command. Every command takes
+// MCollective 2.12's spellings too (see mcollectiveAlias and
+// docs/usage.md); output commands (rpc, package, service) add the output
+// and rollout flags, the others only --limit and -1.
 func (f *clientFlags) register(cmd *cobra.Command, output bool) {
+	f.registerSelection(cmd)
 	fs := cmd.Flags()
-	fs.StringArrayVarP(&f.identity, "identity", "I", nil, "match node identity (exact or /regex/); repeat to OR")
-	fs.StringArrayVarP(&f.fact, "fact", "F", nil, "match a fact: fact=value, fact>value, fact=~/re/ ...; repeat to AND")
-	fs.StringArrayVarP(&f.class, "class", "C", nil, "match a configuration class (exact or /regex/)")
-	fs.StringArrayVarP(&f.agent, "agent", "A", nil, "match nodes hosting an agent (exact or /regex/)")
-	fs.StringArrayVarP(&f.with, "with", "W", nil, "combined filter: space separated facts (with an operator) and classes")
-	fs.StringArrayVarP(&f.compound, "select", "S", nil, "compound filter: and/or/not, parentheses, facts, classes, data functions")
 	fs.StringVarP(&f.collective, "target", "T", "", "collective to address (default: the configured main collective)")
-	fs.StringVar(&f.dm, "dm", "", "discovery method: "+strings.Join(discovery.Methods(), ", ")+" (default broadcast; stdin when input is piped and no filter is given)")
+	fs.StringVar(&f.dm, "dm", "", "discovery method: "+strings.Join(discovery.Methods(), ", ")+" (default broadcast; stdin when input is piped and no filter is given) (also --disc-method)")
 	fs.StringVar(&f.nodes, "nodes", "", "file of node identities (text one per line, JSON list, or mco --json output), - for standard input; implies --dm flatfile")
-	fs.DurationVarP(&f.timeout, "timeout", "t", 0, "how long to wait for replies (default: the action's DDL timeout)")
-	fs.DurationVar(&f.discoveryTimeout, "discovery-timeout", 0, "longest broadcast discovery (it ends earlier, once replies stop)")
-	fs.DurationVar(&f.ttl, "ttl", 0, "how long the request stays valid on the nodes (default: the configured ttl, 60s)")
+	fs.StringArrayVar(&f.discoveryOptions, "discovery-options", nil, "option of the --dm method: the file (flatfile), program (external) or directory (inventory) (also --do)")
+	durationVarP(fs, &f.timeout, "timeout", "t", 0, "how long to wait for replies, in seconds or as 1m30s (default: the action's DDL timeout)")
+	durationVar(fs, &f.discoveryTimeout, "discovery-timeout", 0, "longest broadcast discovery, in seconds or as 2s (it ends earlier, once replies stop) (also --dt)")
+	durationVar(fs, &f.ttl, "ttl", 0, "how long the request stays valid on the nodes, in seconds or as 5m (default: the configured ttl, 60s)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "more detail")
+	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar and no verbose detail")
+	fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar (also --np)")
 	if output {
-		fs.BoolVar(&f.json, "json", false, "print one JSON document (replies, stats, no-response list)")
+		fs.BoolVarP(&f.json, "json", "j", false, "print one JSON document (replies, stats, no-response list)")
 		fs.BoolVar(&f.jsonl, "jsonl", false, "print one JSON reply per line, then a summary line")
-		fs.BoolVar(&f.noProgress, "no-progress", false, "no progress bar")
 		fs.StringVar(&f.display, "display", "", "which replies to show: ok, failed or all (default: the DDL's rule)")
 		f.rollout.register(cmd)
+	} else {
+		f.rollout.registerLimit(cmd)
 	}
+}
+
+// registerSelection declares the filter flags alone (-I -F -C -A -W -S), for
+// commands that evaluate a filter without sending anything.
+func (f *clientFlags) registerSelection(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringArrayVarP(&f.identity, "identity", "I", nil, "match node identity (exact or /regex/); repeat to OR (also --wi, --with-identity)")
+	fs.StringArrayVarP(&f.fact, "fact", "F", nil, "match a fact: fact=value, fact>value, fact=~/re/ ...; repeat to AND (also --wf, --with-fact)")
+	fs.StringArrayVarP(&f.class, "class", "C", nil, "match a configuration class (exact or /regex/) (also --wc, --with-class)")
+	fs.StringArrayVarP(&f.agent, "with-agent", "A", nil, "match nodes hosting an agent (exact or /regex/) (also --wa; --agent except on rpc)")
+	fs.StringArrayVarP(&f.with, "with", "W", nil, "combined filter: space separated facts (with an operator) and classes")
+	fs.StringArrayVarP(&f.compound, "select", "S", nil, "compound filter: and/or/not, parentheses, facts, classes, data functions")
+	acceptMCollectiveNames(cmd, false)
 }
 
 // buildFilter turns the selection flags into a filter. The called agent is
@@ -150,6 +167,9 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 	if f.timeout == 0 {
 		f.timeout = cfg.Timeout
 	}
+	if f.quiet {
+		f.noProgress, f.verbose = true, false
+	}
 	return client.Connect(cfg)
 }
 
@@ -157,6 +177,9 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 // input is (see discovery.Choose); auto is true when stdin was taken only
 // because it is a pipe.
 func (f *clientFlags) method(app *App) (method string, auto bool, err error) {
+	if err := f.applyDiscoveryOptions(); err != nil {
+		return "", false, &ExitError{Code: 1, Err: err}
+	}
 	src := discovery.StdinOther
 	if !app.StdinTTY {
 		src = discovery.ClassifyStdin(app.Stdin)
@@ -197,6 +220,26 @@ func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client,
 		fmt.Fprintf(app.Stderr, "Took %d node identities from standard input\n", res.FromStdin)
 	}
 	return res, nil
+}
+
+// applyDiscoveryOptions turns MCollective's --do into the source of the
+// method --dm names: the same as --nodes, without implying flatfile.
+func (f *clientFlags) applyDiscoveryOptions() error {
+	switch do := f.discoveryOptions; {
+	case len(do) == 0:
+		return nil
+	case len(do) > 1:
+		return fmt.Errorf("--do: the discovery methods take one option, got %d", len(do))
+	case f.nodes != "":
+		return fmt.Errorf("--do %s: give --nodes or --do, not both", do[0])
+	case f.dm == "":
+		return fmt.Errorf("--do %s: passes an option to the method --dm names; give --dm too", do[0])
+	case f.dm == discovery.Broadcast || f.dm == discovery.Stdin:
+		return fmt.Errorf("--do %s: discovery method %s takes no option", do[0], f.dm)
+	default:
+		f.nodes, f.discoveryOptions = do[0], nil
+		return nil
+	}
 }
 
 // contains reports whether list holds s.

@@ -29,10 +29,15 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 				return err
 			}
 			defer cl.Close()
+			ro, err := f.rollout.parse()
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
 			d, err := f.discover(cmd.Context(), app, cl, flt)
 			if err != nil {
 				return err
 			}
+			d.Nodes = ro.limitNodes(d.Nodes)
 			if len(d.Nodes) == 0 {
 				fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
 				return exit(1)
@@ -91,6 +96,6 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 		},
 	}
 	f.register(cmd, false)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON document")
+	cmd.Flags().BoolVarP(&f.json, "json", "j", false, "print one JSON document")
 	return cmd
 }

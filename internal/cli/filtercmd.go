@@ -44,7 +44,7 @@ func newFilterExplainCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
-	f.register(cmd, false)
+	f.registerSelection(cmd)
 	return cmd
 }
 
@@ -85,7 +85,7 @@ facts file, agent at the --agents list.`,
 			return exit(1)
 		},
 	}
-	f.register(cmd, false)
+	f.registerSelection(cmd)
 	fs := cmd.Flags()
 	fs.StringVar(&factsPath, "facts", "", "facts file (YAML or JSON) to evaluate against")
 	fs.StringVar(&classesPath, "classes", "", "classes file, one class per line")

@@ -33,10 +33,15 @@ func newFindCmd(app *App) *cobra.Command {
 			if f.dm == "" && f.nodes == "" && f.directTargets() != nil {
 				f.dm = discovery.Broadcast
 			}
+			ro, err := f.rollout.parse()
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
 			d, err := f.discover(cmd.Context(), app, cl, flt)
 			if err != nil {
 				return err
 			}
+			d.Nodes = ro.limitNodes(d.Nodes)
 			if asJSON {
 				nodes := d.Nodes
 				if nodes == nil {
@@ -57,6 +62,6 @@ func newFindCmd(app *App) *cobra.Command {
 		},
 	}
 	f.register(cmd, false)
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON document with the node list")
+	cmd.Flags().BoolVarP(&asJSON, "json", "j", false, "print a JSON document with the node list")
 	return cmd
 }

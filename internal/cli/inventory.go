@@ -3,6 +3,7 @@ package cli
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -12,11 +13,22 @@ import (
 
 func newInventoryCmd(app *App) *cobra.Command {
 	f := &clientFlags{}
+	var listCollectives bool
 	cmd := &cobra.Command{
-		Use:   "inventory NODE",
-		Short: "Show a node's agents, facts, classes, collectives and daemon statistics",
-		Args:  cobra.ExactArgs(1),
+		Use:   "inventory [NODE]",
+		Short: "Show a node's agents, facts, classes, collectives and daemon statistics, or count collectives and agents",
+		Long: `With a NODE, show its agents, data plugins, classes, collectives, facts and
+daemon counters. Without, ask every node matching the filters and count the
+nodes in each collective and hosting each agent, as MCollective's
+mco inventory --list-collectives did (--list-collectives: collectives only).`,
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return collectiveInventory(cmd, app, f, listCollectives)
+			}
+			if listCollectives || f.filtered() || len(f.identity) > 0 {
+				return &ExitError{Code: 1, Err: fmt.Errorf("mco inventory %s: filters and --list-collectives apply without a NODE", args[0])}
+			}
 			cl, err := f.connect(cmd)
 			if err != nil {
 				return err
@@ -92,8 +104,81 @@ func newInventoryCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON document")
-	cmd.Flags().DurationVarP(&f.timeout, "timeout", "t", 0, "how long to wait for the node")
-	cmd.Flags().StringVarP(&f.collective, "target", "T", "", "collective")
+	f.register(cmd, false)
+	cmd.Flags().BoolVarP(&f.json, "json", "j", false, "print one JSON document")
+	cmd.Flags().BoolVar(&listCollectives, "list-collectives", false, "without NODE: count the nodes of each collective only")
 	return cmd
+}
+
+// collectiveInventory counts the discovered nodes per collective and per
+// agent, from each node's rpcutil inventory.
+func collectiveInventory(cmd *cobra.Command, app *App, f *clientFlags, collectivesOnly bool) error {
+	flt, err := f.buildFilter("")
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	ro, err := f.rollout.parse()
+	if err != nil {
+		return &ExitError{Code: 1, Err: err}
+	}
+	cl, err := f.connect(cmd)
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	d, err := f.discover(cmd.Context(), app, cl, flt)
+	if err != nil {
+		return err
+	}
+	if d.Nodes = ro.limitNodes(d.Nodes); len(d.Nodes) == 0 {
+		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
+		return exit(1)
+	}
+	collectives, agents := map[string]int{}, map[string]int{}
+	var results []client.Result
+	stats, err := cl.Call(cmd.Context(), client.Request{
+		Agent: "rpcutil", Action: "inventory", Targets: d.Nodes, Timeout: orDefault(f.timeout, 5*time.Second),
+	}, func(r client.Result) {
+		results = append(results, r)
+		if !r.OK() {
+			return
+		}
+		for _, c := range toStrings(r.Data["collectives"]) {
+			collectives[c]++
+		}
+		for _, a := range toStrings(r.Data["agents"]) {
+			agents[a]++
+		}
+	})
+	if err != nil {
+		return err
+	}
+	code := exitCode(stats)
+	if f.json {
+		out := map[string]any{"collectives": collectives, "nodes": len(stats.Responded), "stats": makeJSONStats(stats, d, code)}
+		if !collectivesOnly {
+			out["agents"] = agents
+		}
+		return firstErr(writeJSON(app, out), exit(code))
+	}
+	table := func(title string, counts map[string]int) {
+		names := make([]string, 0, len(counts))
+		for n := range counts {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		fmt.Fprintf(app.Stdout, "   %-30s Nodes\n   %-30s =====\n", title, strings.Repeat("=", len(title)))
+		for _, n := range names {
+			fmt.Fprintf(app.Stdout, "   %-30s %d\n", n, counts[n])
+		}
+		fmt.Fprintln(app.Stdout)
+	}
+	table("Collective", collectives)
+	fmt.Fprintf(app.Stdout, "%33s %d\n\n", "Total nodes:", len(stats.Responded))
+	if !collectivesOnly {
+		table("Agent", agents)
+	}
+	p := newPrinter(app, nil, "", false)
+	p.footer(stats, results)
+	return exit(code)
 }

@@ -48,7 +48,7 @@ start and on change.`,
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&dir, "inventory", "", "registration store (default: registration.dir of the client configuration)")
-	fs.DurationVar(&maxAge, "max-age", 0, "silence after which a node is marked SILENT (default: 3 × its interval, or 10m)")
+	durationVar(fs, &maxAge, "max-age", 0, "silence after which a node is marked SILENT, in seconds or as 10m (default: 3 × its interval, or 10m)")
 	fs.BoolVar(&asJSON, "json", false, "print a JSON list")
 	return cmd
 }

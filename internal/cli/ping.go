@@ -34,18 +34,23 @@ every exact -I node answered).`,
 			if req.Timeout == 0 {
 				req.Timeout = 5 * time.Second
 			}
-			// A node list from a file, stdin or a program is pinged directly;
-			// otherwise the ping itself is the broadcast.
+			ro, err := f.rollout.parse()
+			if err != nil {
+				return &ExitError{Code: 1, Err: err}
+			}
+			// A node list from a file, stdin or a program is pinged directly,
+			// and so is a --limit pick of the discovered nodes; otherwise the
+			// ping itself is the broadcast.
 			method, _, err := f.method(app)
 			if err != nil {
 				return err
 			}
-			if method != discovery.Broadcast && method != discovery.Direct {
+			if method != discovery.Broadcast && method != discovery.Direct || ro.limit != nil {
 				d, err := f.discover(cmd.Context(), app, cl, flt)
 				if err != nil {
 					return err
 				}
-				if req.Targets = d.Nodes; len(req.Targets) == 0 {
+				if req.Targets = ro.limitNodes(d.Nodes); len(req.Targets) == 0 {
 					return &ExitError{Code: 1, Err: fmt.Errorf("no nodes discovered")}
 				}
 			}
@@ -75,7 +80,7 @@ every exact -I node answered).`,
 		},
 	}
 	f.register(cmd, false)
-	cmd.Flags().BoolVar(&f.json, "json", false, "print one JSON document")
+	cmd.Flags().BoolVarP(&f.json, "json", "j", false, "print one JSON document")
 	return cmd
 }
 

@@ -24,10 +24,17 @@ type rolloutFlags struct {
 func (r *rolloutFlags) register(cmd *cobra.Command) {
 	fs := cmd.Flags()
 	fs.StringVar(&r.batch, "batch", "", "send to N nodes (or N% of them) at a time, each batch its own request")
-	fs.DurationVar(&r.batchSleep, "batch-sleep", 0, "pause between batches")
+	durationVar(fs, &r.batchSleep, "batch-sleep", 0, "pause between batches, in seconds or as 500ms")
 	fs.StringVar(&r.batchBy, "batch-by", "", "one batch per value of FACT, in sorted value order (nodes without it last)")
 	fs.StringVar(&r.maxFailures, "max-failures", "", "stop before the next batch once more than N (or N%) of the nodes sent to failed or did not answer")
-	fs.StringVar(&r.limit, "limit", "", "address at most N (or N%) of the discovered nodes, picked at random")
+	r.registerLimit(cmd)
+}
+
+// registerLimit declares --limit, --limit-seed and -1 alone, for commands
+// that discover but do not batch (find, ping, facts, inventory).
+func (r *rolloutFlags) registerLimit(cmd *cobra.Command) {
+	fs := cmd.Flags()
+	fs.StringVar(&r.limit, "limit", "", "address at most N (or N%) of the discovered nodes, picked at random (also --ln, --limit-nodes)")
 	fs.StringVar(&r.limitSeed, "limit-seed", "", "seed for --limit's random pick (the same seed picks the same nodes)")
 	fs.BoolVarP(&r.one, "one", "1", false, "address one discovered node at random (--limit 1)")
 }

@@ -19,24 +19,53 @@ import (
 func newRPCCmd(app *App) *cobra.Command {
 	f := &clientFlags{}
 	var noResults bool
+	var agentName, actionName string
+	var extra []string
 	cmd := &cobra.Command{
 		Use:   "rpc AGENT ACTION [key=value ...]",
 		Short: "Run an action of an agent on every matching node",
 		Long: `Run AGENT's ACTION on the nodes selected by the filters. Arguments are
 key=value pairs, converted and validated by the agent's DDL before sending.
+MCollective's spelling works too: --agent AGENT --action ACTION --arg key=value
+(then every positional argument is a key=value).
 
 Examples:
   mco rpc rpcutil ping
   mco rpc rpcutil get_fact fact=os.family -W role=web
-  mco rpc service status service=nginx -I web1.example.net`,
-		Args: cobra.MinimumNArgs(2),
+  mco rpc service status service=nginx -I web1.example.net
+  mco rpc --agent rpcutil --action get_fact --arg fact=os.family`,
+		Args: func(_ *cobra.Command, args []string) error {
+			need := 2
+			if agentName != "" {
+				need--
+			}
+			if actionName != "" {
+				need--
+			}
+			if len(args) < need {
+				return fmt.Errorf("mco rpc needs an agent and an action: mco rpc AGENT ACTION [key=value ...] or --agent AGENT --action ACTION")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runRPC(cmd, app, f, args[0], args[1], args[2:], noResults)
+			agent, action := agentName, actionName
+			if agent == "" {
+				agent, args = args[0], args[1:]
+			}
+			if action == "" {
+				action, args = args[0], args[1:]
+			}
+			return runRPC(cmd, app, f, agent, action, append(extra, args...), noResults)
 		},
 	}
 	f.register(cmd, true)
-	cmd.Flags().BoolVar(&noResults, "no-results", false, "send fire-and-forget: nodes run the action but do not reply")
-	cmd.Flags().StringVar(&f.replyTo, "reply-to", "", "send the replies to another of your own reply subjects (a full subject, or a NAME to use <collective>.reply.<your hash>.NAME) for another process with your certificate to collect; do not wait")
+	acceptMCollectiveNames(cmd, true) // before --agent, which is not -A here
+	fs := cmd.Flags()
+	fs.BoolVar(&noResults, "no-results", false, "send fire-and-forget: nodes run the action but do not reply (also --nr)")
+	fs.StringVar(&f.replyTo, "reply-to", "", "send the replies to another of your own reply subjects (a full subject, or a NAME to use <collective>.reply.<your hash>.NAME) for another process with your certificate to collect; do not wait")
+	fs.StringVar(&agentName, "agent", "", "the agent to call, instead of the first argument (MCollective's spelling; the agent filter is -A, --with-agent)")
+	fs.StringVar(&actionName, "action", "", "the action to run, instead of the second argument")
+	fs.StringArrayVar(&extra, "arg", nil, "an input as key=value; repeat for more (also --argument)")
 	return cmd
 }
 
