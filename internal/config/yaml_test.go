@@ -24,6 +24,9 @@ policy:
     rpcutil: allow
 request:
   skew: 2s
+plugin:
+  puppet:
+    command: puppet agent --onetime
 `
 	if err := os.WriteFile(file, []byte(body), 0o600); err != nil {
 		t.Fatal(err)
@@ -34,7 +37,8 @@ request:
 	}
 	if len(s.Brokers) != 2 || s.Brokers[1] != "tls://b:4222" || s.CA != filepath.Join(dir, "pki/ca.crt") ||
 		s.Collectives[1] != "development" || s.PolicyDir != filepath.Join(dir, "policies") ||
-		s.AgentPolicyDefault["rpcutil"] != "allow" || s.Skew != 2*time.Second {
+		s.AgentPolicyDefault["rpcutil"] != "allow" || s.Skew != 2*time.Second ||
+		s.PluginConfig["puppet"]["command"] != "puppet agent --onetime" {
 		t.Fatalf("loaded %+v", s)
 	}
 }
