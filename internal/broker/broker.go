@@ -56,6 +56,7 @@ type Broker struct {
 	ns       *server.Server
 	verifier *security.Verifier
 	log      *slog.Logger
+	counters *counters
 }
 
 // Start starts the broker and waits until it accepts connections.
@@ -81,6 +82,7 @@ func Start(opts Options) (*Broker, error) {
 	if opts.MaxPayload == 0 {
 		no.MaxPayload = 1 << 20
 	}
+	cs := &counters{}
 	if !opts.Insecure {
 		if opts.Identity == nil || opts.Verifier == nil {
 			return nil, errors.New("a TLS broker needs its identity and a verifier")
@@ -89,7 +91,7 @@ func Start(opts Options) (*Broker, error) {
 		no.TLSVerify = true
 		no.TLSTimeout = 5
 		no.TLSConfig = security.ServerTLS(opts.Identity, opts.Verifier.Roots())
-		no.CustomClientAuthentication = &authenticator{opts: opts}
+		no.CustomClientAuthentication = &authenticator{opts: opts, counters: cs}
 	}
 	if opts.ClusterListen != "" {
 		chost, cport, err := splitHostPort(opts.ClusterListen)
@@ -131,7 +133,7 @@ func Start(opts Options) (*Broker, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("broker did not start listening on %s", opts.Listen)
 	}
-	return &Broker{ns: ns, verifier: opts.Verifier, log: opts.Logger}, nil
+	return &Broker{ns: ns, verifier: opts.Verifier, log: opts.Logger, counters: cs}, nil
 }
 
 // URL is the address clients and nodes connect to.
@@ -164,11 +166,20 @@ func (b *Broker) Shutdown() {
 
 // authenticator maps each TLS connection's certificate to NATS permissions.
 type authenticator struct {
-	opts Options
+	opts     Options
+	counters *counters
 }
 
 // Check implements server.Authentication.
 func (a *authenticator) Check(c server.ClientAuthentication) bool {
+	if !a.check(c) {
+		a.counters.refused.Add(1)
+		return false
+	}
+	return true
+}
+
+func (a *authenticator) check(c server.ClientAuthentication) bool {
 	state := c.GetTLSConnectionState()
 	if state == nil || len(state.PeerCertificates) == 0 {
 		return false
@@ -195,6 +206,7 @@ func (a *authenticator) Check(c server.ClientAuthentication) bool {
 		return false
 	}
 	c.RegisterUser(&server.User{Username: userName(leaf), Permissions: perms})
+	a.counters.roles.Store(userName(leaf), role)
 	return true
 }
 
@@ -233,6 +245,7 @@ func (b *Broker) DropRevoked() {
 	for _, ci := range drop {
 		b.log.Warn("disconnecting a revoked certificate", "user", ci.AuthorizedUser, "remote", ci.IP)
 		_ = b.ns.DisconnectClientByID(ci.Cid)
+		b.counters.revokedDrops.Add(1)
 	}
 }
 

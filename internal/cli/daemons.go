@@ -18,18 +18,29 @@ import (
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/logging"
+	"github.com/marionette/mco/internal/metrics"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 )
 
 // daemonLogger builds a daemon's logger from its log.* settings; a
 // --log-level given on the command line wins over log.level.
-func daemonLogger(app *App, cmd *cobra.Command, level string, l config.Logging) (*logging.Logger, error) {
+func daemonLogger(app *App, cmd *cobra.Command, level string, l config.Observability) (*logging.Logger, error) {
 	set := logging.Settings{Level: l.LogLevel, Format: l.LogFormat, File: l.LogFile}
 	if cmd.Flags().Changed("log-level") || set.Level == "" {
 		set.Level = level
 	}
 	return logging.New(set, app.Stderr)
+}
+
+// serveMetrics serves /metrics on listen until ctx ends.
+func serveMetrics(ctx context.Context, listen string, reg *metrics.Registry, log *slog.Logger) error {
+	addr, err := metrics.Serve(ctx, listen, reg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("metrics listening", "url", "http://"+addr.String()+"/metrics")
+	return nil
 }
 
 // onHangup calls reopen on every SIGHUP until ctx ends: logrotate moved the
@@ -67,7 +78,7 @@ func newBrokerCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := daemonLogger(app, cmd, level, cfg.Logging)
+			log, err := daemonLogger(app, cmd, level, cfg.Observability)
 			if err != nil {
 				return fmt.Errorf("%s: %w", file, err)
 			}
@@ -94,7 +105,7 @@ func newServerCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			log, err := daemonLogger(app, cmd, level, cfg.Logging)
+			log, err := daemonLogger(app, cmd, level, cfg.Observability)
 			if err != nil {
 				return fmt.Errorf("%s: %w", file, err)
 			}
@@ -104,6 +115,13 @@ func newServerCmd(app *App) *cobra.Command {
 				return err
 			}
 			onHangup(cmd.Context(), log.Logger, func() error { return errors.Join(log.Reopen(), d.ReopenLogs()) })
+			if cfg.MetricsListen != "" {
+				reg := metrics.New()
+				d.RegisterMetrics(reg)
+				if err := serveMetrics(cmd.Context(), cfg.MetricsListen, reg, log.Logger); err != nil {
+					return fmt.Errorf("%s: %w", file, err)
+				}
+			}
 			return d.Run(cmd.Context())
 		},
 	}
@@ -187,6 +205,14 @@ func runBroker(ctx context.Context, app *App, file string, cfg *config.Broker, l
 		go func() {
 			_ = security.WatchRevocations(ctx, cfg.RevocationFile, v, 2*time.Second, log, b.DropRevoked)
 		}()
+	}
+	if cfg.MetricsListen != "" {
+		reg := metrics.New()
+		b.RegisterMetrics(reg)
+		if err := serveMetrics(ctx, cfg.MetricsListen, reg, log); err != nil {
+			b.Shutdown()
+			return fmt.Errorf("%s: %w", file, err)
+		}
 	}
 	log.Info("broker ready", "url", b.URL())
 	<-ctx.Done()

@@ -17,14 +17,14 @@ func TestLoggingKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s.LogLevel != "debug" || s.LogFormat != "json" || s.LogFile != filepath.Join(filepath.Dir(p), "logs", "server.log") {
-		t.Errorf("server logging = %+v", s.Logging)
+		t.Errorf("server logging = %+v", s.Observability)
 	}
 	b, err := LoadBroker(writeConf(t, tlsLines+"log.format = text\nlog.level = warn\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if b.LogLevel != "warn" || b.LogFormat != "text" || b.LogFile != "" {
-		t.Errorf("broker logging = %+v", b.Logging)
+		t.Errorf("broker logging = %+v", b.Observability)
 	}
 	for _, tt := range []struct{ line, want string }{
 		{"log.level = loud", `log.level: "loud": use debug, info, warn or error`},

@@ -52,14 +52,17 @@ func (s *Security) check(file string) error {
 	return nil
 }
 
-// Logging is the log.* part of the daemons' configurations.
-type Logging struct {
-	LogLevel  string // debug, info, warn or error
-	LogFormat string // text or json
-	LogFile   string // "" logs to stderr (the journal under systemd)
+// Observability is the log.* and metrics.* part of the daemons'
+// configurations.
+type Observability struct {
+	LogLevel      string // debug, info, warn or error
+	LogFormat     string // text or json
+	LogFile       string // "" logs to stderr (the journal under systemd)
+	MetricsListen string // host:port serving /metrics; "" is off
 }
 
-func (l *Logging) declare(ks keys, base string) {
+func (l *Observability) declare(ks keys, base string) {
+	ks["metrics.listen"] = key{"host:port serving Prometheus metrics at /metrics (unset: off)", str(&l.MetricsListen)}
 	ks["log.level"] = key{"debug, info, warn or error (default info; --log-level overrides)", func(v string) error {
 		switch v {
 		case "debug", "info", "warn", "error":
@@ -81,7 +84,7 @@ func (l *Logging) declare(ks keys, base string) {
 // Server is the node daemon's configuration (server.conf).
 type Server struct {
 	Security
-	Logging
+	Observability
 	Identity           string            // defaults to the certificate's certname
 	Collectives        []string          // first is the main collective
 	FactFiles          []string          // YAML/JSON, merged in order
@@ -189,7 +192,7 @@ func (s *Server) keys(base string) keys {
 		"registration.interval": {"how often the node re-announces itself to registration collectors, with a random splay (default 0: only at start and when facts or agents change)", duration(&s.RegistrationPeriod)},
 	}
 	s.Security.declare(ks, base, true)
-	s.Logging.declare(ks, base)
+	s.Observability.declare(ks, base)
 	return ks
 }
 
@@ -326,7 +329,7 @@ func FindClient(explicit string) (string, error) {
 // Broker is the embedded broker's configuration (broker.conf).
 type Broker struct {
 	Security
-	Logging
+	Observability
 	Listen        string              // client listener, host:port
 	ClusterName   string              // NATS cluster name
 	ClusterListen string              // route listener, host:port (unset: no clustering)
@@ -360,7 +363,7 @@ func (b *Broker) keys(base string) keys {
 		}},
 	}
 	b.Security.declare(ks, base, true)
-	b.Logging.declare(ks, base)
+	b.Observability.declare(ks, base)
 	delete(ks, "broker")
 	return ks
 }

@@ -45,6 +45,8 @@ type Daemon struct {
 	external *external.Loader
 	extNames []string
 	builtin  map[string]bool // names external agents may not take
+	// auditWrites counts audit lines written (metrics).
+	auditWrites atomic.Uint64
 	// publishAudit sends audit lines to the broker once connected.
 	publishAudit atomic.Pointer[func([]byte)]
 }
@@ -104,6 +106,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 		}
 		// Central audit: every line is also published once connected (Run).
 		d.audit, err = audit.Open(cfg.AuditLog, audit.Options{OnAppend: func(line []byte) {
+			d.auditWrites.Add(1)
 			if publish := d.publishAudit.Load(); publish != nil {
 				(*publish)(line)
 			}

@@ -80,6 +80,9 @@ type Store struct {
 	log     *slog.Logger
 	current atomic.Pointer[Snapshot]
 	running atomic.Bool
+	// reloads and reloadFailures count facts and classes file reads, the
+	// first included (metrics: mco_fact_reloads_total).
+	reloads, reloadFailures atomic.Uint64
 
 	// mu serialises writers (the poller, the refresher, Refresh) over the
 	// per-source state below; readers never take it.
@@ -186,6 +189,12 @@ func (s *Store) Fact(path string) (any, bool) { return Lookup(s.Facts(), path) }
 
 // Classes returns the current classes; callers must not modify them.
 func (s *Store) Classes() []string { return s.Snapshot().Classes }
+
+// Reloads returns how many times a facts or classes file was read since
+// the store started, and how many of those reads failed.
+func (s *Store) Reloads() (total, failed uint64) {
+	return s.reloads.Load(), s.reloadFailures.Load()
+}
 
 // Version returns the current snapshot's version (see Snapshot.Version).
 func (s *Store) Version() uint64 { return s.Snapshot().Version }
@@ -323,6 +332,12 @@ func (s *Store) refreshSources(ctx context.Context, rereadFiles bool) error {
 func (s *Store) reload(w *watchedFile) error {
 	w.sig = statSig(w.path)
 	var err error
+	defer func() {
+		s.reloads.Add(1)
+		if err != nil {
+			s.reloadFailures.Add(1)
+		}
+	}()
 	if w.isClasses {
 		var c []string
 		if c, err = loadClasses(w.path); err == nil {

@@ -272,6 +272,7 @@ func (s *Server) auditRequest(r *request) bool {
 		s.stats.AuditErrors.Add(1)
 		s.log.Error("audit write failed", "id", r.req.ID, "err", err)
 		if !s.opts.AuditFailOpen {
+			s.observe(r, protocol.UnknownError, 0)
 			if r.decision.Allowed {
 				s.reply(r, protocol.UnknownError, "audit log unavailable: request refused", nil)
 			}
@@ -282,6 +283,7 @@ func (s *Server) auditRequest(r *request) bool {
 }
 
 func (s *Server) auditComplete(r *request, status protocol.StatusCode, msg string, d time.Duration) {
+	s.observe(r, status, d)
 	if s.opts.Auditor == nil {
 		return
 	}

@@ -116,6 +116,8 @@ type Server struct {
 	stats  *Stats
 	replay *replayCache
 	agents atomic.Pointer[map[string]*agent.Agent]
+	// observer is set before the server starts (SetObserver).
+	observer Observer
 
 	mu   sync.Mutex // guards nc and subs
 	nc   *nats.Conn
@@ -379,6 +381,23 @@ func (s *Server) DataQuery(ctx context.Context, plugin, arg string) (map[string]
 // SetData sets the data plugins (they usually need the server itself, so they
 // are attached after New).
 func (s *Server) SetData(d DataSource) { s.opts.Data = d }
+
+// Observer is told how every authenticated request ended: the agent and
+// action (as the node knows them), the status replied and how long the
+// action ran (0 when it did not run). Metrics use it; it must be quick.
+type Observer interface {
+	Completed(agent, action string, status protocol.StatusCode, d time.Duration)
+}
+
+// SetObserver sets the observer before the server starts.
+func (s *Server) SetObserver(o Observer) { s.observer = o }
+
+// observe reports a request's end to the observer, if any.
+func (s *Server) observe(r *request, status protocol.StatusCode, d time.Duration) {
+	if s.observer != nil {
+		s.observer.Completed(r.req.Agent, r.req.Action, status, d)
+	}
+}
 
 // SetAuditor sets the auditor before the server starts.
 func (s *Server) SetAuditor(a Auditor) { s.opts.Auditor = a }

@@ -35,6 +35,10 @@ var dropReasons = []string{dropOversized, dropMalformed, dropProtocol, dropSigna
 	dropCaller, dropExpired, dropFuture, dropReplay, dropCollective, dropReplyTo, dropTTL,
 	dropBadID, dropReplayFull, dropReplayStore, dropSender}
 
+// DropReasons lists every reason a message is dropped for, as
+// Stats.Dropped and the request-dropped log records name them.
+func DropReasons() []string { return append([]string(nil), dropReasons...) }
+
 // Stats are the daemon's request counters. The field names follow
 // MCollective's daemon_stats where one exists.
 type Stats struct {
