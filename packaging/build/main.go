@@ -1,12 +1,12 @@
 // Command build writes Marionette's .deb and .rpm packages with nfpm. It is
 // a module of its own (packaging/build/go.mod) so that the packaging library
 // stays out of the mco binary and out of the main module's dependencies;
-// run it through the launcher: go run ./packaging.
+// it does not import the main module either (it builds mco and runs
+// packaging/gendocs with the go command), so the two modules' dependencies
+// never need to agree. Run it through the launcher: go run ./packaging.
 package main
 
 import (
-	"bytes"
-	"compress/gzip"
 	"debug/buildinfo"
 	"embed"
 	"errors"
@@ -25,10 +25,6 @@ import (
 	_ "github.com/goreleaser/nfpm/v2/deb" // registers the deb packager
 	"github.com/goreleaser/nfpm/v2/files"
 	_ "github.com/goreleaser/nfpm/v2/rpm" // registers the rpm packager
-	"github.com/spf13/cobra"
-	"github.com/spf13/cobra/doc"
-
-	"github.com/marionette/mco/internal/cli"
 )
 
 // assets are the units, default configurations, logrotate file and
@@ -77,7 +73,7 @@ func run(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	generated, err := generate(stage)
+	generated, err := generate(*root, stage)
 	if err != nil {
 		return err
 	}
@@ -138,87 +134,35 @@ func debVersion(modVersion string) string {
 
 // generated are the files produced from the command tree.
 type generated struct {
-	manDir     string // man1/*.1.gz
+	manEntries []string // man1/*.1.gz
 	bash, zsh  string
 	fish       string
-	manEntries []string
 }
 
-// generate renders man pages and completion scripts from mco's commands.
-func generate(stage string) (*generated, error) {
-	app := &cli.App{Stdin: strings.NewReader(""), Stdout: io.Discard, Stderr: io.Discard, Getenv: func(string) string { return "" }}
-	root := cli.Command(app)
-	root.DisableAutoGenTag = true // keeps the pages reproducible
-	g := &generated{manDir: filepath.Join(stage, "man1")}
-	raw := filepath.Join(stage, "man-raw")
-	for _, d := range []string{raw, g.manDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return nil, err
-		}
+// generate renders the man pages and completion scripts with the main
+// module's packaging/gendocs, which knows the commands of this checkout.
+func generate(root, stage string) (*generated, error) {
+	out := filepath.Join(stage, "gen")
+	cmd := exec.Command("go", "run", "./packaging/gendocs", "-out", out)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return nil, fmt.Errorf("generating man pages and completion: %w", err)
 	}
-	header := &doc.GenManHeader{Title: "MCO", Section: "1", Source: "Marionette", Manual: "Marionette manual"}
-	if err := doc.GenManTree(root, header, raw); err != nil {
-		return nil, fmt.Errorf("man pages: %w", err)
-	}
-	pages, err := filepath.Glob(filepath.Join(raw, "*.1"))
+	pages, err := filepath.Glob(filepath.Join(out, "man1", "*.1.gz"))
 	if err != nil {
 		return nil, err
 	}
+	if len(pages) == 0 {
+		return nil, errors.New("gendocs wrote no man page")
+	}
 	sort.Strings(pages)
-	for _, p := range pages {
-		dst := filepath.Join(g.manDir, filepath.Base(p)+".gz")
-		if err := gzipFile(p, dst); err != nil {
-			return nil, err
-		}
-		g.manEntries = append(g.manEntries, dst)
-	}
-	scripts := []struct {
-		path *string
-		name string
-		gen  func(*cobra.Command, io.Writer) error
-	}{
-		{&g.bash, "mco.bash", func(c *cobra.Command, w io.Writer) error { return c.GenBashCompletionV2(w, true) }},
-		{&g.zsh, "_mco", func(c *cobra.Command, w io.Writer) error { return c.GenZshCompletion(w) }},
-		{&g.fish, "mco.fish", func(c *cobra.Command, w io.Writer) error { return c.GenFishCompletion(w, true) }},
-	}
-	for _, s := range scripts {
-		var b bytes.Buffer
-		if err := s.gen(root, &b); err != nil {
-			return nil, fmt.Errorf("completion %s: %w", s.name, err)
-		}
-		*s.path = filepath.Join(stage, s.name)
-		if err := os.WriteFile(*s.path, b.Bytes(), 0o644); err != nil {
-			return nil, err
-		}
-	}
-	return g, nil
-}
-
-// gzipFile compresses src to dst with a zero header time, so that two
-// builds of one revision give the same bytes.
-func gzipFile(src, dst string) error {
-	data, err := os.ReadFile(src)
-	if err != nil {
-		return err
-	}
-	f, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	zw, err := gzip.NewWriterLevel(f, gzip.BestCompression)
-	if err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := zw.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := zw.Close(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return &generated{
+		manEntries: pages,
+		bash:       filepath.Join(out, "mco.bash"),
+		zsh:        filepath.Join(out, "_mco"),
+		fish:       filepath.Join(out, "mco.fish"),
+	}, nil
 }
 
 // asset copies an embedded file to the stage directory: nfpm reads sources
