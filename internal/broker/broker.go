@@ -33,8 +33,12 @@ import (
 // Options configures a broker.
 type Options struct {
 	Identity *security.Identity // the broker's certificate (role broker)
-	Verifier *security.Verifier // checks connecting certificates and revocation
-	Listen   string             // host:port; port 0 picks a free one
+	// CurrentIdentity, when set, is asked for the certificate at every TLS
+	// handshake instead of Identity, so a renewed certificate serves new
+	// connections without a restart.
+	CurrentIdentity func() *security.Identity
+	Verifier        *security.Verifier // checks connecting certificates and revocation
+	Listen          string             // host:port; port 0 picks a free one
 	// Insecure disables TLS and authentication entirely (development only).
 	Insecure bool
 	// ClusterName, ClusterListen and Routes join brokers into a NATS cluster.
@@ -84,13 +88,17 @@ func Start(opts Options) (*Broker, error) {
 	}
 	cs := &counters{}
 	if !opts.Insecure {
-		if opts.Identity == nil || opts.Verifier == nil {
+		if opts.CurrentIdentity == nil && opts.Identity != nil {
+			id := opts.Identity
+			opts.CurrentIdentity = func() *security.Identity { return id }
+		}
+		if opts.CurrentIdentity == nil || opts.Verifier == nil {
 			return nil, errors.New("a TLS broker needs its identity and a verifier")
 		}
 		no.TLS = true
 		no.TLSVerify = true
 		no.TLSTimeout = 5
-		no.TLSConfig = security.ServerTLS(opts.Identity, opts.Verifier.Roots())
+		no.TLSConfig = security.ServerTLSFrom(opts.CurrentIdentity, opts.Verifier.Roots())
 		no.CustomClientAuthentication = &authenticator{opts: opts, counters: cs}
 	}
 	if opts.ClusterListen != "" {
@@ -100,7 +108,7 @@ func Start(opts Options) (*Broker, error) {
 		}
 		no.Cluster = server.ClusterOpts{Name: opts.ClusterName, Host: chost, Port: cport}
 		if !opts.Insecure {
-			ctls := security.ServerTLS(opts.Identity, opts.Verifier.Roots())
+			ctls := security.ServerTLSFrom(opts.CurrentIdentity, opts.Verifier.Roots())
 			ctls.VerifyPeerCertificate = onlyBrokers(opts.Verifier)
 			no.Cluster.TLSConfig = ctls
 			no.Cluster.TLSTimeout = 5

@@ -173,6 +173,7 @@ func runBroker(ctx context.Context, app *App, file string, cfg *config.Broker, l
 	if err != nil {
 		return err
 	}
+	var ids *security.IdentityFiles
 	opts := broker.Options{
 		Verifier: v, Listen: cfg.Listen, Insecure: cfg.Insecure, ClusterName: cfg.ClusterName,
 		ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, MaxPayload: cfg.MaxPayload,
@@ -185,8 +186,10 @@ func runBroker(ctx context.Context, app *App, file string, cfg *config.Broker, l
 	}
 	if cfg.Insecure {
 		fmt.Fprintln(app.Stderr, "WARNING: insecure = true: no TLS and no authentication. Development only.")
-	} else if opts.Identity, err = security.LoadIdentity(cfg.Cert, cfg.Key); err != nil {
+	} else if ids, err = security.LoadIdentityFiles(cfg.Cert, cfg.Key); err != nil {
 		return fmt.Errorf("broker certificate: %w", err)
+	} else {
+		opts.CurrentIdentity = ids.Current
 	}
 	if cfg.RevocationFile != "" {
 		serials, err := pki.ReadRevoked(cfg.RevocationFile)
@@ -213,6 +216,14 @@ func runBroker(ctx context.Context, app *App, file string, cfg *config.Broker, l
 			b.Shutdown()
 			return fmt.Errorf("%s: %w", file, err)
 		}
+	}
+	if ids != nil {
+		// A renewed certificate and key on disk serve new connections
+		// without a restart.
+		go ids.Watch(ctx, 2*time.Second, log, func(id *security.Identity) error {
+			_, err := v.Certificate(id.Cert.Raw, pki.RoleBroker)
+			return err
+		}, nil)
 	}
 	log.Info("broker ready", "url", b.URL())
 	<-ctx.Done()

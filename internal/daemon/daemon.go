@@ -37,7 +37,8 @@ type Daemon struct {
 	cfg      *config.Server
 	file     string
 	log      *slog.Logger
-	id       *security.Identity
+	id       *security.Identity      // as loaded at start: the node's name
+	ids      *security.IdentityFiles // the certificate and key in use, renewed on disk
 	verifier *security.Verifier
 	facts    *facts.Store
 	audit    *audit.Log
@@ -55,9 +56,10 @@ type Daemon struct {
 func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, error) {
 	d := &Daemon{cfg: cfg, file: file, log: log}
 	var err error
-	if d.id, err = security.LoadIdentity(cfg.Cert, cfg.Key); err != nil {
+	if d.ids, err = security.LoadIdentityFiles(cfg.Cert, cfg.Key); err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
 	}
+	d.id = d.ids.Current()
 	if cfg.Identity != "" && cfg.Identity != d.id.Name() {
 		return nil, fmt.Errorf("%s: identity %q does not match the certificate's name %q (the broker only delivers %s's messages to it)", file, cfg.Identity, d.id.Name(), d.id.Name())
 	}
@@ -253,7 +255,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.verifier.SetRevoked(serials)
 	}
 	nc, err := transport.Dial(transport.Options{
-		Brokers: d.cfg.Brokers, Identity: d.id, Roots: d.verifier.Roots(), Insecure: d.cfg.Insecure,
+		Brokers: d.cfg.Brokers, CurrentIdentity: d.ids.Current, Roots: d.verifier.Roots(), Insecure: d.cfg.Insecure,
 		Name: d.id.Name(), Reconnect: true, Logger: d.log,
 	})
 	if err != nil {
@@ -279,7 +281,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}()
 	// Registration (SPEC §6): announce now, on the interval and on changes.
 	reg := registration.NewPublisher(registration.PublisherOptions{
-		Identity: d.id, Source: d.srv, Publish: nc.Publish, Interval: d.cfg.RegistrationPeriod,
+		CurrentIdentity: d.ids.Current, Source: d.srv, Publish: nc.Publish, Interval: d.cfg.RegistrationPeriod,
 		FactsChanged: d.facts.Changed, Logger: d.log,
 	})
 	regDone := make(chan struct{})
@@ -289,6 +291,17 @@ func (d *Daemon) Run(ctx context.Context) error {
 			_ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log, nil)
 		}()
 	}
+	// A certificate and key renewed on disk are used without a restart:
+	// for reply and registration signatures at once, for the broker
+	// connection from the next reconnect.
+	go d.ids.Watch(ctx, 2*time.Second, d.log, func(id *security.Identity) error {
+		_, err := d.verifier.Certificate(id.Cert.Raw, pki.RoleNode)
+		return err
+	}, func(id *security.Identity) {
+		if err := d.srv.SetIdentity(id); err != nil {
+			d.log.Error("renewed certificate not used", "err", err)
+		}
+	})
 	if d.external != nil {
 		go d.external.Run(ctx, func(agents []*agent.Agent) {
 			agents = d.enabled(WithoutNames(agents, d.builtin, d.log))

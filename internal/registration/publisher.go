@@ -13,7 +13,10 @@ import (
 // PublisherOptions configures a node's announcements.
 type PublisherOptions struct {
 	Identity *security.Identity // signs the announcements
-	Source   Source
+	// CurrentIdentity, when set, is asked for the signing identity at each
+	// announcement instead of Identity (certificate renewal).
+	CurrentIdentity func() *security.Identity
+	Source          Source
 	// Publish sends one message (nats.Conn.Publish).
 	Publish func(subject string, data []byte) error
 	// Interval between periodic announcements; 0 announces only at start,
@@ -101,7 +104,11 @@ func (p *Publisher) factsChanged() <-chan struct{} {
 // Failures are logged: a missed announcement is repaired by the next one.
 func (p *Publisher) Announce() {
 	r := Build(p.opts.Source, p.opts.Now(), p.opts.Interval)
-	data, err := Seal(p.opts.Identity, r)
+	id := p.opts.Identity
+	if p.opts.CurrentIdentity != nil {
+		id = p.opts.CurrentIdentity()
+	}
+	data, err := Seal(id, r)
 	if err != nil {
 		p.log.Error("registration not sent", "err", err)
 		return

@@ -381,9 +381,10 @@ func (s *Server) reply(r *request, status protocol.StatusCode, msg string, data 
 		rep.Status, rep.Message, rep.Data = protocol.UnknownError, "reply not encodable: "+err.Error(), nil
 		body, _ = json.Marshal(&rep)
 	}
+	id := s.identity.Load()
 	env, err := json.Marshal(&protocol.SecureReply{
 		Protocol: protocol.SecureReplyProtocol, Reply: body,
-		Signature: s.opts.Identity.Sign(body), Cert: s.opts.Identity.Cert.Raw,
+		Signature: id.Sign(body), Cert: id.Cert.Raw,
 	})
 	if err != nil {
 		s.log.Error("encoding reply envelope", "err", err)

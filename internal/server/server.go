@@ -118,6 +118,8 @@ type Server struct {
 	agents atomic.Pointer[map[string]*agent.Agent]
 	// observer is set before the server starts (SetObserver).
 	observer Observer
+	// identity signs replies; SetIdentity swaps in a renewed certificate.
+	identity atomic.Pointer[security.Identity]
 
 	mu   sync.Mutex // guards nc and subs
 	nc   *nats.Conn
@@ -170,6 +172,7 @@ func New(opts Options, agents ...*agent.Agent) (*Server, error) {
 		replay: replay,
 		subs:   map[string]*nats.Subscription{},
 	}
+	s.identity.Store(opts.Identity)
 	s.setAgents(agents)
 	return s, nil
 }
@@ -397,6 +400,16 @@ func (s *Server) observe(r *request, status protocol.StatusCode, d time.Duration
 	if s.observer != nil {
 		s.observer.Completed(r.req.Agent, r.req.Action, status, d)
 	}
+}
+
+// SetIdentity makes the server sign replies with a renewed certificate and
+// key. The certname cannot change: it is the node's identity.
+func (s *Server) SetIdentity(id *security.Identity) error {
+	if id == nil || id.Name() != s.Identity() {
+		return fmt.Errorf("a renewed identity must keep the certname %q", s.Identity())
+	}
+	s.identity.Store(id)
+	return nil
 }
 
 // SetAuditor sets the auditor before the server starts.

@@ -19,9 +19,13 @@ import (
 type Options struct {
 	Brokers  []string
 	Identity *security.Identity
-	Roots    *x509.CertPool
-	Insecure bool   // plaintext, development only
-	Name     string // connection name shown by the broker
+	// CurrentIdentity, when set, is asked for the certificate at every TLS
+	// handshake instead of Identity: a renewed certificate is used from
+	// the next reconnect on.
+	CurrentIdentity func() *security.Identity
+	Roots           *x509.CertPool
+	Insecure        bool   // plaintext, development only
+	Name            string // connection name shown by the broker
 	// Reconnect keeps trying forever (daemons); clients give up after a few tries.
 	Reconnect bool
 	Logger    *slog.Logger
@@ -64,10 +68,14 @@ func Dial(o Options) (*nats.Conn, error) {
 		opts = append(opts, nats.MaxReconnects(3))
 	}
 	if !o.Insecure {
-		if o.Identity == nil || o.Roots == nil {
+		if (o.Identity == nil && o.CurrentIdentity == nil) || o.Roots == nil {
 			return nil, errors.New("TLS needs a certificate, key and CA (or run with insecure = true for development)")
 		}
-		opts = append(opts, nats.Secure(security.ClientTLS(o.Identity, o.Roots)))
+		if o.CurrentIdentity != nil {
+			opts = append(opts, nats.Secure(security.ClientTLSFrom(o.CurrentIdentity, o.Roots)))
+		} else {
+			opts = append(opts, nats.Secure(security.ClientTLS(o.Identity, o.Roots)))
+		}
 	}
 	nc, err := nats.Connect(strings.Join(o.Brokers, ","), opts...)
 	if err != nil {
