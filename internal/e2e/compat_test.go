@@ -50,6 +50,12 @@ func TestChoriaCompatibility(t *testing.T) {
 	writeAgent(t, extra, "crasher", agentDDL("crasher", "run", 5),
 		"#!/bin/sh\n[ \"$3\" = io.choria.mcorpc.external.v1.rpc_request ] || exit 0\nfor i in 1 2 3 4 5 6; do echo \"crash detail $i\" >&2; done\nexit 3\n")
 	writeAgent(t, extra, "lax", agentDDL("lax", "run", 5), "#!/bin/sh\nexit 0\n")
+	// Capitalised types and a validator plugin we do not ship.
+	choriaStyle, err := os.ReadFile("../../ddl/testdata/choria_style.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeAgent(t, extra, "nettest_like", string(choriaStyle), standIn)
 	lax := filepath.Join(extra, "agent", "lax")
 	if err := os.Chmod(lax, 0o777); err != nil {
 		t.Fatal(err)
@@ -113,6 +119,21 @@ func TestChoriaCompatibility(t *testing.T) {
 		}
 	})
 
+	t.Run("unknown validator: checked by type and maxlength only, on both sides", func(t *testing.T) {
+		r := mco(t, "", "-c", conf, "rpc", "nettest_like", "check", "target=host.example.net", "-I", "node1.e2e")
+		if r.code != 0 || strings.Count(r.stderr, `unknown validator "nettest_fqdn"`) != 1 {
+			t.Errorf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		r = mco(t, "", "-c", conf, "rpc", "nettest_like", "check", "target="+strings.Repeat("a", 256), "-I", "node1.e2e")
+		if r.code != 1 || !strings.Contains(r.stderr, "longer than 255") {
+			t.Errorf("maxlength: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+		}
+		r = mco(t, "", "-c", conf, "plugin", "doc", "nettest_like")
+		if r.code != 0 || !strings.Contains(r.stdout, "nettest_fqdn (validator not available: not checked)") || !strings.Contains(r.stdout, "Type: hash") {
+			t.Errorf("plugin doc: exit %d\n%s", r.code, r.stdout)
+		}
+	})
+
 	t.Run("stand-ins answer", func(t *testing.T) {
 		for _, call := range [][]string{{"filemgr", "status"}, {"shell", "list"}, {"iptables", "listblocked"}, {"scout", "checks"}, {"executor", "list"}, {"choria_util", "info"}} {
 			r := mco(t, "", append([]string{"-c", conf, "rpc"}, append(call, "-I", "node1.e2e", "--json")...)...)
@@ -150,6 +171,7 @@ func TestChoriaCompatibility(t *testing.T) {
 		`crash detail 1\ncrash detail 2`, // the whole stderr of the failure
 		"refusing " + lax + ": writable by group or others",
 		`unknown aggregate function \"nagios_states\"`,
+		`unknown validator \"nettest_fqdn\"`, // the node warns as the client does
 	} {
 		if !strings.Contains(log, want) {
 			t.Errorf("node log lacks %q", want)
