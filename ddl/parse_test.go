@@ -180,6 +180,7 @@ func TestParseErrors(t *testing.T) {
 		path   string // JSON path named by the error; empty for syntax errors
 		reason string // substring of the reason
 	}{
+		{"not_a_ddl", "metadata", "required"}, // JSON, but no DDL at all
 		{"missing_author", "metadata.author", "required"},
 		{"zero_timeout", "metadata.timeout", "positive"},
 		{"unknown_type", "actions[2].input.port.type", `unknown type "port"`},
