@@ -20,6 +20,7 @@ import (
 	"github.com/marionette/mco/internal/logging"
 	"github.com/marionette/mco/internal/metrics"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/quiesce"
 	"github.com/marionette/mco/internal/security"
 )
 
@@ -122,6 +123,9 @@ func newServerCmd(app *App) *cobra.Command {
 					return fmt.Errorf("%s: %w", file, err)
 				}
 			}
+			// This process never runs the broker: no per-second timers of
+			// the broker's or of the runtime while the node is idle.
+			quiesce.NonBroker()
 			return d.Run(cmd.Context())
 		},
 	}
