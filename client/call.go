@@ -46,8 +46,8 @@ type Result struct {
 	Status   protocol.StatusCode
 	Message  string
 	Data     map[string]any
-	Received time.Time
-	RTT      time.Duration // from publishing the request to receiving this reply
+	Received time.Time     // when the reply arrived, before its verification
+	RTT      time.Duration // from publishing the request to the reply's arrival
 	// Err is set when the reply could not be trusted (bad signature, foreign
 	// certificate, sender mismatch). Such a reply is never a success.
 	Err error
@@ -75,19 +75,41 @@ type Stats struct {
 
 // call collects the replies of one request.
 type call struct {
-	mu     sync.Mutex
-	queue  []Result
-	notify chan struct{}
+	mu       sync.Mutex
+	queue    []Result
+	notify   chan struct{}
+	inflight int       // replies arrived and not yet verified
+	last     time.Time // arrival of the latest reply
 }
 
+// arrived counts a reply that came off the connection and awaits verification.
+func (cl *call) arrived(at time.Time) {
+	cl.mu.Lock()
+	cl.inflight++
+	if at.After(cl.last) {
+		cl.last = at
+	}
+	cl.mu.Unlock()
+}
+
+// add queues a verified reply (one counted by arrived).
 func (cl *call) add(r Result) {
 	cl.mu.Lock()
+	cl.inflight--
 	cl.queue = append(cl.queue, r)
 	cl.mu.Unlock()
 	select {
 	case cl.notify <- struct{}{}:
 	default:
 	}
+}
+
+// lastArrival is when the latest reply arrived; pending says some arrived
+// reply has not been drained yet (it is being verified, or queued).
+func (cl *call) lastArrival() (last time.Time, pending bool) {
+	cl.mu.Lock()
+	defer cl.mu.Unlock()
+	return cl.last, cl.inflight > 0 || len(cl.queue) > 0
 }
 
 func (cl *call) drain() []Result {
@@ -215,6 +237,17 @@ loop:
 		case <-deadline.C:
 			break loop
 		case <-quietC:
+			// The window runs from the latest arrival, and every reply that
+			// arrived within it counts, however long its verification takes.
+			last, pending := cl.lastArrival()
+			if pending {
+				quietC = nil // the drain that follows re-arms the window
+				continue
+			}
+			if wait := quiet - time.Since(last); wait > 0 {
+				quietT.Reset(wait)
+				continue
+			}
 			break loop
 		case <-cl.notify:
 			for _, res := range cl.drain() {
@@ -244,12 +277,16 @@ loop:
 				onResult(res)
 			}
 			if stats.Broadcast && len(seen) > 0 {
+				// Quiet since the latest arrival, not since this drain: the
+				// replies may have waited for verification.
+				last, _ := cl.lastArrival()
+				wait := quiet - time.Since(last)
 				if quietT == nil {
-					quietT = time.NewTimer(quiet)
-					quietC = quietT.C
+					quietT = time.NewTimer(wait)
 				} else {
-					quietT.Reset(quiet)
+					quietT.Reset(wait)
 				}
+				quietC = quietT.C
 			}
 		}
 	}

@@ -75,11 +75,16 @@ type Client struct {
 	hash     string
 	log      *slog.Logger
 
-	mu        sync.Mutex
-	subs      map[string]*nats.Subscription // collective -> reply wildcard subscription
-	pending   map[string]*call              // request id -> call
-	work      chan *nats.Msg                // raw replies, verified by the workers
-	done      chan struct{}
+	mu      sync.Mutex
+	subs    map[string]*nats.Subscription // collective -> reply wildcard subscription
+	pending map[string]*call              // request id -> call
+	// Raw replies wait in inbox for the verification workers. It is
+	// unbounded so that the connection's delivery never blocks behind
+	// verification and every reply is stamped when it arrives.
+	inboxMu   sync.Mutex
+	inbox     []arrival
+	wake      *sync.Cond // on inboxMu: inbox has work, or closed
+	closed    bool
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 }
@@ -124,14 +129,20 @@ func Connect(cfg Config) (*Client, error) {
 }
 
 func newClient(cfg Config, id *security.Identity, v *security.Verifier, nc *nats.Conn) *Client {
+	// Reply verification is CPU-bound (an Ed25519 check each): spread it over
+	// every core so 10,000 replies do not queue behind one goroutine.
+	return newClientWorkers(cfg, id, v, nc, runtime.GOMAXPROCS(0))
+}
+
+// newClientWorkers is newClient with a given number of verification workers
+// (tests verify replies one by one with none).
+func newClientWorkers(cfg Config, id *security.Identity, v *security.Verifier, nc *nats.Conn, workers int) *Client {
 	c := &Client{
 		cfg: cfg, id: id, verifier: v, nc: nc, hash: protocol.CallerHash(id.Name()), log: cfg.Logger,
 		subs: map[string]*nats.Subscription{}, pending: map[string]*call{},
-		work: make(chan *nats.Msg, 4096), done: make(chan struct{}),
 	}
-	// Reply verification is CPU-bound (an Ed25519 check each): spread it over
-	// every core so 10,000 replies do not queue behind one goroutine.
-	for range runtime.GOMAXPROCS(0) {
+	c.wake = sync.NewCond(&c.inboxMu)
+	for range workers {
 		c.wg.Add(1)
 		go c.verifyLoop()
 	}
@@ -148,7 +159,10 @@ func (c *Client) Collective() string { return c.cfg.Collective }
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
 		c.nc.Close()
-		close(c.done)
+		c.inboxMu.Lock()
+		c.closed = true
+		c.wake.Broadcast()
+		c.inboxMu.Unlock()
 		c.wg.Wait()
 	})
 }
@@ -160,12 +174,7 @@ func (c *Client) subscribe(collective string) error {
 	if _, ok := c.subs[collective]; ok {
 		return nil
 	}
-	sub, err := c.nc.Subscribe(protocol.ReplyPrefix(collective, c.hash)+".>", func(m *nats.Msg) {
-		select {
-		case c.work <- m:
-		case <-c.done:
-		}
-	})
+	sub, err := c.nc.Subscribe(protocol.ReplyPrefix(collective, c.hash)+".>", c.arrive)
 	if err != nil {
 		return fmt.Errorf("subscribing to replies: %w", err)
 	}
@@ -182,20 +191,20 @@ func (c *Client) subscribe(collective string) error {
 	return nil
 }
 
-func (c *Client) verifyLoop() {
-	defer c.wg.Done()
-	for {
-		select {
-		case <-c.done:
-			return
-		case m := <-c.work:
-			c.deliver(m)
-		}
-	}
+// arrival is a reply as it came off the connection, before verification.
+type arrival struct {
+	call *call
+	id   string // request id, from the reply subject
+	data []byte
+	at   time.Time
 }
 
-// deliver verifies one raw reply and hands it to its call.
-func (c *Client) deliver(m *nats.Msg) {
+// arrive receives a raw reply from the connection. It stamps the reply's
+// arrival time here, before the reply queues for verification, so that RTTs
+// and the quiet window are wire times: at thousands of replies the
+// verification queue would otherwise add its own delay to both.
+func (c *Client) arrive(m *nats.Msg) {
+	at := time.Now()
 	id := m.Subject[strings.LastIndexByte(m.Subject, '.')+1:]
 	c.mu.Lock()
 	cl := c.pending[id]
@@ -203,7 +212,36 @@ func (c *Client) deliver(m *nats.Msg) {
 	if cl == nil {
 		return // a straggler for a finished call
 	}
-	cl.add(c.verifyReply(m.Data, id, time.Now()))
+	cl.arrived(at)
+	c.inboxMu.Lock()
+	c.inbox = append(c.inbox, arrival{call: cl, id: id, data: m.Data, at: at})
+	c.wake.Signal()
+	c.inboxMu.Unlock()
+}
+
+func (c *Client) verifyLoop() {
+	defer c.wg.Done()
+	for c.verifyNext() {
+	}
+}
+
+// verifyNext waits for the next raw reply, verifies it and hands it to its
+// call; it reports false once the client is closed.
+func (c *Client) verifyNext() bool {
+	c.inboxMu.Lock()
+	for len(c.inbox) == 0 && !c.closed {
+		c.wake.Wait()
+	}
+	if c.closed {
+		c.inboxMu.Unlock()
+		return false
+	}
+	a := c.inbox[0]
+	c.inbox[0] = arrival{} // let the reply's bytes go once verified
+	c.inbox = c.inbox[1:]
+	c.inboxMu.Unlock()
+	a.call.add(c.verifyReply(a.data, a.id, a.at))
+	return true
 }
 
 // verifyReply checks a reply's signature by a node certificate whose certname
