@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# idle.sh — one node daemon alone: idle CPU, wake-ups and memory (issue 14).
+#
+# The deployment being measured is one daemon per host: the daemon runs from
+# its own copy of the binary, so no other process shares its file-backed
+# pages and its PSS is what the host pays. It runs as deployed: TLS, policy
+# and audit on, a facts file, the package and service agents as this machine
+# allows. A broker (from another copy of the binary) and a client are
+# started only to check that the daemon answers and to exercise it.
+#
+# Prints a markdown block for docs/benchmarks.md: CPU model, date, load
+# average (other work on the machine inflates wake-up costs), idle CPU in ms
+# per second from /proc/PID/task/*/schedstat (nanoseconds), wake-ups per
+# second (schedstat timeslices), and memory from smaps_rollup after start
+# and after 100 requests.
+#
+# Environment: IDLE_S (default 30, seconds of the idle window), MCO=path
+# skips the build (the default builds as packaging/ does), KEEP_WORK=1 keeps
+# the work directory.
+set -euo pipefail
+
+IDLE_S=${IDLE_S:-30}
+[[ $IDLE_S =~ ^[0-9]+$ && $IDLE_S -ge 1 ]] || { echo "IDLE_S must be a positive integer" >&2; exit 2; }
+for tool in go python3; do
+	command -v "$tool" >/dev/null || { echo "idle.sh: $tool is required" >&2; exit 1; }
+done
+[[ -r /proc/self/smaps_rollup ]] || { echo "idle.sh: /proc/PID/smaps_rollup is required (Linux ≥ 4.14)" >&2; exit 1; }
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+work=$(mktemp -d "${TMPDIR:-/tmp}/mco-idle.XXXXXX")
+daemon_pid=
+broker_pid=
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[[ -n $daemon_pid ]] && kill -TERM "$daemon_pid" 2>/dev/null || true
+	[[ -n $broker_pid ]] && kill -TERM "$broker_pid" 2>/dev/null || true
+	wait 2>/dev/null || true
+	if [[ ${KEEP_WORK:-} == 1 ]]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
+	exit "$rc"
+}
+trap cleanup EXIT INT TERM
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+
+if [[ -n ${MCO:-} ]]; then
+	cp "$MCO" "$work/mco"
+else
+	log "building mco as packaged (CGO_ENABLED=0, -trimpath, -s -w)"
+	(cd "$repo" && CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o "$work/mco" ./cmd/mco)
+fi
+cd "$work"
+# Separate copies: the broker and client must not share the daemon's pages.
+cp mco mco-daemon
+mco=$work/mco
+
+"$mco" pki init --dir pki >/dev/null
+"$mco" pki issue broker broker --host 127.0.0.1 --dir pki >/dev/null
+"$mco" pki issue client bench.mcollective --dir pki >/dev/null
+"$mco" pki issue node node1.bench --dir pki >/dev/null
+
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+cat >broker.conf <<EOF
+listen = 127.0.0.1:$port
+tls.ca = $work/pki/ca.crt
+tls.cert = $work/pki/certs/broker.crt
+tls.key = $work/pki/private/broker.key
+EOF
+"$mco" broker run -c broker.conf --log-level warn >broker.log 2>&1 &
+broker_pid=$!
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
+
+mkdir -p policy
+printf 'policy default deny\nallow\tcert=bench.mcollective\t*\t*\t*\n' >policy/rpcutil.policy
+printf 'role: web\nrack: r1\n' >facts.yaml
+cat >server.conf <<EOF
+broker = tls://127.0.0.1:$port
+tls.ca = $work/pki/ca.crt
+tls.cert = $work/pki/certs/node1.bench.crt
+tls.key = $work/pki/private/node1.bench.key
+facts = $work/facts.yaml
+policy.dir = $work/policy
+audit.log = $work/audit.log
+EOF
+cat >client.conf <<EOF
+broker = tls://127.0.0.1:$port
+tls.ca = $work/pki/ca.crt
+tls.cert = $work/pki/certs/bench.mcollective.crt
+tls.key = $work/pki/private/bench.mcollective.key
+EOF
+echo node1.bench >nodes.txt
+./mco-daemon server run -c server.conf --log-level warn </dev/null >daemon.log 2>&1 &
+daemon_pid=$!
+
+ping_once() { "$mco" -c client.conf rpc rpcutil ping --nodes nodes.txt --timeout 1s --json </dev/null 2>/dev/null | grep -c '"sender"' || true; }
+for _ in $(seq 60); do
+	[[ $(ping_once) == 1 ]] && break
+	kill -0 "$daemon_pid" 2>/dev/null || { cat daemon.log >&2; echo "daemon exited" >&2; exit 1; }
+	sleep 0.5
+done
+[[ $(ping_once) == 1 ]] || { cat daemon.log >&2; echo "daemon does not answer" >&2; exit 1; }
+log "daemon answers; settling 3 s, then $IDLE_S s idle"
+sleep 3
+
+mem() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$daemon_pid/smaps_rollup"; }
+sched() { awk '{ ns += $1; n += $3 } END { printf "%d %d", ns, n }' /proc/"$daemon_pid"/task/*/schedstat; }
+mem_start="$(mem Rss) $(mem Pss) $(mem Pss_Anon) $(mem Pss_File)"
+read -r ns0 n0 <<<"$(sched)"
+t0=$EPOCHREALTIME
+sleep "$IDLE_S"
+read -r ns1 n1 <<<"$(sched)"
+t1=$EPOCHREALTIME
+threads=$(ls /proc/"$daemon_pid"/task | wc -l)
+
+log "100 requests (ping, inventory), then memory again"
+for _ in $(seq 50); do
+	"$mco" -c client.conf rpc rpcutil ping --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
+	"$mco" -c client.conf rpc rpcutil inventory --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
+done
+sleep 1
+mem_after="$(mem Rss) $(mem Pss) $(mem Pss_Anon) $(mem Pss_File)"
+
+python3 - "$ns0" "$n0" "$ns1" "$n1" "$t0" "$t1" "$threads" $mem_start $mem_after <<'EOF'
+import os, sys, time
+ns0, n0, ns1, n1 = map(int, sys.argv[1:5])
+t0, t1 = map(float, sys.argv[5:7])
+threads = sys.argv[7]
+m = [int(x) / 1024 for x in sys.argv[8:16]]
+model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
+load = open("/proc/loadavg").read().split()[:3]
+wall = t1 - t0
+print(f"### One node daemon alone ({model}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {' '.join(load)})\n")
+print("| idle window (s) | idle CPU (ms per s) | wake-ups per s | threads | RSS / PSS (MB) | PSS anon / file (MB) | after 100 requests: RSS / PSS anon / file (MB) |")
+print("|---|---|---|---|---|---|---|")
+print(f"| {wall:.0f} | {(ns1 - ns0) / 1e6 / wall:.3f} | {(n1 - n0) / wall:.2f} | {threads} | {m[0]:.1f} / {m[1]:.1f} | {m[2]:.1f} / {m[3]:.1f} | {m[4]:.1f} / {m[6]:.1f} / {m[7]:.1f} |")
+EOF
