@@ -117,6 +117,7 @@ New here? 'mco demo' runs a complete collective in one process and shows it off.
 		newDemoCmd(app), newDevCmd(app),
 		newCompletionCmd(app), newVersionCmd(app),
 	)
+	addDynamicCompletion(root)
 	return root
 }
 
