@@ -71,6 +71,13 @@ one is broken, 2 when a file cannot be read.`,
 					fmt.Fprintf(app.Stderr, "%s: cannot read: %v\n", f, err)
 					continue
 				}
+				// audit.log* also matches the head file, which is checked
+				// with its log rather than as a log of its own.
+				if strings.HasSuffix(f, ".head") {
+					if _, err := os.Stat(strings.TrimSuffix(f, ".head")); err == nil {
+						continue
+					}
+				}
 				readable = append(readable, f)
 			}
 			for _, group := range audit.GroupRotation(readable) {
