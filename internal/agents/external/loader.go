@@ -57,14 +57,13 @@ func (l *Loader) Load() ([]*agent.Agent, []error) {
 func (l *Loader) Run(ctx context.Context, onChange func([]*agent.Agent)) {
 	var events <-chan fsnotify.Event
 	var errs <-chan error
-	watched := map[string]bool{}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		l.opts.Logger.Warn("cannot watch external agent directories; falling back to rescanning", "every", l.opts.Rescan, "error", err)
 	} else {
 		defer w.Close()
 		events, errs = w.Events, w.Errors
-		l.syncWatches(w, watched)
+		l.syncWatches(w)
 	}
 
 	rescan := time.NewTicker(l.opts.Rescan)
@@ -92,7 +91,7 @@ func (l *Loader) Run(ctx context.Context, onChange func([]*agent.Agent)) {
 			l.reloadIfChanged(onChange)
 		case <-debounce.C:
 			if w != nil {
-				l.syncWatches(w, watched)
+				l.syncWatches(w)
 			}
 			l.reloadIfChanged(onChange)
 		}
@@ -118,8 +117,10 @@ func (l *Loader) reloadIfChanged(onChange func([]*agent.Agent)) {
 
 // syncWatches watches each libdir (to see agent/ appear), each agent dir
 // (agent/ and mcollective/agent/) and each per-platform executable dir below
-// it, and forgets dirs that are gone.
-func (l *Loader) syncWatches(w *fsnotify.Watcher, watched map[string]bool) {
+// it, and forgets dirs that are gone. What is watched comes from the watcher
+// itself: inotify drops the watch of a removed dir, so a dir removed and
+// created again must be watched anew.
+func (l *Loader) syncWatches(w *fsnotify.Watcher) {
 	want := map[string]bool{}
 	for _, libdir := range l.opts.LibDirs {
 		want[libdir] = true
@@ -134,21 +135,20 @@ func (l *Loader) syncWatches(w *fsnotify.Watcher, watched map[string]bool) {
 			}
 		}
 	}
-	for dir := range watched {
+	watched := map[string]bool{}
+	for _, dir := range w.WatchList() {
+		watched[dir] = true
 		if !want[dir] {
 			_ = w.Remove(dir) // fails when the dir is already gone, which is fine
-			delete(watched, dir)
 		}
 	}
 	for dir := range want {
-		if watched[dir] {
-			continue
+		if !watched[dir] {
+			// A dir that does not exist yet fails here and is picked up by a
+			// later sync, when an event in its parent or the rescan
+			// triggers one.
+			_ = w.Add(dir)
 		}
-		if err := w.Add(dir); err == nil {
-			watched[dir] = true
-		}
-		// A dir that does not exist yet is picked up by a later sync, when
-		// an event in its parent or the rescan triggers one.
 	}
 }
 
@@ -158,6 +158,7 @@ type stamp struct {
 	size  int64
 	mode  os.FileMode
 	mtime int64 // unix nanoseconds
+	owner int   // uid: a chown can make a file untrusted (checkTrusted)
 }
 
 // snapshot fingerprints everything in each agent dir and one level below
@@ -178,7 +179,7 @@ func snapshot(libdirs []string) []stamp {
 			if err != nil {
 				continue
 			}
-			out = append(out, stamp{path: p, size: st.Size(), mode: st.Mode(), mtime: st.ModTime().UnixNano()})
+			out = append(out, stamp{path: p, size: st.Size(), mode: st.Mode(), mtime: st.ModTime().UnixNano(), owner: ownerOf(st)})
 			if st.IsDir() && depth == 0 {
 				add(p, 1)
 			}

@@ -91,6 +91,23 @@ func TestLoaderReload(t *testing.T) {
 			}
 		}, nil},
 		{"create the agent dir again", func(t *testing.T) { writeAgent(t, libdir, "third", "exit 0") }, []string{"third"}},
+		{"make an executable group-writable", func(t *testing.T) {
+			chmod(t, filepath.Join(agentDir, "third"), 0o775)
+		}, nil},
+		{"and safe again", func(t *testing.T) {
+			chmod(t, filepath.Join(agentDir, "third"), 0o755)
+		}, []string{"third"}},
+		{"give the executable to another user (root only)", func(t *testing.T) {
+			if os.Geteuid() != 0 {
+				t.Skip("only root can give a file away")
+			}
+			if err := os.Chown(filepath.Join(agentDir, "third"), 65534, 65534); err != nil {
+				t.Fatal(err)
+			}
+		}, nil},
+		{"in Choria's layout", func(t *testing.T) {
+			writeAgent(t, filepath.Join(libdir, "mcollective"), "fourth", "exit 0")
+		}, []string{"fourth"}},
 	}
 	for _, step := range steps {
 		t.Run(step.name, func(t *testing.T) {

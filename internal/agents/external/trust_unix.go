@@ -29,3 +29,11 @@ func checkTrusted(path string) error {
 	}
 	return nil
 }
+
+// ownerOf returns a file's uid, or -1 when the platform does not say.
+func ownerOf(st os.FileInfo) int {
+	if sys, ok := st.Sys().(*syscall.Stat_t); ok {
+		return int(sys.Uid)
+	}
+	return -1
+}
