@@ -8,20 +8,17 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/jedib0t/go-pretty/v6/table"
 	"github.com/spf13/cobra"
 
-	"github.com/marionette/mco/internal/broker"
 	"github.com/marionette/mco/internal/buildinfo"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/logging"
 	"github.com/marionette/mco/internal/metrics"
-	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/quiesce"
-	"github.com/marionette/mco/internal/security"
 )
 
 // daemonLogger builds a daemon's logger from its log.* settings; a
@@ -173,45 +170,12 @@ func roleConfig(cmd *cobra.Command, role string) string {
 
 // runBroker runs the broker configured in file until ctx ends.
 func runBroker(ctx context.Context, app *App, file string, cfg *config.Broker, log *slog.Logger) error {
-	v, err := daemon.NewVerifier(&cfg.Security)
-	if err != nil {
-		return err
-	}
-	var ids *security.IdentityFiles
-	opts := broker.Options{
-		Verifier: v, Listen: cfg.Listen, Insecure: cfg.Insecure, ClusterName: cfg.ClusterName,
-		ClusterListen: cfg.ClusterListen, Routes: cfg.Routes, MaxPayload: cfg.MaxPayload,
-		Collectives: cfg.Collectives, Monitor: cfg.Monitor, Logger: log,
-	}
-	if cfg.Collectors != "" {
-		if opts.Collectors, err = security.ParseMatcher(cfg.Collectors); err != nil {
-			return fmt.Errorf("%s: collectors: %w", file, err)
-		}
-	}
 	if cfg.Insecure {
 		fmt.Fprintln(app.Stderr, "WARNING: insecure = true: no TLS and no authentication. Development only.")
-	} else if ids, err = security.LoadIdentityFiles(cfg.Cert, cfg.Key); err != nil {
-		return fmt.Errorf("broker certificate: %w", err)
-	} else {
-		opts.CurrentIdentity = ids.Current
 	}
-	if cfg.RevocationFile != "" {
-		serials, err := pki.ReadRevoked(cfg.RevocationFile)
-		if err != nil {
-			return err
-		}
-		v.SetRevoked(serials)
-	}
-	b, err := broker.Start(opts)
+	b, err := node.StartBroker(cfg, file, log)
 	if err != nil {
 		return err
-	}
-	if cfg.RevocationFile != "" {
-		// Revocation takes effect at once: the connections of a newly
-		// revoked certificate are dropped, not just refused next time.
-		go func() {
-			_ = security.WatchRevocations(ctx, cfg.RevocationFile, v, 2*time.Second, log, b.DropRevoked)
-		}()
 	}
 	if cfg.MetricsListen != "" {
 		reg := metrics.New()
@@ -221,17 +185,7 @@ func runBroker(ctx context.Context, app *App, file string, cfg *config.Broker, l
 			return fmt.Errorf("%s: %w", file, err)
 		}
 	}
-	if ids != nil {
-		// A renewed certificate and key on disk serve new connections
-		// without a restart.
-		go ids.Watch(ctx, 2*time.Second, log, func(id *security.Identity) error {
-			_, err := v.Certificate(id.Cert.Raw, pki.RoleBroker)
-			return err
-		}, nil)
-	}
 	log.Info("broker ready", "url", b.URL())
-	<-ctx.Done()
-	log.Info("broker shutting down")
-	b.Shutdown()
+	b.Run(ctx)
 	return nil
 }

@@ -17,7 +17,7 @@ import (
 	"github.com/marionette/mco/internal/agents/serviceagent"
 	"github.com/marionette/mco/internal/cli"
 	"github.com/marionette/mco/internal/devcluster"
-	"github.com/marionette/mco/internal/server"
+	"github.com/marionette/mco/internal/node"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output (or set UPDATE_GOLDEN=1)")
@@ -56,7 +56,7 @@ func TestGolden(t *testing.T) {
 	}
 	c, err := devcluster.Start(context.Background(), devcluster.Options{
 		Dir: filepath.Join(dir, "cluster"), Nodes: 3, Libdirs: []string{examples},
-		Agents: func(*server.Server) ([]*agent.Agent, error) {
+		Agents: []node.AgentFunc{func(*node.Node) ([]*agent.Agent, error) {
 			pkg, err := packageagent.New(packageagent.Options{Backend: fakePackages{}})
 			if err != nil {
 				return nil, err
@@ -66,7 +66,7 @@ func TestGolden(t *testing.T) {
 				return nil, err
 			}
 			return []*agent.Agent{pkg, svc}, nil
-		},
+		}},
 	})
 	if err != nil {
 		t.Fatal(err)

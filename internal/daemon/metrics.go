@@ -2,10 +2,10 @@ package daemon
 
 import (
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/marionette/mco/internal/metrics"
+	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/server"
 	"github.com/marionette/mco/protocol"
 )
@@ -14,7 +14,7 @@ import (
 // Counters the server already keeps (drops by reason, denials, audit
 // failures) are read from it at each scrape rather than counted twice.
 func (d *Daemon) RegisterMetrics(reg *metrics.Registry) {
-	st := d.srv.Stats()
+	st := d.node.Stats()
 	for _, reason := range server.DropReasons() {
 		reg.CounterFunc(fmt.Sprintf(`mco_requests_dropped_total{reason=%s}`, metrics.Quote(reason)), func() uint64 { return uint64(st.Dropped(reason)) })
 	}
@@ -30,22 +30,21 @@ func (d *Daemon) RegisterMetrics(reg *metrics.Registry) {
 	reg.CounterFunc("mco_audit_write_failures_total", func() uint64 { return uint64(st.AuditErrors.Load()) })
 	reg.CounterFunc("mco_fact_reloads_total", func() uint64 { n, _ := d.facts.Reloads(); return n })
 	reg.CounterFunc("mco_fact_reload_failures_total", func() uint64 { _, n := d.facts.Reloads(); return n })
-	d.srv.SetObserver(&nodeObserver{reg: reg, srv: d.srv, external: slices.Clone(d.extNames)})
+	d.node.Server().SetObserver(&nodeObserver{reg: reg, node: d.node})
 }
 
 // nodeObserver counts requests by agent, action and status, action
 // durations, and the runs of external agents.
 type nodeObserver struct {
-	reg      *metrics.Registry
-	srv      *server.Server
-	external []string
+	reg  *metrics.Registry
+	node *node.Node
 }
 
 // Completed implements server.Observer.
 func (o *nodeObserver) Completed(agent, action string, status protocol.StatusCode, d time.Duration) {
 	// Agent and action names come from the caller: only names this node
 	// hosts become label values, so no caller can grow the series at will.
-	a, ok := o.srv.Agent(agent)
+	a, ok := o.node.Agent(agent)
 	if !ok {
 		agent, action = "(unknown)", "(unknown)"
 	} else if a.DDL.Action(action) == nil {
@@ -56,7 +55,7 @@ func (o *nodeObserver) Completed(agent, action string, status protocol.StatusCod
 	if d > 0 {
 		o.reg.Histogram(fmt.Sprintf(`mco_action_duration_seconds{%s}`, labels)).Update(d.Seconds())
 	}
-	if d > 0 && ok && slices.Contains(o.external, agent) {
+	if d > 0 && ok && o.node.IsExternal(agent) {
 		o.reg.Counter(fmt.Sprintf(`mco_external_agent_runs_total{agent=%s}`, metrics.Quote(agent))).Inc()
 		if status != protocol.OK {
 			o.reg.Counter(fmt.Sprintf(`mco_external_agent_failures_total{agent=%s}`, metrics.Quote(agent))).Inc()

@@ -18,13 +18,12 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/marionette/mco/agent"
-	"github.com/marionette/mco/internal/agents/external"
 	"github.com/marionette/mco/internal/agents/rpcutil"
 	"github.com/marionette/mco/internal/audit"
 	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/broker"
-	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/data"
+	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/internal/server"
@@ -40,10 +39,10 @@ type Options struct {
 	// "dev.mcollective"); ExtraClients are issued too (e.g. a denied user).
 	Client       string
 	ExtraClients []string
-	// Agents builds extra agents for each node (after rpcutil).
-	Agents func(n *server.Server) ([]*agent.Agent, error)
-	// Configure adjusts each node's options before it is created.
-	Configure func(i int, name string, o *server.Options)
+	// Agents build extra built-in agents for each node (after rpcutil).
+	Agents []node.AgentFunc
+	// Configure adjusts each node's spec before it is built.
+	Configure func(i int, name string, s *node.Spec)
 	// PolicyDir enables ActionPolicy on every node (shared policy files).
 	PolicyDir string
 	// AuditDir enables a hash-chained audit log per node: AuditDir/<node>.log.
@@ -60,14 +59,11 @@ type Cluster struct {
 	Dir          string
 	ClientConfig string // path of the generated client.conf
 	Broker       *broker.Broker
-	Nodes        []*server.Server
+	Nodes        []*node.Node
 	Store        pki.Store
 	Verifier     *security.Verifier
 	conns        []*nats.Conn
 	audits       []*audit.Log
-	loaders      []*external.Loader
-	extNames     [][]string
-	builtin      []map[string]bool // per node: agent names external agents may not take
 	auditDir     string
 	quiet        time.Duration
 	libdirs      []string
@@ -75,7 +71,9 @@ type Cluster struct {
 	wg           sync.WaitGroup
 }
 
-// Start builds and starts the cluster.
+// Start builds and starts the cluster. ctx bounds the start (a cancelled
+// start stops what it started) and the cluster's life: when it ends, the
+// cluster stops watching its libdirs; Close stops the rest.
 func Start(ctx context.Context, o Options) (*Cluster, error) {
 	if o.Nodes < 0 {
 		return nil, errors.New("node count must not be negative")
@@ -134,41 +132,40 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 		}
 	}
 
-	c.Nodes = make([]*server.Server, o.Nodes)
+	c.Nodes = make([]*node.Node, o.Nodes)
 	c.conns = make([]*nats.Conn, o.Nodes)
 	c.audits = make([]*audit.Log, o.Nodes)
-	c.loaders = make([]*external.Loader, o.Nodes)
-	c.extNames = make([][]string, o.Nodes)
-	c.builtin = make([]map[string]bool, o.Nodes)
 	if o.AuditDir != "" {
 		if err := os.MkdirAll(o.AuditDir, 0o700); err != nil {
 			return nil, err
 		}
 	}
 	// package and service describe this machine, not a node: built once.
-	machine := daemon.MachinePlugins(o.Logger)
+	machine := node.MachinePlugins(o.Logger)
 	var authorizer server.Authorizer
 	if o.PolicyDir != "" {
-		authorizer = daemon.Policy{A: authz.New(authz.Options{Dir: o.PolicyDir, EnableDefault: true}, o.Logger)}
+		authorizer = node.Policy{A: authz.New(authz.Options{Dir: o.PolicyDir, EnableDefault: true}, o.Logger)}
 	}
 	errs := make([]error, o.Nodes)
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 16) // TLS handshakes in parallel, but not 2,000 at once
 	for i := range o.Nodes {
-		wg.Add(1)
+		if err := ctx.Err(); err != nil {
+			errs[i] = err
+			break
+		}
 		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			defer func() { <-sem }()
-			errs[i] = c.startNode(ctx, ca, v, o, i, authorizer, machine)
-		}()
+			errs[i] = c.startNode(ca, v, o, i, authorizer, machine)
+		})
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if len(o.Libdirs) > 0 && o.Nodes > 0 {
-		c.watchLibdirs(o)
+		c.watchLibdirs(ctx, o)
 	}
 	ok = true
 	return c, nil
@@ -199,65 +196,34 @@ discovery_quiet = %s
 	return os.WriteFile(path, []byte(conf), 0o600)
 }
 
-func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifier, o Options, i int, authorizer server.Authorizer, machine []data.Plugin) error {
+func (c *Cluster) startNode(ca *pki.CA, v *security.Verifier, o Options, i int, authorizer server.Authorizer, machine []data.Plugin) error {
 	name := NodeName(i)
 	cert, key, err := ca.Issue(pki.LeafRequest{Name: name, Role: pki.RoleNode})
 	if err != nil {
 		return err
 	}
 	id := &security.Identity{Cert: cert, Key: key}
-	so := server.Options{
+	spec := node.Spec{
 		Identity: id, Verifier: v, Collectives: []string{o.Collective},
 		Facts: NewStaticFacts(NodeFacts(i), NodeClasses(i)), Version: o.Version,
-		Logger: o.Logger, Authorizer: authorizer,
+		Logger: o.Logger, Authorizer: authorizer, MachinePlugins: machine,
+		RPCUtil: rpcutil.Options{ConfigItems: map[string]any{"identity": name, "collectives": o.Collective}},
+		Agents:  o.Agents, Libdirs: o.Libdirs,
+		QuietLoad: i > 0, // the same files: reported once
 	}
-	if o.Configure != nil {
-		o.Configure(i, name, &so)
-	}
-	srv, err := server.New(so)
-	if err != nil {
-		return err
-	}
-	srv.SetData(daemon.NewDataPlugins(srv, machine...))
 	if o.AuditDir != "" {
 		log, err := audit.Open(filepath.Join(o.AuditDir, name+".log"), audit.Options{})
 		if err != nil {
 			return err
 		}
 		c.audits[i] = log
-		srv.SetAuditor(&daemon.Auditor{Log: log, Node: name, Secrets: daemon.SecretsOf(srv)})
+		spec.Audit = log
 	}
-	ru, err := rpcutil.New(srv, rpcutil.Options{ConfigItems: map[string]any{"identity": name, "collectives": strings.Join(so.Collectives, ",")}})
+	if o.Configure != nil {
+		o.Configure(i, name, &spec)
+	}
+	n, err := node.Build(spec)
 	if err != nil {
-		return err
-	}
-	agents := []*agent.Agent{ru}
-	if o.Agents != nil {
-		more, err := o.Agents(srv)
-		if err != nil {
-			return err
-		}
-		agents = append(agents, more...)
-	}
-	if len(o.Libdirs) > 0 {
-		c.loaders[i] = external.NewLoader(external.Options{LibDirs: o.Libdirs, Facts: srv.Facts, Logger: o.Logger})
-		ext, errs := c.loaders[i].Load()
-		c.builtin[i] = map[string]bool{}
-		for _, a := range agents {
-			c.builtin[i][a.Name()] = true
-		}
-		ext = daemon.WithoutNames(ext, c.builtin[i], o.Logger)
-		if i == 0 {
-			for _, e := range errs {
-				o.Logger.Error("external agent not loaded", "err", e)
-			}
-		}
-		for _, a := range ext {
-			c.extNames[i] = append(c.extNames[i], a.Name())
-		}
-		agents = append(agents, ext...)
-	}
-	if err := srv.AddAgents(agents...); err != nil {
 		return err
 	}
 	nc, err := transport.Dial(transport.Options{
@@ -266,40 +232,33 @@ func (c *Cluster) startNode(ctx context.Context, ca *pki.CA, v *security.Verifie
 	if err != nil {
 		return fmt.Errorf("node %s: %w", name, err)
 	}
-	if err := srv.Start(nc); err != nil {
+	if err := n.Start(nc); err != nil {
 		nc.Close()
 		return fmt.Errorf("node %s: %w", name, err)
 	}
-	c.Nodes[i], c.conns[i] = srv, nc
+	c.Nodes[i], c.conns[i] = n, nc
 	return nil
 }
 
-// watchLibdirs reloads every node's external agents when the files change.
-// One watcher serves the whole cluster; each node then reloads with its own
-// facts.
-func (c *Cluster) watchLibdirs(o Options) {
-	ctx, cancel := context.WithCancel(context.Background())
-	c.cancel = cancel
-	c.wg.Add(1)
-	go func() {
-		defer c.wg.Done()
-		c.loaders[0].Run(ctx, func([]*agent.Agent) {
-			for i, srv := range c.Nodes {
-				ext, _ := c.loaders[i].Load()
-				ext = daemon.WithoutNames(ext, c.builtin[i], o.Logger)
-				var names []string
-				for _, a := range ext {
-					names = append(names, a.Name())
-				}
-				if err := srv.ReplaceAgents(c.extNames[i], ext); err != nil {
-					o.Logger.Error("reloading external agents", "node", srv.Identity(), "err", err)
-					continue
-				}
-				c.extNames[i] = names
+// watchLibdirs reloads every node's external agents when the files change,
+// until ctx ends or the cluster closes. One watcher serves the whole
+// cluster; each node then reloads with its own facts.
+func (c *Cluster) watchLibdirs(ctx context.Context, o Options) {
+	ctx, c.cancel = context.WithCancel(ctx)
+	c.wg.Go(func() {
+		c.Nodes[0].Loader().Run(ctx, func(ext []*agent.Agent) {
+			first, err := c.Nodes[0].SetExternal(ext)
+			if err != nil {
+				o.Logger.Error("reloading external agents", "node", c.Nodes[0].Identity(), "err", err)
 			}
-			o.Logger.Info("external agents reloaded", "agents", c.extNames[0])
+			for _, n := range c.Nodes[1:] {
+				if _, err := n.Reload(); err != nil {
+					o.Logger.Error("reloading external agents", "node", n.Identity(), "err", err)
+				}
+			}
+			o.Logger.Info("external agents reloaded", "agents", first)
 		})
-	}()
+	})
 }
 
 // AuditLog returns the path of a node's audit log ("" without AuditDir).

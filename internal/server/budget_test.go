@@ -13,6 +13,8 @@ import (
 // slowData blocks every query until its context ends, counting the calls.
 type slowData struct{ calls atomic.Int64 }
 
+func (d *slowData) Names() []string { return []string{"slow"} }
+
 func (d *slowData) Query(ctx context.Context, _, _ string) (map[string]any, error) {
 	d.calls.Add(1)
 	<-ctx.Done()

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"github.com/marionette/mco/internal/agents"
 	"sync/atomic"
 	"testing"
 
@@ -25,7 +26,7 @@ func FuzzHandle(f *testing.F) {
 		f.Fatal(err)
 	}
 	// No broker: replies fail to publish, which the node counts and survives.
-	s, err := New(Options{Identity: p.node, Verifier: v, Collectives: []string{testCollective}}, testAgent(f, new(atomic.Int64)))
+	s, err := New(Options{Identity: p.node, Verifier: v, Collectives: []string{testCollective}, Agents: agents.NewRegistry(testAgent(f, new(atomic.Int64)))})
 	if err != nil {
 		f.Fatal(err)
 	}

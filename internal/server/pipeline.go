@@ -219,7 +219,7 @@ func (s *Server) matchFilter(r *request) bool {
 
 // resolveAgent finds the agent and action; unknown ones get status 2.
 func (s *Server) resolveAgent(r *request) bool {
-	a, ok := s.Agent(r.req.Agent)
+	a, ok := s.agent(r.req.Agent)
 	if ok {
 		r.agent = a
 		r.action = a.DDL.Action(r.req.Action)
@@ -424,7 +424,7 @@ func (s *Server) view(r *request) nodeView {
 func (v nodeView) Identity() string             { return v.s.Identity() }
 func (v nodeView) Fact(path string) (any, bool) { return v.s.opts.Facts.Fact(path) }
 func (v nodeView) Classes() []string            { return v.s.opts.Facts.Classes() }
-func (v nodeView) Agents() []string             { return v.s.AgentNames() }
+func (v nodeView) Agents() []string             { return v.s.opts.Agents.AgentNames() }
 func (v nodeView) Data(plugin, query string) (map[string]any, error) {
 	if v.s.opts.Data == nil {
 		return nil, fmt.Errorf("no data plugins on this node")

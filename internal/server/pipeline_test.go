@@ -16,6 +16,7 @@ import (
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/agents"
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
@@ -121,12 +122,13 @@ func newNode(t *testing.T, p *testPKI, url string, opt func(*Options)) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts := Options{Identity: p.node, Verifier: v, Collectives: []string{testCollective, "eu"}}
+	n := &node{t: t, p: p, v: v, replies: make(chan *nats.Msg, 64), runs: new(atomic.Int64)}
+	opts := Options{Identity: p.node, Verifier: v, Collectives: []string{testCollective, "eu"},
+		Agents: agents.NewRegistry(testAgent(t, n.runs))}
 	if opt != nil {
 		opt(&opts)
 	}
-	n := &node{t: t, p: p, v: v, replies: make(chan *nats.Msg, 64), runs: new(atomic.Int64)}
-	if n.s, err = New(opts, testAgent(t, n.runs)); err != nil {
+	if n.s, err = New(opts); err != nil {
 		t.Fatal(err)
 	}
 	sub := natstest.Connect(t, url)

@@ -14,7 +14,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -38,6 +37,15 @@ type Facts interface {
 // DataSource answers data plugin queries (fstat('/etc/issue') and friends).
 type DataSource interface {
 	Query(ctx context.Context, plugin, arg string) (map[string]any, error)
+	// Names lists the plugins, for inventories.
+	Names() []string
+}
+
+// Agents is the set of agents the node serves; the node builder owns it
+// (an *agents.Registry) and calls Resubscribe after changing it.
+type Agents interface {
+	Agent(name string) (*agent.Agent, bool)
+	AgentNames() []string
 }
 
 // Decision is an authorization outcome.
@@ -76,6 +84,7 @@ type Options struct {
 	Verifier    *security.Verifier
 	Collectives []string // the first is the main collective
 	Facts       Facts
+	Agents      Agents     // nil: none
 	Data        DataSource // optional
 	Authorizer  Authorizer // optional: nil allows every authenticated caller
 	Auditor     Auditor    // optional
@@ -115,7 +124,6 @@ type Server struct {
 	now    func() time.Time
 	stats  *Stats
 	replay *replayCache
-	agents atomic.Pointer[map[string]*agent.Agent]
 	// observer is set before the server starts (SetObserver).
 	observer Observer
 	// identity signs replies; SetIdentity swaps in a renewed certificate.
@@ -128,8 +136,9 @@ type Server struct {
 	wg sync.WaitGroup // running actions
 }
 
-// New creates a node serving the given agents.
-func New(opts Options, agents ...*agent.Agent) (*Server, error) {
+// New creates a node serving opts.Agents. Build nodes with internal/node,
+// which wires the agents, data plugins and auditor this needs.
+func New(opts Options) (*Server, error) {
 	if opts.Identity == nil || opts.Verifier == nil {
 		return nil, errors.New("server needs an identity and a verifier")
 	}
@@ -157,6 +166,9 @@ func New(opts Options, agents ...*agent.Agent) (*Server, error) {
 	if opts.Facts == nil {
 		opts.Facts = noFacts{}
 	}
+	if opts.Agents == nil {
+		opts.Agents = noAgents{}
+	}
 	replay := newReplayCache(opts.ReplayMaxEntries, opts.ReplayMaxPerCaller)
 	if opts.ReplayFile != "" {
 		var err error
@@ -173,7 +185,6 @@ func New(opts Options, agents ...*agent.Agent) (*Server, error) {
 		subs:   map[string]*nats.Subscription{},
 	}
 	s.identity.Store(opts.Identity)
-	s.setAgents(agents)
 	return s, nil
 }
 
@@ -189,65 +200,12 @@ func (s *Server) Stats() *Stats { return s.stats }
 // Version is the daemon version.
 func (s *Server) Version() string { return s.opts.Version }
 
-// FactSource is where facts come from.
-func (s *Server) FactSource() Facts { return s.opts.Facts }
+// agent returns a hosted agent.
+func (s *Server) agent(name string) (*agent.Agent, bool) { return s.opts.Agents.Agent(name) }
 
-// Agent returns a hosted agent.
-func (s *Server) Agent(name string) (*agent.Agent, bool) {
-	a, ok := (*s.agents.Load())[name]
-	return a, ok
-}
-
-// AgentNames lists hosted agents, sorted.
-func (s *Server) AgentNames() []string {
-	m := *s.agents.Load()
-	out := make([]string, 0, len(m))
-	for n := range m {
-		out = append(out, n)
-	}
-	sort.Strings(out)
-	return out
-}
-
-func (s *Server) setAgents(agents []*agent.Agent) {
-	m := make(map[string]*agent.Agent, len(agents))
-	for _, a := range agents {
-		m[a.Name()] = a
-	}
-	s.agents.Store(&m)
-}
-
-// AddAgents adds (or replaces) agents, subscribing to their subjects when connected.
-func (s *Server) AddAgents(agents ...*agent.Agent) error {
-	old := *s.agents.Load()
-	m := make(map[string]*agent.Agent, len(old)+len(agents))
-	for k, v := range old {
-		m[k] = v
-	}
-	for _, a := range agents {
-		m[a.Name()] = a
-	}
-	s.agents.Store(&m)
-	return s.resubscribe()
-}
-
-// ReplaceAgents swaps a set of agents (e.g. after external agents changed on
-// disk): removed names are unsubscribed, new ones subscribed.
-func (s *Server) ReplaceAgents(remove []string, add []*agent.Agent) error {
-	old := *s.agents.Load()
-	m := make(map[string]*agent.Agent, len(old)+len(add))
-	for k, v := range old {
-		m[k] = v
-	}
-	for _, n := range remove {
-		delete(m, n)
-	}
-	for _, a := range add {
-		m[a.Name()] = a
-	}
-	s.agents.Store(&m)
-	return s.resubscribe()
-}
+// Resubscribe brings the node's subscriptions in line with its agents, after
+// the set changed; a no-op before Start.
+func (s *Server) Resubscribe() error { return s.resubscribe() }
 
 // Start subscribes the node on an established connection. The connection is
 // the caller's: it should have been dialled with this node's certificate.
@@ -272,7 +230,7 @@ func (s *Server) subjects() map[string]bool {
 	want := map[string]bool{}
 	for _, c := range s.opts.Collectives {
 		want[protocol.NodeSubject(c, s.Identity())] = true
-		for name := range *s.agents.Load() {
+		for _, name := range s.opts.Agents.AgentNames() {
 			want[protocol.BroadcastSubject(c, name)] = true
 		}
 	}
@@ -353,37 +311,10 @@ func (noFacts) Facts() map[string]any   { return map[string]any{} }
 func (noFacts) Fact(string) (any, bool) { return nil, false }
 func (noFacts) Classes() []string       { return nil }
 
-// Facts returns the node's current facts (rpcutil).
-func (s *Server) Facts() map[string]any { return s.opts.Facts.Facts() }
+type noAgents struct{}
 
-// Fact looks up one fact by dotted path (rpcutil).
-func (s *Server) Fact(path string) (any, bool) { return s.opts.Facts.Fact(path) }
-
-// Classes returns the node's classes (rpcutil).
-func (s *Server) Classes() []string { return s.opts.Facts.Classes() }
-
-// StatsSnapshot returns the counters (rpcutil daemon_stats).
-func (s *Server) StatsSnapshot() map[string]any { return s.stats.Snapshot() }
-
-// DataPlugins lists the data plugins the node answers.
-func (s *Server) DataPlugins() []string {
-	if n, ok := s.opts.Data.(interface{ Names() []string }); ok {
-		return n.Names()
-	}
-	return nil
-}
-
-// DataQuery runs a data plugin query (rpcutil get_data).
-func (s *Server) DataQuery(ctx context.Context, plugin, arg string) (map[string]any, error) {
-	if s.opts.Data == nil {
-		return nil, errors.New("no data plugins on this node")
-	}
-	return s.opts.Data.Query(ctx, plugin, arg)
-}
-
-// SetData sets the data plugins (they usually need the server itself, so they
-// are attached after New).
-func (s *Server) SetData(d DataSource) { s.opts.Data = d }
+func (noAgents) Agent(string) (*agent.Agent, bool) { return nil, false }
+func (noAgents) AgentNames() []string              { return nil }
 
 // Observer is told how every authenticated request ended: the agent and
 // action (as the node knows them), the status replied and how long the
@@ -411,6 +342,3 @@ func (s *Server) SetIdentity(id *security.Identity) error {
 	s.identity.Store(id)
 	return nil
 }
-
-// SetAuditor sets the auditor before the server starts.
-func (s *Server) SetAuditor(a Auditor) { s.opts.Auditor = a }

@@ -1,21 +1,21 @@
-package daemon_test
+package node_test
 
 import (
 	"context"
 	"encoding/json"
-	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/agents"
 	"github.com/marionette/mco/internal/audit"
-	"github.com/marionette/mco/internal/daemon"
-	"github.com/marionette/mco/internal/pki"
-	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/node"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/server"
 	"github.com/marionette/mco/protocol"
 )
@@ -30,34 +30,19 @@ const loginDDL = `{"metadata": {"name": "login", "description": "d", "author": "
 // TestAuditorMasksSecretInputs: inputs the DDL marks secret never reach the
 // audit log; the others are recorded as sent.
 func TestAuditorMasksSecretInputs(t *testing.T) {
-	ca, err := pki.NewCA("t", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := ca.Issue(pki.LeafRequest{Name: "node1", Role: pki.RoleNode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
-	if err != nil {
-		t.Fatal(err)
-	}
 	d, err := ddl.Parse("login.json", []byte(loginDDL))
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := agent.New(d)
 	a.Register("set", func(_ context.Context, _ *agent.Request, _ *agent.Reply) {})
-	s, err := server.New(server.Options{Identity: &security.Identity{Cert: cert, Key: key}, Verifier: v}, a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	reg := agents.NewRegistry(a)
 	path := filepath.Join(t.TempDir(), "audit.log")
 	log, err := audit.Open(path, audit.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	aud := &daemon.Auditor{Log: log, Node: "node1", Secrets: daemon.SecretsOf(s)}
+	aud := &node.Auditor{Log: log, Node: "node1", Secrets: reg.Secrets}
 	req := &protocol.Request{ID: "r1", Agent: "login", Action: "set", CallerID: "cert=alice.mcollective",
 		Data: map[string]any{"user": "alice", "password": "hunter2"}, Time: time.Now().UnixNano()}
 	if err := aud.Audit(server.AuditEvent{Request: req, Decision: server.Decision{Allowed: true, Rule: "x.policy:2"}}); err != nil {
@@ -85,9 +70,9 @@ func TestAuditorMasksSecretInputs(t *testing.T) {
 	}
 }
 
-// TestWithoutNamesKeepsBuiltins: an external agent may not take a built-in
-// agent's name.
-func TestWithoutNamesKeepsBuiltins(t *testing.T) {
+// TestExternalAgentsKeepBuiltinNames: an external agent may not take a
+// built-in agent's name, and a disabled one is not hosted.
+func TestExternalAgentsKeepBuiltinNames(t *testing.T) {
 	mk := func(name string) *agent.Agent {
 		d, err := ddl.Parse(name+".json", []byte(strings.ReplaceAll(loginDDL, `"name": "login"`, `"name": "`+name+`"`)))
 		if err != nil {
@@ -95,8 +80,19 @@ func TestWithoutNamesKeepsBuiltins(t *testing.T) {
 		}
 		return agent.New(d)
 	}
-	got := daemon.WithoutNames([]*agent.Agent{mk("rpcutil"), mk("greeter")}, map[string]bool{"rpcutil": true}, slog.New(slog.DiscardHandler))
-	if len(got) != 1 || got[0].Name() != "greeter" {
-		t.Fatalf("kept %v, want only greeter", got)
+	ca := pkitest.New(t, "node test CA")
+	n, err := node.Build(node.Spec{Identity: ca.Node("node1"), Verifier: ca.Verifier(), Disabled: []string{"banned"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := n.SetExternal([]*agent.Agent{mk("rpcutil"), mk("greeter"), mk("banned")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(names, []string{"greeter"}) || !slices.Equal(n.AgentNames(), []string{"greeter", "rpcutil"}) {
+		t.Fatalf("external %v, hosted %v; want only greeter beside rpcutil", names, n.AgentNames())
+	}
+	if _, err := n.SetExternal(nil); err != nil || !slices.Equal(n.AgentNames(), []string{"rpcutil"}) {
+		t.Fatalf("after the files went away: hosted %v (%v), want rpcutil", n.AgentNames(), err)
 	}
 }

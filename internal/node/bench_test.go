@@ -1,4 +1,4 @@
-package daemon_test
+package node_test
 
 import (
 	"crypto/rand"
@@ -9,14 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marionette/mco/internal/agents/rpcutil"
 	"github.com/marionette/mco/internal/audit"
 	"github.com/marionette/mco/internal/authz"
-	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/natstest"
-	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/node"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/security"
-	mcoserver "github.com/marionette/mco/internal/server"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -39,25 +37,11 @@ func BenchmarkNode(b *testing.B) {
 }
 
 func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile bool) {
-	ca, err := pki.NewCA("bench CA", time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	issue := func(name string, role pki.Role) *security.Identity {
-		cert, key, err := ca.Issue(pki.LeafRequest{Name: name, Role: role})
-		if err != nil {
-			b.Fatal(err)
-		}
-		return &security.Identity{Cert: cert, Key: key}
-	}
-	node, alice := issue("node1.bench", pki.RoleNode), issue("alice.mcollective", pki.RoleClient)
-	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
-	if err != nil {
-		b.Fatal(err)
-	}
-	opts := mcoserver.Options{Identity: node, Verifier: v}
+	ca := pkitest.New(b, "bench CA")
+	id, alice := ca.Node("node1.bench"), ca.Client("alice.mcollective")
+	spec := node.Spec{Identity: id, Verifier: ca.Verifier()}
 	if withReplayFile {
-		opts.ReplayFile = filepath.Join(b.TempDir(), "replay.seen")
+		spec.ReplayFile = filepath.Join(b.TempDir(), "replay.seen")
 	}
 	if withPolicy {
 		dir := b.TempDir()
@@ -71,11 +55,7 @@ func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile bool) {
 		if err := os.WriteFile(filepath.Join(dir, "rpcutil.policy"), []byte(policy), 0o644); err != nil {
 			b.Fatal(err)
 		}
-		opts.Authorizer = daemon.Policy{A: authz.New(authz.Options{Dir: dir}, nil)}
-	}
-	s, err := mcoserver.New(opts)
-	if err != nil {
-		b.Fatal(err)
+		spec.Authorizer = node.Policy{A: authz.New(authz.Options{Dir: dir}, nil)}
 	}
 	if withAudit {
 		log, err := audit.Open(filepath.Join(b.TempDir(), "audit.log"), audit.Options{})
@@ -83,15 +63,13 @@ func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile bool) {
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { _ = log.Close() })
-		s.SetAuditor(&daemon.Auditor{Log: log, Node: node.Name()})
+		spec.Audit = log
 	}
-	ping, err := rpcutil.New(s, rpcutil.Options{})
+	n, err := node.Build(spec)
 	if err != nil {
 		b.Fatal(err)
 	}
-	if err := s.AddAgents(ping); err != nil {
-		b.Fatal(err)
-	}
+	s := n.Server()
 	nc := natstest.Connect(b, natstest.Start(b))
 	if err := s.Start(nc); err != nil {
 		b.Fatal(err)

@@ -1,4 +1,4 @@
-package daemon
+package node
 
 import (
 	"fmt"
@@ -9,6 +9,9 @@ import (
 	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/server"
 )
+
+// The adapters below connect the pipeline's small interfaces
+// (server.Authorizer, server.Auditor) to ActionPolicy and the audit log.
 
 // Policy adapts ActionPolicy to the server's Authorizer.
 type Policy struct{ A *authz.Authorizer }
@@ -67,25 +70,4 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 		Action: req.Action, Arguments: audit.BoundArguments(audit.MaskArguments(req.Data, secrets)), Decision: decision,
 		PolicyLine: ev.Decision.Rule, Node: a.Node,
 	})
-}
-
-// SecretsOf returns the secret inputs of an agent's action on a server.
-func SecretsOf(s *server.Server) func(agent, action string) []string {
-	return func(agentName, action string) []string {
-		a, ok := s.Agent(agentName)
-		if !ok {
-			return nil
-		}
-		act := a.DDL.Action(action)
-		if act == nil {
-			return nil
-		}
-		var out []string
-		for name, in := range act.Input {
-			if in.Secret {
-				out = append(out, name)
-			}
-		}
-		return out
-	}
 }
