@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -180,5 +181,44 @@ func TestLogsAndAuditRotateWithLogrotate(t *testing.T) {
 	r = mco(t, "", append([]string{"audit", "verify"}, files...)...)
 	if r.code != 1 || !strings.Contains(r.stdout, gz+": audit chain broken at line 2 ") {
 		t.Errorf("audit verify after an edit in %s: exit %d\n%s%s", gz, r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestBrokerLogFileReopenedOnSIGHUP: `mco broker run` with log.file and
+// log.format = json writes JSON records there and, after the file is moved
+// away and SIGHUP arrives, carries on in a new file at the same path.
+func TestBrokerLogFileReopenedOnSIGHUP(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	logFile := filepath.Join(c.dir, "broker-log", "broker.log")
+	conf := filepath.Join(c.dir, "broker-log.conf")
+	writeFile(t, conf, fmt.Sprintf("listen = 127.0.0.1:0\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\nlog.format = json\nlog.file = %s\n",
+		c.store.CACertPath(), c.store.CertPath("broker.e2e"), c.store.KeyPath("broker.e2e"), logFile))
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	p := startProcess(t, "broker", "", "broker", "run", "-c", conf)
+	contains := func(path, msg string) bool {
+		data, _ := os.ReadFile(path)
+		return bytes.Contains(data, []byte(`"msg":"`+msg+`"`))
+	}
+	poll(t, "broker ready in "+logFile, func() bool {
+		if p.exited() {
+			t.Fatalf("broker exited:\n%s", p.stderrText())
+		}
+		return contains(logFile, "broker ready")
+	})
+	if err := os.Rename(logFile, logFile+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	poll(t, "the reopened broker log", func() bool { return contains(logFile, "log files reopened on SIGHUP") })
+	jsonRecords(t, logFile)
+	if recs := jsonRecords(t, logFile+".1"); len(recs) == 0 {
+		t.Error("the rotated broker log is empty")
+	}
+	if p.exited() {
+		t.Fatalf("broker exited on SIGHUP:\n%s", p.stderrText())
 	}
 }

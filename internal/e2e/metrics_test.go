@@ -68,13 +68,19 @@ func TestMetricsThroughProcesses(t *testing.T) {
 	}
 	brokerMetrics, brokerURL := m[1], u[1]
 
-	alice := confFor(t, c, "alice.mcollective", brokerURL)
+	// External agents: the example greeter, and one that always fails.
+	failing := t.TempDir()
+	writeAgent(t, failing, "failer", agentDDL("failer", "run", 5), "#!/bin/sh\nexit 3\n")
+	libdirs := "libdir = " + examplesLibdir(t) + "," + failing
+	alice := confFor(t, c, "alice.mcollective", brokerURL, libdirs)
 	dir := filepath.Join(c.dir, "nodes", "node1.e2e")
-	writeFile(t, filepath.Join(dir, "policy", "rpcutil.policy"), "policy default allow\n")
+	for _, allowed := range []string{"rpcutil", "greeter", "failer"} {
+		writeFile(t, filepath.Join(dir, "policy", allowed+".policy"), "policy default allow\n")
+	}
 	writeFile(t, filepath.Join(dir, "policy", "service.policy"), "policy default deny\n")
 	nodeLog := filepath.Join(dir, "server.log")
 	runDaemon(t, c, brokerURL, "node1.e2e", alice, "metrics.listen = 127.0.0.1:0", "log.file = "+nodeLog,
-		"policy.dir = "+filepath.Join(dir, "policy"))
+		"policy.dir = "+filepath.Join(dir, "policy"), libdirs)
 	data, _ := os.ReadFile(nodeLog)
 	m = metricsURL.FindStringSubmatch(string(data))
 	if m == nil {
@@ -90,6 +96,10 @@ func TestMetricsThroughProcesses(t *testing.T) {
 	}
 	mco(t, "", "-c", alice, "rpc", "service", "status", "service=ssh", "-I", "node1.e2e")
 	mco(t, "", "-c", alice, "rpc", "nosuchagent", "x", "-I", "node1.e2e", "-t", "5s")
+	if r := mco(t, "", "-c", alice, "rpc", "greeter", "hello", "name=metrics", "-I", "node1.e2e"); r.code != 0 {
+		t.Fatalf("rpc greeter: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	mco(t, "", "-c", alice, "rpc", "failer", "run", "-I", "node1.e2e")
 
 	// A forged request (mallory signing as bob) through the same broker.
 	mallory := rawCallerAt(t, c, "mallory.mcollective", brokerURL)
@@ -107,6 +117,9 @@ func TestMetricsThroughProcesses(t *testing.T) {
 		`mco_requests_dropped_total{reason="caller_mismatch"}`:                             1,
 		`mco_requests_dropped_total{reason="bad_signature"}`:                               0,
 		`mco_audit_write_failures_total`:                                                   0,
+		`mco_external_agent_runs_total{agent="greeter"}`:                                   1,
+		`mco_external_agent_runs_total{agent="failer"}`:                                    1,
+		`mco_external_agent_failures_total{agent="failer"}`:                                1,
 	} {
 		if got, ok := node[series]; !ok || got != want {
 			t.Errorf("node %s = %v (present %v), want %v", series, got, ok, want)
