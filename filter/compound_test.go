@@ -64,6 +64,10 @@ func TestParseCompound(t *testing.T) {
 		canonical string
 	}{
 		{"apache", class("apache"), "apache"},
+		// MCollective's documented policy rule: puppet() takes no query.
+		{"(puppet().enabled=false and environment=production) or environment=development",
+			or(and(data(DataCall{Plugin: "puppet", Field: "enabled", Operator: "==", Value: "false"}), fact("environment", "==", "production")), fact("environment", "==", "development")),
+			"(puppet('').enabled == false and environment == production) or environment == development"},
 		{"/^role::/", class("/^role::/"), "/^role::/"},
 		{"os=Debian", fact("os", "==", "Debian"), "os == Debian"},
 		{"os == Debian", fact("os", "==", "Debian"), "os == Debian"},
@@ -164,6 +168,7 @@ func TestParseCompoundErrors(t *testing.T) {
 		{"fstat(/etc/issue)", `compound filter: unquoted data function argument: unexpected "/etc/" at column 7, expected a quoted argument such as fstat('...')`},
 		{"fstat(etc)", `compound filter: unquoted data function argument: unexpected "etc" at column 7, expected a quoted argument such as fstat('...')`},
 		{"fstat()", `compound filter: missing data function argument at column 7, expected a quoted argument such as fstat('...')`},
+		{"puppet(", `compound filter: unquoted data function argument: unexpected end of input at column 8, expected a quoted argument such as puppet('...')`},
 		{"fstat('a'", `compound filter: unexpected end of input at column 10, expected ")"`},
 		{"fstat('a' 'b')", `compound filter: unexpected "'b'" at column 11, expected ")"`},
 		{"fs.tat('a')", `compound filter: bad data function name "fs.tat" at column 1`},

@@ -188,6 +188,18 @@ func (p *parser) parseStatement() (*Expr, error) {
 	return &Expr{Op: OpClass, Class: w.text}, nil
 }
 
+// argumentless reports whether a data plugin describes the node as a whole
+// and takes no query, as MCollective's documented puppet().enabled=false:
+// only those may be called with empty parentheses; for every other plugin
+// "name()" stays an error, since a forgotten argument is a mistake there.
+func argumentless(name string) bool {
+	switch name {
+	case "puppet", "chef":
+		return true
+	}
+	return false
+}
+
 // parseCall parses name('query')[.field][ op value] after the name.
 func (p *parser) parseCall(name token) (*Expr, error) {
 	if !isIdentifier(name.text) {
@@ -195,6 +207,11 @@ func (p *parser) parseCall(name token) (*Expr, error) {
 	}
 	p.next() // (
 	arg := p.next()
+	if arg.kind == tokRParen && argumentless(name.text) {
+		// puppet(): the query is the empty string; the ")" is consumed.
+		p.i--
+		arg = token{kind: tokString, pos: arg.pos, end: arg.pos}
+	}
 	if arg.kind != tokString {
 		err := p.unexpected(arg, "a quoted argument such as "+name.text+"('...')")
 		err.Msg = "unquoted data function argument: " + err.Msg

@@ -11,7 +11,9 @@ import (
 
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/internal/agents/auditagent"
+	"github.com/marionette/mco/internal/agents/jobagent"
 	"github.com/marionette/mco/internal/agents/packageagent"
+	"github.com/marionette/mco/internal/agents/puppetagent"
 	"github.com/marionette/mco/internal/agents/rpcutil"
 	"github.com/marionette/mco/internal/agents/serviceagent"
 )
@@ -22,6 +24,8 @@ var builtinDDLs = map[string]func() (*ddl.Agent, error){
 	"package": packageagent.DDL,
 	"service": serviceagent.DDL,
 	"audit":   auditagent.DDL,
+	"puppet":  puppetagent.DDL,
+	"job":     jobagent.DDL,
 }
 
 // findDDL locates an agent's DDL: a path to a .json file, an agent in one of

@@ -113,6 +113,20 @@ type Server struct {
 	// (without the "plugin.<agent>." prefix): agents' own settings, as in
 	// MCollective and Choria.
 	PluginConfig map[string]map[string]string
+	Puppet       Puppet        // the puppet agent
+	JobsDir      string        // spool of detached jobs ("" : <state dir>/jobs)
+	JobsMax      int           // finished jobs kept
+	JobsMaxAge   time.Duration // finished jobs older than this are removed
+}
+
+// Puppet configures the built-in puppet agent.
+type Puppet struct {
+	Command       string   // puppet executable (default puppet on PATH)
+	ConfDir       string   // --confdir for every puppet command
+	RunCommand    []string // replaces `puppet agent --onetime --no-daemonize` for runonce
+	ResourceAllow []string // resource types the resource action may manage
+	ResourceDeny  []string // resource types it may not
+	AllowManaged  bool     // allow resources Puppet's catalog manages
 }
 
 // Packaged defaults: a node is secure without any policy or audit key. With
@@ -187,9 +201,18 @@ func (s *Server) keys(base string) keys {
 			s.PluginConfig[agent][k] = val
 			return nil
 		}},
-		"facts.command":         {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
-		"facts.interval":        {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
-		"registration.interval": {"how often the node re-announces itself to registration collectors, with a random splay (default 0: only at start and when facts or agents change)", duration(&s.RegistrationPeriod)},
+		"facts.command":                 {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
+		"facts.interval":                {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
+		"registration.interval":         {"how often the node re-announces itself to registration collectors, with a random splay (default 0: only at start and when facts or agents change)", duration(&s.RegistrationPeriod)},
+		"puppet.command":                {"puppet executable for the puppet agent (default puppet on PATH; the agent is active only where it is installed)", str(&s.Puppet.Command)},
+		"puppet.confdir":                {"Puppet confdir passed to every puppet command (default Puppet's own)", path(base, &s.Puppet.ConfDir)},
+		"puppet.run_command":            {"command runonce runs instead of puppet agent --onetime --no-daemonize, without a shell (e.g. puppet apply /etc/puppet/code/site.pp)", func(v string) error { s.Puppet.RunCommand = strings.Fields(v); return nil }},
+		"puppet.resource.allow":         {"resource types the puppet resource action may manage, comma separated (unset with no deny list: the action is refused)", strs(&s.Puppet.ResourceAllow)},
+		"puppet.resource.deny":          {"resource types the puppet resource action may not manage, comma separated", strs(&s.Puppet.ResourceDeny)},
+		"puppet.resource.allow_managed": {"let the resource action touch resources Puppet's catalog manages (default false)", boolean(&s.Puppet.AllowManaged)},
+		"jobs.dir":                      {"spool of detached jobs (Puppet and Chef runs); default /var/lib/marionette/jobs/<identity>", path(base, &s.JobsDir)},
+		"jobs.max":                      {"finished jobs kept in the spool (default 100)", integer(&s.JobsMax)},
+		"jobs.max_age":                  {"finished jobs older than this are removed (default 168h)", duration(&s.JobsMaxAge)},
 	}
 	s.Security.declare(ks, base, true)
 	s.Observability.declare(ks, base)

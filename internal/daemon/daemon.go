@@ -72,11 +72,15 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return nil, fmt.Errorf("facts: %w", err)
 	}
+	cmAgents, cmPlugins, err := ConfigManagement(cfg, d.id.Name(), log)
+	if err != nil {
+		return nil, err
+	}
 	spec := node.Spec{
 		Identity: d.id, Verifier: d.verifier, Collectives: cfg.Collectives, Facts: d.facts,
 		AuditFailOpen: cfg.AuditFailOpen, MaxMessageSize: cfg.MaxMessageSize, Skew: cfg.Skew,
 		MaxTTL: cfg.MaxTTL, Version: version, Logger: log, ReplayFile: cfg.ReplayFile,
-		MachinePlugins: node.MachinePlugins(log),
+		MachinePlugins: append(node.MachinePlugins(log), cmPlugins...),
 		RPCUtil: rpcutil.Options{ConfigFile: file, ConfigItems: map[string]any{
 			"identity": d.id.Name(), "collectives": cfg.Collectives, "libdir": cfg.Libdirs,
 			"facts": cfg.FactFiles, "classes": cfg.ClassesFile, "policy.dir": cfg.PolicyDir,
@@ -84,7 +88,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			"request.skew":    cfg.Skew.String(),
 			"request.max_ttl": cfg.MaxTTL.String(), "max_message_size": cfg.MaxMessageSize,
 		}},
-		Agents:   BuiltinAgents(cfg, log),
+		Agents:   append(BuiltinAgents(cfg, log), cmAgents),
 		Disabled: cfg.DisabledAgents,
 		Libdirs:  cfg.Libdirs,
 		// plugin.<agent>.<key> lines

@@ -27,7 +27,7 @@ var ErrUnknownPlugin = errors.New("unknown data plugin")
 // KnownNames lists the standard data plugin names, for client-side
 // validation of -S expressions before a request is sent.
 func KnownNames() []string {
-	return []string{"agent", "collective", "fact", "fstat", "package", "service", "sysctl"}
+	return []string{"agent", "collective", "fact", "fstat", "package", "puppet", "service", "sysctl"}
 }
 
 // Registry holds a node's data plugins by name. It is read-only after New and

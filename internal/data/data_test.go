@@ -40,7 +40,7 @@ func TestRegistry(t *testing.T) {
 }
 
 func TestKnownNames(t *testing.T) {
-	want := []string{"agent", "collective", "fact", "fstat", "package", "service", "sysctl"}
+	want := []string{"agent", "collective", "fact", "fstat", "package", "puppet", "service", "sysctl"}
 	if got := KnownNames(); !cmp.Equal(got, want) {
 		t.Errorf("KnownNames() = %v, want %v", got, want)
 	}

@@ -157,3 +157,22 @@ func (p funcPlugin) Query(ctx context.Context, arg string) (map[string]any, erro
 	}
 	return p.query(ctx, arg)
 }
+
+// NewPuppet returns the "puppet" plugin: puppet() reports the Puppet
+// agent's state (the puppet agent's status query): enabled, applying,
+// idling, daemon_present, status, disable_message, lastrun and
+// since_lastrun. Its argument is ignored: puppet() is the query with an empty argument,
+// the same as puppet("").
+func NewPuppet(status func(ctx context.Context, arg string) (map[string]any, error)) Plugin {
+	return puppetPlugin{status: status}
+}
+
+type puppetPlugin struct {
+	status func(context.Context, string) (map[string]any, error)
+}
+
+func (puppetPlugin) Name() string { return "puppet" }
+
+func (p puppetPlugin) Query(ctx context.Context, arg string) (map[string]any, error) {
+	return p.status(ctx, arg)
+}

@@ -1,0 +1,386 @@
+package puppetagent
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/internal/jobs"
+)
+
+// These tests drive the real Puppet from Debian's puppet-agent package
+// (.ci/run installs it). Every test gets its own confdir whose puppet.conf
+// moves all of Puppet's state into a temporary directory; runs are local
+// `puppet apply` runs of a small manifest, configured as the node's run
+// command, since there is no Puppet server here.
+
+func needPuppet(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("puppet")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("puppet is not installed (CI must install puppet-agent): %v", err)
+		}
+		t.Skip("puppet is not installed (apt-get install puppet-agent)")
+	}
+	return p
+}
+
+// puppetHome is one node's Puppet: a confdir and a manifest.
+type puppetHome struct {
+	dir, confdir, manifest string
+}
+
+func newPuppetHome(t testing.TB, manifest string) *puppetHome {
+	t.Helper()
+	dir := t.TempDir()
+	h := &puppetHome{dir: dir, confdir: filepath.Join(dir, "conf"), manifest: filepath.Join(dir, "site.pp")}
+	conf := strings.Join([]string{
+		"[main]",
+		"vardir = " + filepath.Join(dir, "var"),
+		"logdir = " + filepath.Join(dir, "var", "log"),
+		"rundir = " + filepath.Join(dir, "var", "run"),
+		"publicdir = " + filepath.Join(dir, "var", "public"),
+		"codedir = " + filepath.Join(dir, "code"),
+		"",
+	}, "\n")
+	if err := os.MkdirAll(h.confdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(h.confdir, "puppet.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(h.manifest, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return h
+}
+
+func (h *puppetHome) runCommand() []string {
+	return []string{"puppet", "apply", "--confdir", h.confdir, "--write-catalog-summary", "--color=false", h.manifest}
+}
+
+func newTestPuppet(t testing.TB, h *puppetHome, mod func(*Options)) (*Puppet, *agent.Agent, *jobs.Spool) {
+	t.Helper()
+	spool, err := jobs.Open(filepath.Join(h.dir, "jobs"), jobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := Options{ConfDir: h.confdir, RunCommand: h.runCommand(), Jobs: spool}
+	if mod != nil {
+		mod(&opts)
+	}
+	p, err := New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := p.Agent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, a, spool
+}
+
+func call(t testing.TB, a *agent.Agent, action string, data map[string]any) *agent.Reply {
+	t.Helper()
+	act := a.DDL.Action(action)
+	in, err := act.ValidateInputs(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, _ := a.Handler(action)
+	rep := &agent.Reply{Data: act.OutputDefaults()}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	h(ctx, &agent.Request{ID: newID(t), CallerID: "cert=tester", Data: in}, rep)
+	return rep
+}
+
+// newID is a random request id, as a client makes them.
+func newID(t testing.TB) string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b[:])
+}
+
+func waitJob(t testing.TB, spool *jobs.Spool, id string) *jobs.State {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		st, err := spool.Get(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status != jobs.Running {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s still running", id)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func onlyJob(t testing.TB, spool *jobs.Spool) *jobs.State {
+	t.Helper()
+	all, err := spool.List()
+	if err != nil || len(all) == 0 {
+		t.Fatalf("no job started: %v", err)
+	}
+	return all[len(all)-1]
+}
+
+func TestDDLIsThePublishedOne(t *testing.T) {
+	published, err := os.ReadFile("../../../../shared/fixtures/ddl/puppet.json")
+	if err != nil {
+		t.Skipf("fixtures not beside the repository: %v", err)
+	}
+	if !bytes.Equal(published, ddlJSON) {
+		t.Fatal("puppet.json differs from the published Choria DDL in shared/fixtures")
+	}
+}
+
+func TestStatusDisableEnable(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "notify { 'hello': }\n")
+	p, a, _ := newTestPuppet(t, h, nil)
+
+	rep := call(t, a, "status", nil)
+	if rep.Status != 0 || rep.Data["enabled"] != true || rep.Data["applying"] != false || rep.Data["status"] != "stopped" ||
+		rep.Data["lastrun"] != int64(0) || rep.Data["since_lastrun"] != "Unknown" || rep.Data["daemon_present"] != false {
+		t.Fatalf("fresh status: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+
+	rep = call(t, a, "disable", map[string]any{"message": "maintenance window 42"})
+	if rep.Status != 0 || rep.Data["enabled"] != false {
+		t.Fatalf("disable: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	s, err := p.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(s.DisabledLock, h.dir) {
+		t.Fatalf("lock file %s is not under the test's confdir settings", s.DisabledLock)
+	}
+	// Puppet's own agent honours the lock file and quotes our message.
+	out, err := exec.Command("puppet", "agent", "--onetime", "--no-daemonize", "--verbose", "--color=false", "--confdir", h.confdir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "administratively disabled (Reason: 'maintenance window 42')") {
+		t.Fatalf("puppet agent ran while disabled (err %v):\n%s", err, out)
+	}
+	rep = call(t, a, "status", nil)
+	if rep.Data["enabled"] != false || rep.Data["status"] != "disabled" || rep.Data["disable_message"] != "maintenance window 42" {
+		t.Fatalf("disabled status: %v", rep.Data)
+	}
+	if d, _ := p.Data(context.Background(), ""); d["enabled"] != false {
+		t.Fatalf("data plugin: %v", d)
+	}
+	rep = call(t, a, "disable", map[string]any{"message": "again"})
+	if rep.Status == 0 || !strings.Contains(rep.Message, "maintenance window 42") {
+		t.Fatalf("second disable: %d %s", rep.Status, rep.Message)
+	}
+	rep = call(t, a, "runonce", nil)
+	if rep.Status == 0 || !strings.Contains(rep.Message, "disabled: maintenance window 42") {
+		t.Fatalf("runonce while disabled: %d %s", rep.Status, rep.Message)
+	}
+
+	// A lock written by `puppet agent --disable` itself reads the same.
+	if rep = call(t, a, "enable", nil); rep.Status != 0 || rep.Data["enabled"] != true {
+		t.Fatalf("enable: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	if out, err := exec.Command("puppet", "agent", "--disable", "by puppet itself", "--confdir", h.confdir).CombinedOutput(); err != nil {
+		t.Fatalf("puppet agent --disable: %v\n%s", err, out)
+	}
+	if rep = call(t, a, "status", nil); rep.Data["disable_message"] != "by puppet itself" {
+		t.Fatalf("status after puppet's own disable: %v", rep.Data)
+	}
+	if rep = call(t, a, "enable", nil); rep.Status != 0 {
+		t.Fatalf("enable: %d %s", rep.Status, rep.Message)
+	}
+	if _, err := os.Stat(s.DisabledLock); !os.IsNotExist(err) {
+		t.Fatalf("lock file left after enable: %v", err)
+	}
+	if rep = call(t, a, "enable", nil); rep.Status == 0 {
+		t.Fatal("enabling an enabled Puppet succeeded silently")
+	}
+}
+
+func TestRealRunWritesSummary(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "")
+	target := filepath.Join(h.dir, "managed.txt")
+	gate := filepath.Join(h.dir, "gate")
+	manifest := `class marionette_test {
+  file { '` + target + `': content => "managed by puppet\n" }
+}
+include marionette_test
+exec { 'wait for the gate':
+  command => "/bin/sh -c 'while [ ! -e ` + gate + ` ]; do sleep 0.05; done'",
+  timeout => 120,
+}
+`
+	if err := os.WriteFile(h.manifest, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, a, spool := newTestPuppet(t, h, nil)
+
+	rep := call(t, a, "runonce", map[string]any{"tags": "marionette_test,exec"})
+	if rep.Status != 0 || !strings.Contains(rep.Data["summary"].(string), "Started a Puppet run as job") {
+		t.Fatalf("runonce: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	job := onlyJob(t, spool)
+	// The run waits at the gate: a second run is refused meanwhile, with
+	// the time the first started.
+	rep = call(t, a, "runonce", nil)
+	if rep.Status == 0 || !strings.Contains(rep.Message, "already applying since") {
+		t.Fatalf("second runonce while applying: %d %s", rep.Status, rep.Message)
+	}
+	if rep = call(t, a, "status", nil); rep.Data["applying"] != true || rep.Data["status"] != "applying" {
+		t.Fatalf("status while applying: %v", rep.Data)
+	}
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st := waitJob(t, spool, job.ID)
+	if st.Status != jobs.Finished || st.ExitCode != 0 {
+		out, errOut, _, _ := spool.Output(job.ID, 10000)
+		t.Fatalf("run: %+v\n%s\n%s", st, out, errOut)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "managed by puppet\n" {
+		t.Fatalf("puppet did not manage %s: %q %v", target, b, err)
+	}
+	rep = call(t, a, "last_run_summary", map[string]any{"logs": true})
+	if rep.Status != 0 {
+		t.Fatalf("last_run_summary: %s", rep.Message)
+	}
+	if rep.Data["changed_resources"] != int64(2) || rep.Data["failed_resources"] != int64(0) || rep.Data["total_resources"].(int64) < 2 {
+		b, _ := json.MarshalIndent(rep.Data, "", " ")
+		t.Fatalf("summary:\n%s", b)
+	}
+	if rep.Data["lastrun"].(int64) == 0 || rep.Data["config_version"] == "" {
+		t.Fatalf("summary lastrun/config_version: %v", rep.Data)
+	}
+	if td := rep.Data["type_distribution"].(map[string]int); td["File"] != 1 || td["Exec"] != 1 {
+		t.Fatalf("type distribution: %v", td)
+	}
+	if logs := rep.Data["logs"].([]any); len(logs) == 0 {
+		t.Fatal("no logs from last_run_report.yaml")
+	}
+	rep = call(t, a, "status", nil)
+	if rep.Data["applying"] != false || rep.Data["lastrun"].(int64) == 0 || rep.Data["since_lastrun"] == "Unknown" {
+		t.Fatalf("status after the run: %v", rep.Data)
+	}
+	classes, err := os.ReadFile(filepath.Join(h.dir, "var", "state", "classes.txt"))
+	if err != nil || !strings.Contains(string(classes), "marionette_test") {
+		t.Fatalf("classes.txt: %q %v", classes, err)
+	}
+}
+
+func TestRunOptions(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "notify { 'x': }\n")
+	p, _, _ := newTestPuppet(t, h, nil)
+	args, err := p.runArgs(map[string]any{"noop": true, "tags": "a,b", "environment": "dev"})
+	if err != nil || strings.Join(args, " ") != "--noop --tags a,b --environment dev" {
+		t.Fatalf("apply args %v %v", args, err)
+	}
+	if _, err := p.runArgs(map[string]any{"server": "puppet:8140"}); err == nil {
+		t.Fatal("server accepted for a puppet apply run command")
+	}
+	p2, _, _ := newTestPuppet(t, h, func(o *Options) { o.RunCommand = nil })
+	args, err = p2.runArgs(map[string]any{"force": true, "splay": true, "server": "puppet:8140", "use_cached_catalog": false, "noop": false})
+	if err != nil || strings.Join(args, " ") != "--no-noop --server puppet:8140 --no-use_cached_catalog --no-splay" {
+		t.Fatalf("agent args %v %v", args, err)
+	}
+}
+
+func TestResourceAllowDeny(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "notify { 'x': }\n")
+	_, a, _ := newTestPuppet(t, h, nil)
+	rep := call(t, a, "resource", map[string]any{"type": "file", "name": "/etc/hostname"})
+	if rep.Status == 0 || !strings.Contains(rep.Message, "not enabled") {
+		t.Fatalf("resource off by default: %d %s", rep.Status, rep.Message)
+	}
+	_, a, _ = newTestPuppet(t, h, func(o *Options) { o.ResourceAllow = []string{"file"} })
+	if rep = call(t, a, "resource", map[string]any{"type": "service", "name": "ssh"}); rep.Status == 0 || !strings.Contains(rep.Message, "not allowed") {
+		t.Fatalf("type outside allow list: %d %s", rep.Status, rep.Message)
+	}
+	f := filepath.Join(h.dir, "inspect-me")
+	if err := os.WriteFile(f, []byte("x"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	rep = call(t, a, "resource", map[string]any{"type": "file", "name": f})
+	if rep.Status != 0 || !strings.Contains(rep.Data["result"].(string), "'0640'") {
+		t.Fatalf("resource file: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	_, a, _ = newTestPuppet(t, h, func(o *Options) { o.ResourceDeny = []string{"exec"} })
+	if rep = call(t, a, "resource", map[string]any{"type": "exec", "name": "x"}); rep.Status == 0 || !strings.Contains(rep.Message, "denied") {
+		t.Fatalf("denied type: %d %s", rep.Status, rep.Message)
+	}
+}
+
+func TestSettingsRefreshOnChange(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "notify { 'x': }\n")
+	p, _, _ := newTestPuppet(t, h, nil)
+	s1, err := p.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(h.confdir, "puppet.conf")
+	b, _ := os.ReadFile(conf)
+	newState := filepath.Join(h.dir, "elsewhere")
+	b = append(b, []byte("statedir = "+newState+"\n")...)
+	if err := os.WriteFile(conf, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Make sure the change is visible even on a coarse mtime clock.
+	future := time.Now().Add(2 * time.Second)
+	_ = os.Chtimes(conf, future, future)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		s2, err := p.Settings(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s2.StateDir == newState {
+			break
+		}
+		if s2.StateDir != s1.StateDir || time.Now().After(deadline) {
+			t.Fatalf("statedir %s, want %s", s2.StateDir, newState)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// BenchmarkStatus is the cost of one status request once Puppet's settings
+// are cached: stats and small reads, no fork (docs/benchmarks.md).
+func BenchmarkStatus(b *testing.B) {
+	needPuppet(b)
+	h := newPuppetHome(b, "notify { 'x': }\n")
+	_, a, _ := newTestPuppet(b, h, nil)
+	call(b, a, "status", nil) // loads the settings
+	act := a.DDL.Action("status")
+	hd, _ := a.Handler("status")
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		rep := &agent.Reply{Data: act.OutputDefaults()}
+		hd(ctx, &agent.Request{ID: "bench"}, rep)
+		if rep.Status != 0 {
+			b.Fatal(rep.Message)
+		}
+	}
+}

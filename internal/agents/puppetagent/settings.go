@@ -1,0 +1,161 @@
+package puppetagent
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"sync"
+	"time"
+)
+
+// settingNames are the Puppet settings the agent needs, read with
+// `puppet config print` so that whatever puppet.conf says (Debian's paths,
+// the AIO paths, a test's confdir) is honoured.
+var settingNames = []string{
+	"config", "statedir", "agent_disabled_lockfile", "agent_catalog_run_lockfile",
+	"lastrunfile", "lastrunreport", "classfile", "resourcefile", "pidfile",
+}
+
+// Settings are the paths of Puppet's state files.
+type Settings struct {
+	Config       string // puppet.conf itself, watched for changes
+	StateDir     string
+	DisabledLock string // agent_disabled_lockfile: {"disabled_message": "..."}
+	CatalogLock  string // agent_catalog_run_lockfile: the applying agent's PID
+	Summary      string // lastrunfile: last_run_summary.yaml
+	Report       string // lastrunreport: last_run_report.yaml
+	ClassFile    string // classes.txt
+	ResourceFile string // resources.txt
+	PIDFile      string // the puppet agent daemon's PID file
+}
+
+// settingsCache reads Puppet's settings once and again only when
+// puppet.conf changes: `puppet config print` costs about a second of CPU,
+// which no status request may pay.
+type settingsCache struct {
+	puppet  string
+	confdir string
+
+	mu       sync.Mutex
+	cur      *Settings
+	stamp    fileStamp // puppet.conf when cur was read
+	err      error
+	loading  bool
+	loadedCh chan struct{} // closed when the first load ends
+}
+
+type fileStamp struct {
+	mod  time.Time
+	size int64
+	ok   bool
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{mod: fi.ModTime(), size: fi.Size(), ok: true}
+}
+
+func newSettingsCache(puppet, confdir string) *settingsCache {
+	return &settingsCache{puppet: puppet, confdir: confdir, loadedCh: make(chan struct{})}
+}
+
+// get returns the current settings. The first call loads them (waiting at
+// most until ctx ends); later calls return the cached ones at once and, when
+// puppet.conf changed since, start a reload in the background.
+func (c *settingsCache) get(ctx context.Context) (*Settings, error) {
+	c.mu.Lock()
+	if c.cur == nil && c.err == nil && !c.loading {
+		c.loading = true
+		go c.load()
+	}
+	first := c.cur == nil && c.err == nil
+	c.mu.Unlock()
+	if first {
+		select {
+		case <-c.loadedCh:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("reading Puppet's settings: %w", ctx.Err())
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil {
+		if !c.loading {
+			// The first load failed: try again, in the background, so
+			// that installing or fixing Puppet needs no daemon restart.
+			c.loading = true
+			go c.load()
+		}
+		return nil, c.err
+	}
+	if !c.loading && stampOf(c.cur.Config) != c.stamp {
+		c.loading = true
+		go c.load()
+	}
+	return c.cur, nil
+}
+
+func (c *settingsCache) load() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, stamp, err := readSettings(ctx, c.puppet, c.confdir)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.loading = false
+	if err == nil {
+		c.cur, c.stamp, c.err = s, stamp, nil
+	} else if c.cur == nil {
+		c.err = err // a failed reload keeps the last good settings
+	}
+	select {
+	case <-c.loadedCh:
+	default:
+		close(c.loadedCh)
+	}
+}
+
+// readSettings runs `puppet config print --render-as json` for the agent
+// section.
+func readSettings(ctx context.Context, puppet, confdir string) (*Settings, fileStamp, error) {
+	args := []string{"config", "print", "--render-as", "json", "--section", "agent"}
+	if confdir != "" {
+		args = append(args, "--confdir", confdir)
+	}
+	args = append(args, settingNames...)
+	cmd := exec.CommandContext(ctx, puppet, args...)
+	cmd.Env = append(os.Environ(), "LANG=C")
+	out, err := cmd.Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok && len(ee.Stderr) > 0 {
+			return nil, fileStamp{}, fmt.Errorf("%s config print: %w: %s", puppet, err, firstLine(string(ee.Stderr)))
+		}
+		return nil, fileStamp{}, fmt.Errorf("%s config print: %w", puppet, err)
+	}
+	var m map[string]string
+	if err := json.Unmarshal(out, &m); err != nil {
+		return nil, fileStamp{}, fmt.Errorf("%s config print: unexpected output: %w", puppet, err)
+	}
+	s := &Settings{
+		Config: m["config"], StateDir: m["statedir"], DisabledLock: m["agent_disabled_lockfile"],
+		CatalogLock: m["agent_catalog_run_lockfile"], Summary: m["lastrunfile"], Report: m["lastrunreport"],
+		ClassFile: m["classfile"], ResourceFile: m["resourcefile"], PIDFile: m["pidfile"],
+	}
+	if s.DisabledLock == "" || s.Summary == "" || s.CatalogLock == "" {
+		return nil, fileStamp{}, fmt.Errorf("%s config print: settings missing in %s", puppet, out)
+	}
+	return s, stampOf(s.Config), nil
+}
+
+func firstLine(s string) string {
+	for i, r := range s {
+		if r == '\n' {
+			return s[:i]
+		}
+	}
+	return s
+}

@@ -1,0 +1,322 @@
+package e2e
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The Puppet tests drive the real Puppet from Debian's puppet-agent package
+// (.ci/run installs it). Each node gets its own Puppet confdir, whose
+// puppet.conf keeps all of Puppet's state in the node's directory, and a
+// run command doing a local `puppet apply` of the node's manifest — the
+// documented puppet.run_command setting, for nodes without a Puppet server.
+
+func needPuppet(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("puppet"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("puppet is not installed (CI must install puppet-agent): %v", err)
+		}
+		t.Skip("puppet is not installed (apt-get install puppet-agent)")
+	}
+}
+
+// puppetNode is one node's Puppet home.
+type puppetNode struct {
+	name, dir, confdir, manifest string
+}
+
+// newPuppetNode writes a confdir and manifest for name and returns the
+// server.conf lines that point the node's puppet agent at them.
+func newPuppetNode(t *testing.T, c *collective, name, manifest string) (*puppetNode, []string) {
+	t.Helper()
+	dir := filepath.Join(c.dir, "puppet", name)
+	p := &puppetNode{name: name, dir: dir, confdir: filepath.Join(dir, "conf"), manifest: filepath.Join(dir, "site.pp")}
+	if err := os.MkdirAll(p.confdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := "[main]\n"
+	for k, v := range map[string]string{"vardir": "var", "logdir": "var/log", "rundir": "var/run", "publicdir": "var/public", "codedir": "code"} {
+		conf += k + " = " + filepath.Join(dir, v) + "\n"
+	}
+	if err := os.WriteFile(filepath.Join(p.confdir, "puppet.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p.manifest, []byte(manifest), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p, []string{
+		"puppet.confdir = " + p.confdir,
+		"puppet.run_command = puppet apply --confdir " + p.confdir + " --write-catalog-summary --color=false " + p.manifest,
+		"jobs.dir = " + filepath.Join(dir, "jobs"),
+	}
+}
+
+func (p *puppetNode) summaryFile() string {
+	return filepath.Join(p.dir, "var", "public", "last_run_summary.yaml")
+}
+
+type jsonCall struct {
+	Replies []struct {
+		Sender     string         `json:"sender"`
+		Statuscode int            `json:"statuscode"`
+		Statusmsg  string         `json:"statusmsg"`
+		Data       map[string]any `json:"data"`
+	} `json:"replies"`
+}
+
+func decodeCall(t *testing.T, r result) jsonCall {
+	t.Helper()
+	var out jsonCall
+	if err := json.Unmarshal([]byte(r.stdout), &out); err != nil {
+		t.Fatalf("not JSON (%v): %s\n%s", err, r.stdout, r.stderr)
+	}
+	return out
+}
+
+func TestPuppetAgentThroughDaemon(t *testing.T) {
+	needPuppet(t)
+	c := newCollective(t, collectiveOptions{})
+	conf := c.clientConf()
+	nodes := map[string]*puppetNode{}
+	for _, name := range []string{"p1.e2e", "p2.e2e"} {
+		p, lines := newPuppetNode(t, c, name, "notify { 'hello from "+name+"': }\n")
+		nodes[name] = p
+		c.startDaemon(name, lines...)
+	}
+
+	r := mco(t, "", "rpc", "puppet", "disable", "message=kernel upgrade", "-I", "p1.e2e", "-c", conf, "--json")
+	if r.code != 0 {
+		t.Fatalf("disable: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// Puppet's own agent refuses to run on p1, quoting the message.
+	out, err := exec.Command("puppet", "agent", "--onetime", "--no-daemonize", "--verbose", "--color=false", "--confdir", nodes["p1.e2e"].confdir).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "administratively disabled (Reason: 'kernel upgrade')") {
+		t.Fatalf("puppet agent ran while disabled (%v):\n%s", err, out)
+	}
+	// The puppet data plugin selects nodes: MCollective's puppet().enabled.
+	r = mco(t, "", "find", "-S", "puppet().enabled=false", "-c", conf)
+	if r.code != 0 || strings.TrimSpace(r.stdout) != "p1.e2e" {
+		t.Fatalf("find -S puppet().enabled=false: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	r = mco(t, "", "rpc", "puppet", "status", "-c", conf, "--json")
+	for _, rep := range decodeCall(t, r).Replies {
+		want := rep.Sender == "p2.e2e"
+		if rep.Data["enabled"] != want || (!want && rep.Data["disable_message"] != "kernel upgrade") {
+			t.Fatalf("status of %s: %v", rep.Sender, rep.Data)
+		}
+	}
+	r = mco(t, "", "rpc", "puppet", "runonce", "-I", "p1.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Statuscode == 0 || !strings.Contains(reps[0].Statusmsg, "kernel upgrade") {
+		t.Fatalf("runonce while disabled: %s", r.stdout)
+	}
+
+	// A real run on p2, collected later through the job agent.
+	r = mco(t, "", "rpc", "puppet", "runonce", "-I", "p2.e2e", "-c", conf, "--json")
+	reps := decodeCall(t, r).Replies
+	if len(reps) != 1 || reps[0].Statuscode != 0 {
+		t.Fatalf("runonce: %s\n%s", r.stdout, r.stderr)
+	}
+	summary, _ := reps[0].Data["summary"].(string)
+	id := strings.Fields(strings.TrimPrefix(summary, "Started a Puppet run as job "))[0]
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r = mco(t, "", "rpc", "job", "results", "id="+id, "-I", "p2.e2e", "-c", conf, "--json")
+		reps = decodeCall(t, r).Replies
+		if len(reps) == 1 && reps[0].Data["state"] != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %s never finished: %s", id, r.stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if reps[0].Data["state"] != "finished" || reps[0].Data["exit_code"] != float64(0) || !strings.Contains(reps[0].Data["stdout"].(string), "hello from p2.e2e") {
+		t.Fatalf("job results: %v", reps[0].Data)
+	}
+	if _, err := os.Stat(nodes["p2.e2e"].summaryFile()); err != nil {
+		t.Fatalf("no last_run_summary.yaml after the run: %v", err)
+	}
+	r = mco(t, "", "rpc", "puppet", "last_run_summary", "-I", "p2.e2e", "-c", conf, "--json")
+	reps = decodeCall(t, r).Replies
+	if len(reps) != 1 || reps[0].Data["changed_resources"] != float64(1) || reps[0].Data["lastrun"] == float64(0) {
+		t.Fatalf("last_run_summary: %s", r.stdout)
+	}
+}
+
+// jobRecord is what a node's spool says of one job.
+type jobRecord struct {
+	node              string
+	created, finished time.Time
+	exit              string
+}
+
+// spoolRecords reads the job spool of a Puppet node directly.
+func spoolRecords(t *testing.T, p *puppetNode) []jobRecord {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(p.dir, "jobs", "*", "job.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []jobRecord
+	for _, f := range dirs {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var spec struct {
+			Created time.Time `json:"created"`
+		}
+		if err := json.Unmarshal(b, &spec); err != nil {
+			t.Fatal(err)
+		}
+		exitFile := filepath.Join(filepath.Dir(f), "exit")
+		fi, err := os.Stat(exitFile)
+		if err != nil {
+			t.Fatalf("%s: job not finished: %v", p.name, err)
+		}
+		code, _ := os.ReadFile(exitFile)
+		out = append(out, jobRecord{node: p.name, created: spec.Created, finished: fi.ModTime(), exit: strings.TrimSpace(string(code))})
+	}
+	return out
+}
+
+func TestPuppetRunallAndSummary(t *testing.T) {
+	needPuppet(t)
+	c := newCollective(t, collectiveOptions{})
+	conf := c.clientConf()
+	var nodes []*puppetNode
+	for i := 1; i <= 6; i++ {
+		name := "r" + string(rune('0'+i)) + ".e2e"
+		manifest := "notify { 'run on " + name + "': }\n"
+		if i == 6 {
+			manifest += "exec { 'always fails': command => '/bin/false' }\n"
+		}
+		p, lines := newPuppetNode(t, c, name, manifest)
+		nodes = append(nodes, p)
+		c.startDaemon(name, lines...)
+	}
+
+	r := mco(t, "", "puppet", "summary", "-c", conf, "--json")
+	var before struct {
+		Nodes    int      `json:"nodes"`
+		NeverRan []string `json:"never_ran"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &before); err != nil || before.Nodes != 6 || len(before.NeverRan) != 6 {
+		t.Fatalf("summary before any run (%v): %s\n%s", err, r.stdout, r.stderr)
+	}
+
+	r = mco(t, "", "puppet", "runall", "2", "--interval", "200ms", "-c", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, "Ran Puppet on 6 of 6 nodes, at most 2 at once") {
+		t.Fatalf("runall: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	// The nodes' own job records: every node ran once, never more than
+	// two at the same time.
+	var recs []jobRecord
+	for _, p := range nodes {
+		got := spoolRecords(t, p)
+		if len(got) != 1 {
+			t.Fatalf("%s ran %d times, want once", p.name, len(got))
+		}
+		recs = append(recs, got...)
+	}
+	for _, a := range recs {
+		overlapping := 0
+		for _, b := range recs {
+			if !b.created.After(a.created) && b.finished.After(a.created) {
+				overlapping++ // b was running when a started (a included)
+			}
+		}
+		if overlapping > 2 {
+			t.Fatalf("%d runs at once when %s started: %+v", overlapping, a.node, recs)
+		}
+	}
+
+	r = mco(t, "", "puppet", "summary", "-c", conf, "--json")
+	var after struct {
+		Nodes       int            `json:"nodes"`
+		Applied     int            `json:"applied"`
+		NeverRan    []string       `json:"never_ran"`
+		WithChanges []string       `json:"changed"`
+		Failed      []string       `json:"failed"`
+		Stale       []string       `json:"stale"`
+		Totals      map[string]int `json:"totals"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &after); err != nil {
+		t.Fatalf("summary: %v\n%s", err, r.stdout)
+	}
+	if after.Nodes != 6 || after.Applied != 6 || len(after.NeverRan) != 0 || len(after.WithChanges) != 6 ||
+		len(after.Failed) != 1 || after.Failed[0] != "r6.e2e" || len(after.Stale) != 0 || after.Totals["failed"] != 1 {
+		t.Fatalf("summary after runall: %+v", after)
+	}
+	r = mco(t, "", "puppet", "summary", "-c", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, "Nodes with failed resources: 1  (r6.e2e)") {
+		t.Fatalf("summary text: %d\n%s", r.code, r.stdout)
+	}
+	r = mco(t, "", "puppet", "count", "-c", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, "Total Puppet nodes: 6") || !strings.Contains(r.stdout, "Nodes currently enabled: 6") {
+		t.Fatalf("count: %d\n%s", r.code, r.stdout)
+	}
+}
+
+func TestDetachedRunSurvivesDaemonRestart(t *testing.T) {
+	needPuppet(t)
+	c := newCollective(t, collectiveOptions{})
+	conf := c.clientConf()
+	gate := filepath.Join(c.dir, "gate")
+	p, lines := newPuppetNode(t, c, "restart.e2e", `exec { 'wait for the gate':
+  command => "/bin/sh -c 'while [ ! -e `+gate+` ]; do sleep 0.05; done; echo through the gate'",
+  logoutput => true,
+  timeout => 300,
+}
+`)
+	d := c.startDaemon("restart.e2e", lines...)
+
+	r := mco(t, "", "puppet", "runonce", "-I", "restart.e2e", "-c", conf, "--json")
+	reps := decodeCall(t, r).Replies
+	if len(reps) != 1 || reps[0].Statuscode != 0 {
+		t.Fatalf("runonce: %s\n%s", r.stdout, r.stderr)
+	}
+	id := strings.Fields(strings.TrimPrefix(reps[0].Data["summary"].(string), "Started a Puppet run as job "))[0]
+
+	// A second run while the first applies gets a clear refusal.
+	r = mco(t, "", "puppet", "runonce", "-I", "restart.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Statuscode == 0 || !strings.Contains(reps[0].Statusmsg, "already applying since") {
+		t.Fatalf("second runonce: %s", r.stdout)
+	}
+
+	// The daemon stops (as when Puppet restarts it) while the run goes on.
+	_ = d.cmd.Process.Signal(os.Interrupt)
+	_ = d.cmd.Wait()
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.startDaemon("restart.e2e", lines...)
+
+	r = mco(t, "", "job", "results", id, "--wait", "--interval", "200ms", "-c", conf, "--json")
+	var res struct {
+		Replies []struct {
+			Sender string         `json:"sender"`
+			Data   map[string]any `json:"data"`
+		} `json:"replies"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res.Replies) != 1 {
+		t.Fatalf("job results: %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	got := res.Replies[0].Data
+	if got["state"] != "finished" || got["exit_code"] != float64(0) || !strings.Contains(got["stdout"].(string), "through the gate") {
+		t.Fatalf("job results after the restart: %v", got)
+	}
+	if _, err := os.Stat(p.summaryFile()); err != nil {
+		t.Fatalf("the run wrote no last_run_summary.yaml: %v", err)
+	}
+	r = mco(t, "", "job", "list", "-c", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, id) || !strings.Contains(r.stdout, "finished") {
+		t.Fatalf("job list: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+}
