@@ -57,6 +57,31 @@ func newPuppetNode(t *testing.T, c *collective, name, manifest string) (*puppetN
 	}
 }
 
+// waitPuppetReady polls until n nodes answer puppet status: each node reads
+// Puppet's settings (one `puppet config print`, about a second of CPU) on
+// its first Puppet request, which on a loaded machine can outlast a
+// request; the reply then says so, and a later request is served.
+func waitPuppetReady(t *testing.T, conf string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		r := mco(t, "", "rpc", "puppet", "status", "-c", conf, "--json")
+		ok := 0
+		for _, rep := range decodeCall(t, r).Replies {
+			if rep.Statuscode == 0 {
+				ok++
+			}
+		}
+		if ok == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d nodes report Puppet's status:\n%s", ok, n, r.stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 func (p *puppetNode) summaryFile() string {
 	return filepath.Join(p.dir, "var", "public", "last_run_summary.yaml")
 }
@@ -89,6 +114,7 @@ func TestPuppetAgentThroughDaemon(t *testing.T) {
 		nodes[name] = p
 		c.startDaemon(name, lines...)
 	}
+	waitPuppetReady(t, conf, 2)
 
 	r := mco(t, "", "rpc", "puppet", "disable", "message=kernel upgrade", "-I", "p1.e2e", "-c", conf, "--json")
 	if r.code != 0 {
@@ -201,6 +227,7 @@ func TestPuppetRunallAndSummary(t *testing.T) {
 		nodes = append(nodes, p)
 		c.startDaemon(name, lines...)
 	}
+	waitPuppetReady(t, conf, 6)
 
 	r := mco(t, "", "puppet", "summary", "-c", conf, "--json")
 	var before struct {
@@ -276,6 +303,7 @@ func TestDetachedRunSurvivesDaemonRestart(t *testing.T) {
 }
 `)
 	d := c.startDaemon("restart.e2e", lines...)
+	waitPuppetReady(t, conf, 1)
 
 	r := mco(t, "", "puppet", "runonce", "-I", "restart.e2e", "-c", conf, "--json")
 	reps := decodeCall(t, r).Replies

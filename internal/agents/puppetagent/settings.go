@@ -3,6 +3,7 @@ package puppetagent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -30,6 +31,10 @@ type Settings struct {
 	ResourceFile string // resources.txt
 	PIDFile      string // the puppet agent daemon's PID file
 }
+
+// firstLoadWait is the longest a request waits for the first read of
+// Puppet's settings before replying that they are still being read.
+const firstLoadWait = 15 * time.Second
 
 // settingsCache reads Puppet's settings once and again only when
 // puppet.conf changes: `puppet config print` costs about a second of CPU,
@@ -76,8 +81,20 @@ func (c *settingsCache) get(ctx context.Context) (*Settings, error) {
 	first := c.cur == nil && c.err == nil
 	c.mu.Unlock()
 	if first {
+		// Wait for the load, but reply before the action's own timeout
+		// would: a clear "still reading" beats a timed-out request.
+		wait := firstLoadWait
+		if dl, ok := ctx.Deadline(); ok {
+			if left := time.Until(dl) - 2*time.Second; left < wait {
+				wait = left
+			}
+		}
+		timer := time.NewTimer(max(wait, 0))
+		defer timer.Stop()
 		select {
 		case <-c.loadedCh:
+		case <-timer.C:
+			return nil, errors.New("Puppet's settings are still being read (puppet config print runs once, on the first Puppet request); try again shortly")
 		case <-ctx.Done():
 			return nil, fmt.Errorf("reading Puppet's settings: %w", ctx.Err())
 		}
