@@ -18,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/marionette/mco/internal/buildinfo"
+	"github.com/marionette/mco/internal/config"
 )
 
 // App is the environment a command runs in.
@@ -68,6 +69,7 @@ func exit(code int) error {
 func Run(app *App, args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	ctx = context.WithValue(ctx, appKey{}, app)
 	root := newRoot(app)
 	if ext, ok := extension(root, args); ok {
 		return runExtension(ctx, app, ext, args[1:])
@@ -119,6 +121,24 @@ New here? 'mco demo' runs a complete collective in one process and shows it off.
 	)
 	addDynamicCompletion(root)
 	return root
+}
+
+// appKey is the context key of the App a command line runs in: helpers that
+// see only the cobra command (completion, config lookup) find it there.
+type appKey struct{}
+
+// appOf returns the App that runs cmd (the process's, outside Run).
+func appOf(cmd *cobra.Command) *App {
+	if app, ok := cmd.Context().Value(appKey{}).(*App); ok && app != nil {
+		return app
+	}
+	return &App{Getenv: os.Getenv}
+}
+
+// findClient is the client configuration for cmd: -c, else what
+// config.FindClient finds through the App's environment.
+func findClient(cmd *cobra.Command) (string, error) {
+	return config.FindClient(configFlag(cmd), appOf(cmd).Getenv)
 }
 
 // configFlag returns the -c value of the command line.

@@ -155,7 +155,7 @@ nodes' policies must allow it to call 'audit lines'.`,
 }
 
 func runAuditCollect(ctx context.Context, app *App, confFlag, dir string, collectives []string, verbose bool) error {
-	path, err := config.FindClient(confFlag)
+	path, err := config.FindClient(confFlag, app.Getenv)
 	if err != nil {
 		return err
 	}

@@ -11,7 +11,6 @@ import (
 
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/filter"
-	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/data"
 	"github.com/marionette/mco/internal/discovery"
 )
@@ -136,7 +135,7 @@ func (f *clientFlags) directTargets() []string {
 }
 
 func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
-	path, err := config.FindClient(configFlag(cmd))
+	path, err := findClient(cmd)
 	if err != nil {
 		return nil, err
 	}

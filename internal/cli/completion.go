@@ -98,7 +98,7 @@ func completeRPC(cmd *cobra.Command, args []string, toComplete string) ([]string
 // completionLibdirs is clientLibdirs without its warning: completion output
 // must stay quiet.
 func completionLibdirs(cmd *cobra.Command) []string {
-	path, err := config.FindClient(configFlag(cmd))
+	path, err := findClient(cmd)
 	if err != nil {
 		return nil
 	}
@@ -112,7 +112,7 @@ func completionLibdirs(cmd *cobra.Command) []string {
 // factNames lists the fact names (dotted for nested facts) the nodes in
 // the registration store report; none without a store.
 func factNames(cmd *cobra.Command) []string {
-	path, err := config.FindClient(configFlag(cmd))
+	path, err := findClient(cmd)
 	if err != nil {
 		return nil
 	}

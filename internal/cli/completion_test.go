@@ -16,7 +16,6 @@ import (
 // complete runs `mco __complete args...` (what the shell scripts of mco
 // completion call) and returns the candidates.
 func complete(t *testing.T, env map[string]string, args ...string) []string {
-	// (config.FindClient reads $MCO_CONFIG from the process environment.)
 	t.Helper()
 	var out, errb bytes.Buffer
 	app := &cli.App{Stdin: strings.NewReader(""), Stdout: &out, Stderr: &errb, Getenv: func(k string) string { return env[k] }}
@@ -49,6 +48,7 @@ func has(list []string, want ...string) bool {
 // DDLs the client has (built in and its libdir), list inputs complete their
 // choices, and fact names come from the registration store.
 func TestCompletionKnowsTheCollective(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	examples, err := filepath.Abs(filepath.Join("..", "..", "examples", "agents"))
 	if err != nil {
@@ -89,9 +89,9 @@ func TestCompletionKnowsTheCollective(t *testing.T) {
 	if got := complete(t, nil, "-c", conf, "facts", ""); !has(got, "role", "os.family") {
 		t.Errorf("fact names for mco facts: %v", got)
 	}
-	// Through MCO_CONFIG too, as an operator's shell has it.
-	t.Setenv("MCO_CONFIG", conf)
-	if got := complete(t, nil, "rpc", ""); !has(got, "greeter") {
+	// Through MCO_CONFIG too, as an operator's shell has it (the App's
+	// environment: the test need not change the process's).
+	if got := complete(t, map[string]string{"MCO_CONFIG": conf}, "rpc", ""); !has(got, "greeter") {
 		t.Errorf("agents with MCO_CONFIG: %v", got)
 	}
 }

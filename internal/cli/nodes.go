@@ -31,7 +31,7 @@ start and on change.`,
 			if dir == "" {
 				// Only the store's location is needed: a missing client
 				// configuration is fine when --inventory is given.
-				if p, err := config.FindClient(confPath); err == nil {
+				if p, err := config.FindClient(confPath, app.Getenv); err == nil {
 					confPath = p
 				}
 			}

@@ -50,7 +50,7 @@ broker refuses the subscription. '--dm inventory' and 'mco nodes' read DIR.`,
 }
 
 func runRegistrationCollect(ctx context.Context, app *App, confFlag, dir string, collectives []string, verbose bool) error {
-	path, err := config.FindClient(confFlag)
+	path, err := config.FindClient(confFlag, app.Getenv)
 	if err != nil {
 		return err
 	}

@@ -132,7 +132,7 @@ func (c *rpcCall) timeout(override time.Duration) time.Duration {
 // a usable configuration there are none, and the user is told why: agent
 // DDLs silently vanishing would be worse.
 func clientLibdirs(cmd *cobra.Command) []string {
-	path, err := config.FindClient(configFlag(cmd))
+	path, err := findClient(cmd)
 	if err != nil {
 		return nil // no configuration at all: built-in DDLs only
 	}

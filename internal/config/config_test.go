@@ -285,12 +285,26 @@ func TestKeyDocs(t *testing.T) {
 }
 
 func TestFindClient(t *testing.T) {
-	if p, err := FindClient("/x/explicit.conf"); err != nil || p != "/x/explicit.conf" {
+	t.Parallel()
+	home := t.TempDir()
+	env := map[string]string{"MCO_CONFIG": "/x/env.conf", "HOME": home}
+	getenv := func(k string) string { return env[k] }
+	if p, err := FindClient("/x/explicit.conf", getenv); err != nil || p != "/x/explicit.conf" {
 		t.Errorf("explicit: %q %v", p, err)
 	}
-	t.Setenv("MCO_CONFIG", "/x/env.conf")
-	if p, err := FindClient(""); err != nil || p != "/x/env.conf" {
+	if p, err := FindClient("", getenv); err != nil || p != "/x/env.conf" {
 		t.Errorf("env: %q %v", p, err)
+	}
+	user := filepath.Join(home, ".config", "marionette", "client.conf")
+	if err := os.MkdirAll(filepath.Dir(user), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(user, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	delete(env, "MCO_CONFIG")
+	if p, err := FindClient("", getenv); err != nil || p != user {
+		t.Errorf("home: %q %v, want %s", p, err, user)
 	}
 }
 

@@ -326,18 +326,23 @@ func LoadClient(file string) (*Client, error) {
 // ClientKeys documents every client.conf key.
 func ClientKeys() string { return DefaultClient().keys("").doc() }
 
-// FindClient locates the client configuration: the explicit path, else
+// FindClient locates the client configuration: explicit (-c), else
 // $MCO_CONFIG, else ~/.config/marionette/client.conf, else
-// /etc/marionette/client.conf.
-func FindClient(explicit string) (string, error) {
+// /etc/marionette/client.conf. The environment is read through getenv (the
+// App's, so that tests need not change the process environment; nil means
+// os.Getenv).
+func FindClient(explicit string, getenv func(string) string) (string, error) {
 	if explicit != "" {
 		return explicit, nil
 	}
-	if env := os.Getenv("MCO_CONFIG"); env != "" {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	if env := getenv("MCO_CONFIG"); env != "" {
 		return env, nil
 	}
 	var candidates []string
-	if home, err := os.UserHomeDir(); err == nil {
+	if home := getenv("HOME"); home != "" {
 		candidates = append(candidates, filepath.Join(home, ".config", "marionette", "client.conf"))
 	}
 	candidates = append(candidates, "/etc/marionette/client.conf")

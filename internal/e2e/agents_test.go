@@ -55,6 +55,7 @@ func agentDDL(name, action string, timeout int) string {
 // daemon, checks client-side and node-side input validation, hot reload of a
 // new agent and the DDL timeout.
 func TestExternalAgentThroughDaemon(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	examples := examplesLibdir(t)
 	hot := t.TempDir()  // empty until the daemon runs: hot reload
@@ -150,6 +151,7 @@ func TestExternalAgentThroughDaemon(t *testing.T) {
 // TestPackageAppThroughDaemon queries this machine's real dpkg database
 // through a daemon. Read-only: only status is ever sent.
 func TestPackageAppThroughDaemon(t *testing.T) {
+	t.Parallel()
 	if _, err := exec.LookPath("dpkg-query"); err != nil {
 		t.Skip("dpkg-query not installed")
 	}

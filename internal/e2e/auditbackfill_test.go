@@ -23,6 +23,7 @@ func collectorPolicy(t *testing.T, c *collective) []string {
 // authorized by the node's policy) and ends with the node's complete chain.
 // The audit agent itself is denied to other callers.
 func TestLateAuditCollectorGetsEarlierLines(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.client("collector.mcollective")
 	br := startNamedBroker(t, c, "broker", 0, "collectors = collector.mcollective")

@@ -124,6 +124,7 @@ func (o rolloutJSON) senders() []string {
 // through the binary against real daemons, checking what the nodes' own
 // audit logs say they received.
 func TestRollouts(t *testing.T) {
+	t.Parallel()
 	f := newBatchFleet(t)
 	t.Run("bad flags send nothing", func(t *testing.T) { testRolloutBadFlags(t, f) })
 	t.Run("batch size", func(t *testing.T) { testBatchSize(t, f) })

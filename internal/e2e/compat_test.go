@@ -22,6 +22,7 @@ const standIn = "#!/bin/sh\n[ \"$3\" = io.choria.mcorpc.external.v1.rpc_request 
 // a Choria-style Python agent with its plugin settings, an MCollective-style
 // flat agent, a failing agent and a refused one through a real daemon.
 func TestChoriaCompatibility(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	fixtures, extra := t.TempDir(), t.TempDir()
 	files, err := filepath.Glob(filepath.Join(fixtureDDLs, "*.json"))

@@ -8,6 +8,7 @@ import (
 // TestDemo keeps the README's first command working: the tour runs every
 // step against its own throw-away collective and exits 0.
 func TestDemo(t *testing.T) {
+	t.Parallel()
 	r := mco(t, "", "demo")
 	if r.code != 0 {
 		t.Fatalf("mco demo: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)

@@ -448,6 +448,7 @@ func testDiscoveryClientErrors(t *testing.T, f *discoveryFleet) {
 }
 
 func TestFilterTestCommand(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	yamlFacts := writeAtomic(t, filepath.Join(dir, "facts.yaml"), "role: web\nweight: 10\nos:\n  release:\n    major: \"12\"\ntags: [blue, green]\n")
 	jsonFacts := writeAtomic(t, filepath.Join(dir, "facts.json"), `{"role": "db", "weight": 100, "site": {"dc": "ams"}}`)
@@ -511,6 +512,7 @@ func TestFilterTestCommand(t *testing.T) {
 }
 
 func TestFilterExplainCommand(t *testing.T) {
+	t.Parallel()
 	r := mco(t, "", "filter", "explain", "-I", "web1", "-I", "/^db/", "-F", "os.release.major>=11", "-C", "/^role::/", "-A", "package",
 		"-W", "env=prod apache", "-S", "fstat('/etc/issue').present=true and (nginx or apache)")
 	want := []string{

@@ -28,6 +28,7 @@ import (
 // allow let the caller in. A column that cannot be evaluated is reported by
 // mco policy lint.
 func TestCompoundPolicyColumnsDeny(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	bobConf := c.client("bob.mcollective")
 	policyDir := filepath.Join(c.dir, "policy")
@@ -122,6 +123,7 @@ func pingStatus(t *testing.T, cl *client.Client, node string) protocol.StatusCod
 // audits it; authorization and audit are off only when said so, with a
 // warning at start.
 func TestSecureByDefault(t *testing.T) {
+	t.Parallel()
 	if _, err := os.Stat(filepath.Join(config.DefaultPolicyDir, "rpcutil.policy")); err == nil {
 		t.Fatalf("%s/rpcutil.policy exists on this machine: the default-deny test needs it absent", config.DefaultPolicyDir)
 	}
@@ -225,6 +227,7 @@ func (rc *rawCaller) replyTo(t *testing.T, id string, wait time.Duration) (proto
 // refused after the daemon is killed with SIGKILL and started again (the
 // replay cache is persisted), while a fresh request is served.
 func TestReplayAcrossRestartRefused(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	node := "replay.e2e"
 	d := c.startDaemon(node)
@@ -255,6 +258,7 @@ func TestReplayAcrossRestartRefused(t *testing.T) {
 // TestHugeRequestIDsRefused: a request id of 100 KB (once stored for an hour
 // before the filter was checked) is refused at decoding and counted.
 func TestHugeRequestIDsRefused(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	node := "ids.e2e"
 	c.startDaemon(node)
@@ -271,6 +275,7 @@ func TestHugeRequestIDsRefused(t *testing.T) {
 // audited with caller alice and signer the front end, so the two can be told
 // apart.
 func TestSenderIsTheSignerAndAudited(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	auditLog := filepath.Join(c.dir, "signer.log")
 	node := "signer.e2e"
@@ -300,6 +305,7 @@ func TestSenderIsTheSignerAndAudited(t *testing.T) {
 // production for a node in both; the node drops it (it once ran and audited
 // it) and still serves the client in development.
 func TestCollectiveBoundToSubject(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{BrokerCollectives: map[string][]string{"dev.mcollective": {"development"}}})
 	rc := newRawCaller(t, c, "dev.mcollective") // writes dev.mcollective.conf: first
 	dev := c.client("dev.mcollective", "collective = development")
@@ -336,6 +342,7 @@ func readFileT(t *testing.T, path string) string {
 // that could never reach the central store) is recorded by size and hash in
 // a small line, and the log still verifies.
 func TestHugeArgumentAudited(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	auditLog := filepath.Join(c.dir, "huge.log")
 	node := "huge.e2e"

@@ -55,6 +55,7 @@ func jsonRecords(t *testing.T, path string) []map[string]any {
 // checks that `mco audit verify` sees the rotated and gzip'ed audit files as
 // one intact chain and names the file and line of an edit.
 func TestLogsAndAuditRotateWithLogrotate(t *testing.T) {
+	t.Parallel()
 	logrotate := needTool(t, "logrotate")
 	c := newCollective(t, collectiveOptions{})
 	dir := filepath.Join(c.dir, "nodes", "node1.e2e")

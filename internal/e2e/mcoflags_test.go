@@ -60,6 +60,7 @@ func (f *mcoFleet) selected(t *testing.T, args ...string) []string {
 // TestMCollectiveOptions runs every MCollective 2.12 option and alias we
 // accept through the binary, against real daemons (docs/usage.md lists them).
 func TestMCollectiveOptions(t *testing.T) {
+	t.Parallel()
 	f := newMCOFleet(t)
 	all := []string{"db1.e2e", "web1.e2e", "web2.e2e"}
 	web := []string{"web1.e2e", "web2.e2e"}

@@ -55,6 +55,7 @@ var metricsURL = regexp.MustCompile(`metrics listening.* url=(\S+)`)
 // denied, for an unknown agent, forged (dropped), and a revoked client's
 // connection dropped by the broker.
 func TestMetricsThroughProcesses(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	conf := filepath.Join(c.dir, "broker-metrics.conf")
 	writeFile(t, conf, fmt.Sprintf("listen = 127.0.0.1:0\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\nmetrics.listen = 127.0.0.1:0\nsecurity.revocation_file = %s\n",

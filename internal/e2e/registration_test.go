@@ -24,6 +24,7 @@ import (
 // locally; a stopped node is reported as not responding and, after three of
 // its intervals, as SILENT.
 func TestRegistrationInventory(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.client("collector.mcollective")
 	brokerURL := startBrokerProcess(t, c, "collectors = collector.mcollective")

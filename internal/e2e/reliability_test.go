@@ -33,6 +33,7 @@ import (
 // is killed, both move to a surviving broker and every node answers again. A
 // node certificate cannot join the cluster as a route.
 func TestBrokerClusterFailover(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	names := []string{"a", "b", "c"}
 	routePorts := map[string]int{}
@@ -122,6 +123,7 @@ func TestBrokerClusterFailover(t *testing.T) {
 // the same port, the daemon reconnects by itself, requests keep working, and
 // the local audit log verifies and holds every answered request.
 func TestBrokerRestartKeepsNodesAndAudit(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	port := freePort(t)
 	br := startNamedBroker(t, c, "broker", port)
@@ -156,6 +158,7 @@ func TestBrokerRestartKeepsNodesAndAudit(t *testing.T) {
 // the node's log with `audit lines`, which the node's policy allows it. The
 // collected file must end up with every line of the node's local log.
 func TestBrokerRestartLosesNoCentralAuditLine(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.client("collector.mcollective")
 	port := freePort(t)

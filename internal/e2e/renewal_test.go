@@ -74,6 +74,7 @@ func (rc *rawCaller) replySerial(t *testing.T, node string) *big.Int {
 // TestCertificateRenewalWithoutRestart: a node's and a broker's certificate
 // and key replaced on disk are used without restarting either process.
 func TestCertificateRenewalWithoutRestart(t *testing.T) {
+	t.Parallel()
 	t.Run("node", func(t *testing.T) {
 		c := newCollective(t, collectiveOptions{})
 		c.startDaemon("renew.e2e")

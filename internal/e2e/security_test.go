@@ -37,6 +37,7 @@ import (
 // deciding line, the log verifies, and edits, deletions and truncation are
 // reported at the first broken line.
 func TestPolicyDecisionsAreAuditedAndTamperEvident(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	policyDir := filepath.Join(c.dir, "policy")
 	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"),
@@ -146,6 +147,7 @@ func TestPolicyDecisionsAreAuditedAndTamperEvident(t *testing.T) {
 // daemon with an audit log; the node's lines arrive in DIR/<node>.log, verify
 // as a chain, and `mco audit search` finds them.
 func TestCentralAuditCollectAndSearch(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.client("collector.mcollective")
 	brokerURL := startBrokerProcess(t, c, "collectors = collector.mcollective")
@@ -206,6 +208,7 @@ func TestCentralAuditCollectAndSearch(t *testing.T) {
 // TestCertnameAllowlist: a daemon whose allow list names bob and the ops
 // certificates drops alice's requests unanswered and counts them.
 func TestCertnameAllowlist(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	// The in-process broker keeps the default /\.mcollective$/ allow list, so
 	// every name here ends in .mcollective.
@@ -230,6 +233,7 @@ func TestCertnameAllowlist(t *testing.T) {
 // cert=alice.mcollective (and is then authorized as alice); bob may not, and
 // his request is dropped as a caller mismatch.
 func TestPrivilegedCallerID(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	policyDir := filepath.Join(c.dir, "policy")
 	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"),
@@ -268,6 +272,7 @@ func TestPrivilegedCallerID(t *testing.T) {
 // know the revocation drops his requests, and a broker that knows it drops his
 // open connection and refuses new ones.
 func TestRevocationTakesEffectWithoutRestart(t *testing.T) {
+	t.Parallel()
 	t.Run("node", func(t *testing.T) {
 		c := newCollective(t, collectiveOptions{})
 		bobConf := c.client("bob.mcollective")
@@ -320,6 +325,7 @@ func TestRevocationTakesEffectWithoutRestart(t *testing.T) {
 // collective of a node that is in production too, and is told clearly when it
 // tries production.
 func TestCollectiveRestriction(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{BrokerCollectives: map[string][]string{"dev.mcollective": {"development"}}})
 	dev := c.client("dev.mcollective", "collective = development", "collectives = development, production")
 	node := "shared.e2e"

@@ -8,6 +8,7 @@ import (
 // TestDaemonThroughBinary is the walking skeleton: a real broker, a real
 // daemon process, and the real client binary.
 func TestDaemonThroughBinary(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.startDaemon("node1.e2e")
 	c.startDaemon("node2.e2e")

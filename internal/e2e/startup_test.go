@@ -13,6 +13,7 @@ import (
 // it (reconnecting with backoff) instead of exiting, and serves once the
 // broker appears.
 func TestDaemonStartedBeforeBroker(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	url := fmt.Sprintf("tls://127.0.0.1:%d", freePort(t))
 	name := "early.e2e"

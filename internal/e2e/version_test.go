@@ -16,6 +16,7 @@ import (
 // rpcutil inventory all report the build information the toolchain recorded
 // in the binary (go version -m), not a number written in the source.
 func TestVersionFromBuildInfo(t *testing.T) {
+	t.Parallel()
 	out, err := exec.Command("go", "version", "-m", mcoBin).Output()
 	if err != nil {
 		t.Fatalf("go version -m: %v", err)

@@ -20,6 +20,7 @@ import (
 // presents no certificate, and the binary says clearly that the configured
 // certificate is missing.
 func TestWireClientWithoutCertificate(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	caCert, err := pki.ReadCert(c.store.CACertPath())
 	if err != nil {
@@ -50,6 +51,7 @@ func TestWireClientWithoutCertificate(t *testing.T) {
 // TestWireExitCodes checks MCollective's exit codes through the binary
 // against a real daemon.
 func TestWireExitCodes(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.startDaemon("node1.e2e")
 	conf := c.clientConf()
@@ -114,6 +116,7 @@ func wireDecode(t *testing.T, stdout string) wireJSON {
 }
 
 func TestWireJSONOutput(t *testing.T) {
+	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.startDaemon("node1.e2e")
 	conf := c.clientConf()
