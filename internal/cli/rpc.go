@@ -251,6 +251,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		out := struct {
 			Replies    []jsonReply   `json:"replies"`
 			Summaries  []ddl.Summary `json:"summaries"`
+			Skipped    []string      `json:"skipped_summaries,omitempty"` // aggregates the DDL names but this build lacks
 			Stats      jsonStats     `json:"stats"`
 			NoResponse []string      `json:"no_response"`
 			*jsonRollout
@@ -260,6 +261,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		}
 		if call.act != nil {
 			out.Summaries = append(out.Summaries, call.act.Summarize(okData(results))...)
+			out.Skipped = call.act.Skipped()
 		}
 		return firstErr(writeJSON(app, out), exit(code))
 	case f.jsonl:

@@ -118,6 +118,10 @@ func TestChoriaCompatibility(t *testing.T) {
 		if n := strings.Count(r.stderr, "nagios_states"); n != 1 {
 			t.Errorf("client warned %d times about nagios_states, want once:\n%s", n, r.stderr)
 		}
+		r = mco(t, "", "-c", conf, "rpc", "nrpe", "runcommand", "command=check_load", "-I", "node1.e2e", "-j")
+		if !strings.Contains(r.stdout, `"skipped_summaries": [`) || !strings.Contains(r.stdout, `"summary nagios_states(exitcode) skipped: aggregate function nagios_states is not available"`) {
+			t.Errorf("--json lacks skipped_summaries:\n%s", r.stdout)
+		}
 	})
 
 	t.Run("unknown validator: checked by type and maxlength only, on both sides", func(t *testing.T) {
