@@ -3,6 +3,7 @@ package security
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"os"
 	"time"
 
@@ -18,10 +19,27 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	load := func() error {
+	// pending: a fresh file dropped serials that are still applied. A file
+	// rewritten in place (truncate, then write) can be read empty or cut
+	// short, which would un-revoke; so while a file is fresh only additions
+	// apply, and removals wait until it has been left alone.
+	pending := false
+	load := func(fresh bool) error {
 		serials, err := pki.ReadRevoked(path)
 		if err != nil {
 			return err
+		}
+		cur := v.RevokedSerials()
+		pending = false
+		if fresh {
+			for sn := range cur {
+				if !serials[sn] {
+					serials[sn], pending = true, true
+				}
+			}
+		}
+		if maps.Equal(serials, cur) {
+			return nil
 		}
 		v.SetRevoked(serials)
 		if onChange != nil {
@@ -29,8 +47,13 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 		}
 		return nil
 	}
-	if err := load(); err != nil {
+	serials, err := pki.ReadRevoked(path)
+	if err != nil {
 		return err
+	}
+	v.SetRevoked(serials)
+	if onChange != nil {
+		onChange()
 	}
 	var last fileVersion // of the loaded file; zero: none yet
 	if st, err := os.Stat(path); err == nil {
@@ -58,10 +81,10 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 		// A file written in place (truncate, then write) may be read half
 		// written within one timestamp tick: while it is fresh, read it again.
 		fresh := time.Since(st.ModTime()) < 2*time.Second
-		if (v == last && !unreadable && !fresh) || (v == broken && !fresh) {
+		if (v == last && !unreadable && !fresh && !pending) || (v == broken && !fresh) {
 			continue
 		}
-		if err := load(); err != nil {
+		if err := load(fresh); err != nil {
 			log.Error("revocation list not reloaded, keeping the last one", "file", path, "err", err)
 			broken = v
 			continue
