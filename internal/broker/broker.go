@@ -297,19 +297,8 @@ func (a *authenticator) permissions(cert *x509.Certificate, role pki.Role) (*ser
 // certificates.
 func onlyBrokers(v *security.Verifier) func([][]byte, [][]*x509.Certificate) error {
 	return func(_ [][]byte, chains [][]*x509.Certificate) error {
-		if len(chains) == 0 || len(chains[0]) == 0 {
-			return errors.New("no verified peer certificate")
-		}
-		leaf := chains[0][0]
-		role, err := pki.RoleOf(leaf)
-		if err != nil {
-			return err
-		}
-		if role != pki.RoleBroker {
-			return fmt.Errorf("%q is a %s certificate; only brokers may join the cluster", leaf.Subject.CommonName, role)
-		}
-		if v.IsRevoked(leaf) {
-			return fmt.Errorf("broker certificate %q is revoked", leaf.Subject.CommonName)
+		if err := security.CheckBroker(chains, v.IsRevoked); err != nil {
+			return fmt.Errorf("only brokers may join the cluster: %w", err)
 		}
 		return nil
 	}

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/internal/agents/auditagent"
 	"github.com/marionette/mco/internal/agents/packageagent"
@@ -207,7 +209,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	nc, err := transport.Dial(transport.Options{
 		Brokers: d.cfg.Brokers, CurrentIdentity: d.ids.Current, Roots: d.verifier.Roots(), Insecure: d.cfg.Insecure,
-		Name: d.id.Name(), Reconnect: true, Logger: d.log,
+		Name: d.id.Name(), Reconnect: true, Logger: d.log, Revoked: d.verifier.IsRevoked,
 	})
 	if err != nil {
 		return err
@@ -242,7 +244,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { reg.Run(ctx); close(regDone) })
 	if d.cfg.RevocationFile != "" {
 		wg.Go(func() {
-			_ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, 2*time.Second, d.log, nil)
+			// Checked often: a revocation must apply on the node about as
+			// soon as on the broker. A newly revoked broker certificate
+			// drops the connection to it; the handshake then refuses it
+			// and the node reconnects to another broker.
+			_ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, RevocationPoll, d.log, func() { dropRevokedBroker(nc, d.verifier, d.log) })
 		})
 	}
 	// A certificate and key renewed on disk are used without a restart:
@@ -277,4 +283,20 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cancel()
 	<-regDone // no announcement on a closing connection
 	return nil
+}
+
+// RevocationPoll is how often the node checks its revocation file.
+const RevocationPoll = 250 * time.Millisecond
+
+// dropRevokedBroker forces a reconnect when the broker the node is connected
+// to presents a certificate that is now revoked.
+func dropRevokedBroker(nc *nats.Conn, v *security.Verifier, log *slog.Logger) {
+	cs, err := nc.TLSConnectionState()
+	if err != nil || len(cs.PeerCertificates) == 0 || !v.IsRevoked(cs.PeerCertificates[0]) {
+		return
+	}
+	log.Warn("the connected broker's certificate is revoked: reconnecting elsewhere", "broker", cs.PeerCertificates[0].Subject.CommonName)
+	if err := nc.ForceReconnect(); err != nil {
+		log.Error("reconnecting away from a revoked broker", "err", err)
+	}
 }

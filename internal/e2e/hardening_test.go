@@ -364,3 +364,26 @@ func TestHugeArgumentAudited(t *testing.T) {
 		t.Fatalf("audit verify: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestNodeDropsRevokedBroker: when the broker a node is connected to has its
+// certificate revoked, the node (which reloads the list within a fraction of
+// a second) leaves it and refuses it at every reconnect, so it serves nobody
+// through it.
+func TestNodeDropsRevokedBroker(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	node := "revbroker.e2e"
+	d := c.startDaemon(node, "security.revocation_file = "+c.store.RevokedPath())
+	alice := c.connect(c.clientConf())
+	if !pingOK(alice, node) {
+		t.Fatal("no ping before the revocation")
+	}
+	if r := mco(t, "", "pki", "revoke", "broker.e2e", "--dir", c.store.Dir); r.code != 0 {
+		t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	poll(t, "the node to leave the revoked broker", func() bool { return !pingOK(alice, node) })
+	stopDaemon(t, d)
+	log := d.stderr.String()
+	if want := "the connected broker's certificate is revoked"; !strings.Contains(log, want) {
+		t.Errorf("daemon log lacks %q:\n%s", want, log)
+	}
+}

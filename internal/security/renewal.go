@@ -120,8 +120,8 @@ func ServerTLSFrom(current func() *Identity, roots *x509.CertPool) *tls.Config {
 
 // ClientTLSFrom is ClientTLS whose certificate is looked up at every
 // handshake (each reconnect).
-func ClientTLSFrom(current func() *Identity, roots *x509.CertPool) *tls.Config {
-	cfg := ClientTLS(current(), roots)
+func ClientTLSFrom(current func() *Identity, roots *x509.CertPool, revoked ...func(*x509.Certificate) bool) *tls.Config {
+	cfg := ClientTLS(current(), roots, revoked...)
 	cfg.Certificates = nil
 	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return tlsCert(current()) }
 	return cfg

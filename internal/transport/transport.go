@@ -29,6 +29,9 @@ type Options struct {
 	// Reconnect keeps trying forever (daemons); clients give up after a few tries.
 	Reconnect bool
 	Logger    *slog.Logger
+	// Revoked, when set, refuses a broker whose certificate it reports
+	// revoked, at every (re)connect.
+	Revoked func(*x509.Certificate) bool
 }
 
 // Dial connects to the first reachable broker.
@@ -72,9 +75,9 @@ func Dial(o Options) (*nats.Conn, error) {
 			return nil, errors.New("TLS needs a certificate, key and CA (or run with insecure = true for development)")
 		}
 		if o.CurrentIdentity != nil {
-			opts = append(opts, nats.Secure(security.ClientTLSFrom(o.CurrentIdentity, o.Roots)))
+			opts = append(opts, nats.Secure(security.ClientTLSFrom(o.CurrentIdentity, o.Roots, o.Revoked)))
 		} else {
-			opts = append(opts, nats.Secure(security.ClientTLS(o.Identity, o.Roots)))
+			opts = append(opts, nats.Secure(security.ClientTLS(o.Identity, o.Roots, o.Revoked)))
 		}
 	}
 	nc, err := nats.Connect(strings.Join(o.Brokers, ","), opts...)
