@@ -246,3 +246,35 @@ func TestCollective(t *testing.T) {
 		t.Error("collective('') succeeded, want error")
 	}
 }
+
+// TestFStatHashCached: the digests of an unchanged file come from the cache
+// (a file's bytes are read once however many requests name it), and a
+// rewrite of the file is seen.
+func TestFStatHashCached(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	if err := os.WriteFile(path, []byte("one"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := NewFStat(nil).(fstat)
+	first, err := p.Query(context.Background(), path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(p.hashes.m) != 1 {
+		t.Fatalf("%d cached digests, want 1", len(p.hashes.m))
+	}
+	// A cancelled context cannot hash: a result now proves the cache served it.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	again, err := p.Query(ctx, path)
+	if err != nil || again["md5"] != first["md5"] {
+		t.Fatalf("cached query: %v, md5 %v want %v", err, again["md5"], first["md5"])
+	}
+	if err := os.WriteFile(path, []byte("two!"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed, err := p.Query(context.Background(), path)
+	if err != nil || changed["md5"] == first["md5"] {
+		t.Fatalf("after a rewrite: %v, md5 unchanged %v", err, changed["md5"])
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"sync"
 	"time"
 )
 
@@ -27,10 +28,50 @@ func NewFStat(now func() time.Time) Plugin {
 	if now == nil {
 		now = time.Now
 	}
-	return fstat{now: now}
+	return fstat{now: now, hashes: &hashCache{m: map[hashKey]hashSums{}}}
 }
 
-type fstat struct{ now func() time.Time }
+type fstat struct {
+	now    func() time.Time
+	hashes *hashCache
+}
+
+// hashCache keeps the digests of files already hashed, keyed by what changes
+// when a file is rewritten (path, size, mtime, ctime, inode): hashing a
+// 100 MB file on every request that names it would make each such request
+// cost seconds of disk and CPU.
+type hashCache struct {
+	mu sync.Mutex
+	m  map[hashKey]hashSums
+}
+
+type hashKey struct {
+	path         string
+	size         int64
+	mtime, ctime int64
+	ino          uint64
+}
+
+type hashSums struct{ md5, sha256 string }
+
+// maxCachedHashes bounds the cache; paths come from requests.
+const maxCachedHashes = 512
+
+func (c *hashCache) get(k hashKey) (hashSums, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	h, ok := c.m[k]
+	return h, ok
+}
+
+func (c *hashCache) put(k hashKey, h hashSums) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.m) >= maxCachedHashes {
+		clear(c.m)
+	}
+	c.m[k] = h
+}
 
 func (fstat) Name() string { return "fstat" }
 
@@ -63,11 +104,17 @@ func (f fstat) Query(ctx context.Context, path string) (map[string]any, error) {
 		res[name+"_age"] = int64(now.Sub(t) / time.Second)
 	}
 	if fi.Mode().IsRegular() {
-		md5sum, sha, err := hashFile(ctx, path)
-		if err != nil {
-			return nil, fmt.Errorf("fstat %s: %w", path, err)
+		key := hashKey{path: path, size: fi.Size(), mtime: fi.ModTime().UnixNano(), ctime: st.ctime.UnixNano(), ino: st.ino}
+		sums, ok := f.hashes.get(key)
+		if !ok {
+			md5sum, sha, err := hashFile(ctx, path)
+			if err != nil {
+				return nil, fmt.Errorf("fstat %s: %w", path, err)
+			}
+			sums = hashSums{md5: md5sum, sha256: sha}
+			f.hashes.put(key, sums)
 		}
-		res["md5"], res["sha256"] = md5sum, sha
+		res["md5"], res["sha256"] = sums.md5, sums.sha256
 	}
 	return res, nil
 }

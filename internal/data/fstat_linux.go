@@ -10,6 +10,7 @@ import (
 type statInfo struct {
 	uid, gid     int64
 	ctime, atime time.Time
+	ino          uint64 // 0 when unknown
 }
 
 func statOf(fi fs.FileInfo) statInfo {
@@ -22,5 +23,6 @@ func statOf(fi fs.FileInfo) statInfo {
 		gid:   int64(st.Gid),
 		ctime: time.Unix(int64(st.Ctim.Sec), int64(st.Ctim.Nsec)),
 		atime: time.Unix(int64(st.Atim.Sec), int64(st.Atim.Nsec)),
+		ino:   uint64(st.Ino),
 	}
 }

@@ -11,6 +11,7 @@ import (
 type statInfo struct {
 	uid, gid     int64
 	ctime, atime time.Time
+	ino          uint64 // 0 when unknown
 }
 
 // statOf falls back to mtime and unknown (-1) owners where the platform's
