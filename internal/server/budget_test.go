@@ -38,6 +38,7 @@ func TestDataBudgetBoundsFilters(t *testing.T) {
 	req := newRequest()
 	req.Filter = &filter.Filter{Compound: []*filter.Expr{e}}
 	n.s.Handle(signed(t, p.alice, req))
+	n.s.wg.Wait() // a filter with data calls is decided off the delivery goroutine
 	if got := n.s.Stats().Filtered.Load(); got != 1 {
 		t.Fatalf("filtered = %d, want 1: a filter whose data calls ran out of time must not match", got)
 	}

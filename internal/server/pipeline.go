@@ -2,11 +2,13 @@ package server
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/marionette/mco/agent"
@@ -17,19 +19,94 @@ import (
 	"github.com/marionette/mco/protocol"
 )
 
+// The pipeline is a list of steps of one shape: a step looks at the request,
+// fills in what it learnt (the decoded request, the caller, the agent, the
+// decision) and returns nil to go on or a *refusal to stop. Counting,
+// logging, auditing and replying for a refusal happen in one place, refuse,
+// so every step is only its own check (crypto/tls's server handshake is the
+// model). To add a step, write it and put it in its place in earlySteps or
+// lateSteps; docs/architecture.md lists them.
+//
+// Early steps run on the message's delivery goroutine and must be cheap;
+// late steps run there too unless the request's filter needs data plugins,
+// in which case they run on their own goroutine (a data call may hash a big
+// file and must never hold up delivery).
+func (s *Server) earlySteps() []step {
+	return []step{s.decode, s.authenticate, s.checkFreshness, s.matchFilter, s.authorize}
+}
+
+func (s *Server) lateSteps() []step {
+	return []step{s.matchDataFilter, s.resolveAgent, s.auditRequest, s.validateInput, s.admit}
+}
+
+// step is one stage of the pipeline.
+type step func(r *request) *refusal
+
+// refusal is why a step stopped a request, and what the caller is told.
+//
+// A refusal with a drop reason is silent towards the caller: it is counted
+// under that reason (rpcutil daemon_stats "dropped") and logged. Every other
+// refusal is an answer: the request is audited (with its decision so far)
+// and the caller gets a signed reply with status and msg.
+type refusal struct {
+	reason string // drop reason; "" for an answered refusal
+	status protocol.StatusCode
+	msg    string
+	// also is a further counter the refusal counts in (Unvalidated,
+	// TTLExpired, Denied, Filtered).
+	also *atomic.Int64
+	// quiet skips the log line: not matching the filter is the normal fate
+	// of a broadcast, and a filter mismatch is not a drop either.
+	quiet bool
+	// noAudit: the refusal is the audit log failing.
+	noAudit bool
+	// tally counts an answered refusal under a drop reason too, for the
+	// refusals daemon_stats should show (busy).
+	tally string
+}
+
+// drop is a refusal the caller is not told about.
+func drop(reason, format string, args ...any) *refusal {
+	return &refusal{reason: reason, msg: fmt.Sprintf(format, args...)}
+}
+
+// answer is a refusal the caller is told about, audited.
+func answer(status protocol.StatusCode, msg string) *refusal {
+	return &refusal{status: status, msg: msg}
+}
+
+func (f *refusal) counting(c *atomic.Int64) *refusal { f.also = c; return f }
+
 // request is a request on its way through the pipeline.
 type request struct {
 	// dataCtx bounds the data plugin calls made for this request (see
-	// Options.DataBudget); created on first use, cancelled when Handle returns.
+	// Options.DataBudget); created on first use, cancelled when the
+	// pipeline is done with the request.
 	dataCtx    context.Context
 	dataCancel context.CancelFunc
-	req        *protocol.Request
-	subject    string // the subject it arrived on; "" from Handle (tests)
-	caller     string // certname of the verified signer
-	received   time.Time
-	agent      *agent.Agent
-	action     *ddl.Action
-	decision   Decision
+	// deferData makes the node view refuse data plugin calls (the first
+	// filter pass, before authorization); dataDeferred records that the
+	// filter needed one, so its outcome is decided after authorization.
+	deferData    bool
+	dataDeferred bool
+
+	raw      []byte
+	subject  string // the subject it arrived on; "" from Handle (tests)
+	req      *protocol.Request
+	cert     *x509.Certificate // the verified signer's
+	caller   string            // its certname
+	received time.Time
+	agent    *agent.Agent
+	action   *ddl.Action
+	decision Decision
+	audited  bool // the request record is in the audit log
+	admitted bool // holds one of its caller's running slots
+}
+
+func (r *request) done() {
+	if r.dataCancel != nil {
+		r.dataCancel()
+	}
 }
 
 // Handle runs one raw message through the pipeline. It never panics on bad
@@ -45,38 +122,35 @@ func (s *Server) HandleMsg(subject string, data []byte) { s.handle(subject, data
 
 // handle runs the pipeline. inline allows running the action on the calling
 // goroutine: broadcast subscriptions (one per agent) allow it for quick
-// actions (agent.Agent.RegisterQuick), so that under load every node's reply follows
-// its verification directly instead of queueing behind every other node's
-// work. Directed requests share one subscription for all agents, and slow
-// agents must not hold up their own later requests: both get a goroutine.
+// actions (agent.Agent.RegisterQuick), so that under load every node's reply
+// follows its verification directly instead of queueing behind every other
+// node's work. Directed requests share one subscription for all agents, and
+// slow agents must not hold up their own later requests: both get a goroutine.
 func (s *Server) handle(subject string, data []byte, inline bool) {
 	s.stats.Total.Add(1)
-	r := &request{received: s.now(), subject: subject}
-	defer func() {
-		if r.dataCancel != nil {
-			r.dataCancel()
-		}
-	}()
-	var err error
-	if r.req, r.caller, err = s.decodeAndAuthenticate(data); err != nil {
+	r := &request{raw: data, received: s.now(), subject: subject}
+	if f := s.steps(r, s.earlySteps()); f != nil {
+		s.refuse(r, f)
+		r.done()
 		return
 	}
-	if !s.checkFreshness(r) {
+	if r.dataDeferred {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.finish(r, false)
+		}()
 		return
 	}
-	if !s.matchFilter(r) {
-		return
-	}
-	if !s.resolveAgent(r) {
-		return
-	}
-	if !s.authorize(r) {
-		return
-	}
-	if !s.auditRequest(r) {
-		return
-	}
-	if !s.validateInput(r) {
+	s.finish(r, inline)
+}
+
+// finish runs the late steps and, if they all pass, the action.
+func (s *Server) finish(r *request, inline bool) {
+	f := s.steps(r, s.lateSteps())
+	r.done()
+	if f != nil {
+		s.refuse(r, f)
 		return
 	}
 	s.stats.Passed.Add(1)
@@ -88,114 +162,153 @@ func (s *Server) handle(subject string, data []byte, inline bool) {
 	go s.run(r)
 }
 
-// decodeAndAuthenticate is steps 1 and 2: size and envelope checks, then the
-// signature over the exact request bytes by a trusted client certificate, and
-// the caller id that certificate may claim.
-func (s *Server) decodeAndAuthenticate(data []byte) (*protocol.Request, string, error) {
-	if len(data) > s.opts.MaxMessageSize {
-		return nil, "", s.dropf(dropOversized, "message of %d bytes exceeds the %d byte limit", len(data), s.opts.MaxMessageSize)
+func (s *Server) steps(r *request, steps []step) *refusal {
+	for _, st := range steps {
+		if f := st(r); f != nil {
+			return f
+		}
+	}
+	return nil
+}
+
+// refuse is the one place a stopped request is counted, logged, audited and
+// answered.
+func (s *Server) refuse(r *request, f *refusal) {
+	if f.also != nil {
+		f.also.Add(1)
+	}
+	if f.tally != "" {
+		s.stats.drop(f.tally)
+	}
+	if f.reason != "" {
+		s.stats.drop(f.reason)
+		if !f.quiet {
+			s.log.Warn("request dropped", "reason", f.reason, "detail", f.msg)
+		}
+		return
+	}
+	if f.quiet {
+		return
+	}
+	if f.status == protocol.Aborted && !r.decision.Allowed {
+		s.log.Warn("request denied", "id", r.req.ID, "caller", r.req.CallerID, "signer", r.caller,
+			"agent", r.req.Agent, "action", r.req.Action, "rule", r.decision.Rule)
+	}
+	if !f.noAudit && !r.audited {
+		s.writeAudit(r)
+	}
+	if r.audited && !f.noAudit {
+		s.auditComplete(r, f.status, f.msg, 0) // observes the outcome too
+	} else {
+		s.observe(r, f.status, 0)
+	}
+	s.reply(r, f.status, f.msg, nil)
+}
+
+// decode is step 1: size and envelope.
+func (s *Server) decode(r *request) *refusal {
+	if len(r.raw) > s.opts.MaxMessageSize {
+		return drop(dropOversized, "message of %d bytes exceeds the %d byte limit", len(r.raw), s.opts.MaxMessageSize)
 	}
 	var env protocol.SecureRequest
-	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, "", s.dropf(dropMalformed, "undecodable envelope: %v", err)
+	if err := json.Unmarshal(r.raw, &env); err != nil {
+		return drop(dropMalformed, "undecodable envelope: %v", err)
 	}
 	if env.Protocol != protocol.SecureRequestProtocol {
-		return nil, "", s.dropf(dropProtocol, "unknown envelope protocol %q", env.Protocol)
+		return drop(dropProtocol, "unknown envelope protocol %q", env.Protocol)
 	}
+	r.req = &protocol.Request{}
+	r.raw = nil
 	cert, err := s.opts.Verifier.Verify(env.Cert, env.Request, env.Signature, pki.RoleClient)
 	if err != nil {
-		s.stats.Unvalidated.Add(1)
 		reason := dropSignature
 		if errors.Is(err, security.ErrUntrusted) {
 			reason = dropCert
 		}
-		return nil, "", s.dropf(reason, "%v", err)
+		return drop(reason, "%v", err).counting(&s.stats.Unvalidated)
 	}
-	var req protocol.Request
-	if err := json.Unmarshal(env.Request, &req); err != nil {
-		s.stats.Unvalidated.Add(1)
-		return nil, "", s.dropf(dropMalformed, "undecodable request from %q: %v", cert.Subject.CommonName, err)
+	r.cert, r.caller = cert, cert.Subject.CommonName
+	if err := json.Unmarshal(env.Request, r.req); err != nil {
+		return drop(dropMalformed, "undecodable request from %q: %v", r.caller, err).counting(&s.stats.Unvalidated)
+	}
+	return nil
+}
+
+// authenticate is step 2: the signature over the exact request bytes by a
+// trusted client certificate was checked by decode; here the request must be
+// complete and claim only what that certificate may claim.
+func (s *Server) authenticate(r *request) *refusal {
+	req := r.req
+	bad := func(reason, format string, args ...any) *refusal {
+		return drop(reason, format, args...).counting(&s.stats.Unvalidated)
 	}
 	if req.Protocol != protocol.RequestProtocol {
-		s.stats.Unvalidated.Add(1)
-		return nil, "", s.dropf(dropProtocol, "unknown request protocol %q", req.Protocol)
+		return bad(dropProtocol, "unknown request protocol %q", req.Protocol)
 	}
-	if err := s.opts.Verifier.CheckCaller(cert, req.CallerID); err != nil {
-		s.stats.Unvalidated.Add(1)
-		return nil, "", s.dropf(dropCaller, "request %s: %v", req.ID, err)
+	if err := protocol.CheckRequestID(req.ID); req.ID != "" && err != nil {
+		// Before anything stores or logs the id in full.
+		return bad(dropBadID, "request from %q: %v", r.caller, err)
+	}
+	if err := s.opts.Verifier.CheckCaller(r.cert, req.CallerID); err != nil {
+		return bad(dropCaller, "request %s: %v", req.ID, err)
 	}
 	// The sender is the client's identity, which is its certname: a front
 	// end acting for alice still sends as itself, and the audit record keeps
 	// both (caller and signer).
-	if req.Sender != cert.Subject.CommonName {
-		s.stats.Unvalidated.Add(1)
-		return nil, "", s.dropf(dropSender, "request from %q claims sender %q", cert.Subject.CommonName, req.Sender)
+	if req.Sender != r.caller {
+		return bad(dropSender, "request from %q claims sender %q", r.caller, req.Sender)
 	}
 	if req.ID == "" || req.Agent == "" || req.Action == "" {
-		s.stats.Unvalidated.Add(1)
-		return nil, "", s.dropf(dropMalformed, "request from %q lacks an id, agent or action", cert.Subject.CommonName)
-	}
-	if err := protocol.CheckRequestID(req.ID); err != nil {
-		// Before anything stores or logs the id in full.
-		s.stats.Unvalidated.Add(1)
-		return nil, "", s.dropf(dropBadID, "request from %q: %v", cert.Subject.CommonName, err)
+		return bad(dropMalformed, "request from %q lacks an id, agent or action", r.caller)
 	}
 	s.stats.Validated.Add(1)
-	return &req, cert.Subject.CommonName, nil
+	return nil
 }
 
-// checkFreshness is step 3: the request must be within its ttl (capped), not
-// dated in the future beyond the skew, for one of our collectives, with a
-// reply subject in that collective, and not seen before.
-func (s *Server) checkFreshness(r *request) bool {
+// checkFreshness is step 3: the request must be for one of our collectives
+// (the one of the subject it arrived on), with a reply subject of its
+// signer's, within its ttl (capped), not dated in the future beyond the
+// skew, and not seen before.
+func (s *Server) checkFreshness(r *request) *refusal {
 	req := r.req
 	if !s.inCollective(req.Collective) {
-		s.dropf(dropCollective, "request %s is for collective %q", req.ID, req.Collective)
-		return false
+		return drop(dropCollective, "request %s is for collective %q", req.ID, req.Collective)
 	}
 	// The broker decides who may publish in which collective by subject; a
 	// request labelled for another collective than its subject's would slip
 	// past that restriction.
 	if sc, _, _ := strings.Cut(r.subject, "."); r.subject != "" && sc != req.Collective {
-		s.dropf(dropCollective, "request %s for collective %q arrived on %s", req.ID, req.Collective, r.subject)
-		return false
+		return drop(dropCollective, "request %s for collective %q arrived on %s", req.ID, req.Collective, r.subject)
 	}
 	// Replies go only to the signer's own reply subjects, so nobody can aim
 	// a fleet's replies at another client.
 	if own := protocol.ReplyPrefix(req.Collective, protocol.CallerHash(r.caller)) + "."; req.ProcessResults && !strings.HasPrefix(req.ReplyTo, own) {
-		s.dropf(dropReplyTo, "request %s: reply subject %q is not one of %q's (%s*)", req.ID, req.ReplyTo, r.caller, own)
-		return false
+		return drop(dropReplyTo, "request %s: reply subject %q is not one of %q's (%s*)", req.ID, req.ReplyTo, r.caller, own)
 	}
 	if req.TTL <= 0 {
-		s.dropf(dropTTL, "request %s has ttl %d", req.ID, req.TTL)
-		return false
+		return drop(dropTTL, "request %s has ttl %d", req.ID, req.TTL)
 	}
 	ttl := min(time.Duration(req.TTL)*time.Second, s.opts.MaxTTL)
 	created := req.Created()
 	if created.After(r.received.Add(s.opts.Skew)) {
-		s.stats.TTLExpired.Add(1)
-		s.dropf(dropFuture, "request %s from %q is dated %s in the future", req.ID, r.caller, created.Sub(r.received).Round(time.Millisecond))
-		return false
+		return drop(dropFuture, "request %s from %q is dated %s in the future", req.ID, r.caller,
+			created.Sub(r.received).Round(time.Millisecond)).counting(&s.stats.TTLExpired)
 	}
 	if r.received.After(created.Add(ttl)) {
-		s.stats.TTLExpired.Add(1)
-		s.dropf(dropExpired, "request %s from %q expired %s ago", req.ID, r.caller, r.received.Sub(created.Add(ttl)).Round(time.Millisecond))
-		return false
+		return drop(dropExpired, "request %s from %q expired %s ago", req.ID, r.caller,
+			r.received.Sub(created.Add(ttl)).Round(time.Millisecond)).counting(&s.stats.TTLExpired)
 	}
 	switch err := s.replay.firstSeen(r.caller, req.ID, r.received, created.Add(ttl+s.opts.Skew)); {
 	case err == nil:
+		return nil
 	case errors.Is(err, errReplayed):
-		s.dropf(dropReplay, "request %s from %q was already received", req.ID, r.caller)
-		return false
+		return drop(dropReplay, "request %s from %q was already received", req.ID, r.caller)
 	case errors.Is(err, errCallerFull), errors.Is(err, errCacheFull):
-		s.dropf(dropReplayFull, "request %s from %q refused: %v", req.ID, r.caller, err)
-		return false
+		return drop(dropReplayFull, "request %s from %q refused: %v", req.ID, r.caller, err)
 	default:
 		s.log.Error("replay cache write failed: refusing requests", "err", err)
-		s.dropf(dropReplayStore, "request %s from %q refused: %v", req.ID, r.caller, err)
-		return false
+		return drop(dropReplayStore, "request %s from %q refused: %v", req.ID, r.caller, err)
 	}
-	return true
 }
 
 func (s *Server) inCollective(c string) bool {
@@ -207,78 +320,102 @@ func (s *Server) inCollective(c string) bool {
 	return false
 }
 
-// matchFilter is step 4. Not matching is the normal fate of a broadcast, so it
-// is counted but not logged.
-func (s *Server) matchFilter(r *request) bool {
-	if r.req.Filter.Match(s.view(r)) {
-		return true
-	}
-	s.stats.Filtered.Add(1)
-	return false
+// notForUs is the refusal of a request whose filter does not select this
+// node: counted, neither logged nor answered.
+func (s *Server) notForUs() *refusal {
+	return &refusal{quiet: true, also: &s.stats.Filtered}
 }
 
-// resolveAgent finds the agent and action; unknown ones get status 2.
-func (s *Server) resolveAgent(r *request) bool {
-	a, ok := s.agent(r.req.Agent)
-	if ok {
-		r.agent = a
-		r.action = a.DDL.Action(r.req.Action)
-		if _, has := a.Handler(r.req.Action); r.action != nil && has {
-			return true
-		}
+// matchFilter is step 4: identity, facts, classes, agents and compound
+// expressions, without data plugins. A data call in the filter is not made
+// yet: it could read any file the daemon can (and take seconds), and a
+// caller the policy denies must learn nothing from it. The filter is then
+// decided by matchDataFilter, after authorization.
+func (s *Server) matchFilter(r *request) *refusal {
+	r.deferData = true
+	matched := r.req.Filter.Match(s.view(r))
+	r.deferData = false
+	switch {
+	case matched:
+		return nil
+	case r.dataDeferred:
+		return nil // decided by matchDataFilter
 	}
-	msg := fmt.Sprintf("Unknown action %q for agent %q", r.req.Action, r.req.Agent)
-	if !ok {
-		msg = fmt.Sprintf("Unknown agent %q", r.req.Agent)
-	}
-	// Still audited: the caller asked this node for something.
-	r.decision = Decision{Rule: "unknown agent or action"}
-	if s.auditRequest(r) {
-		s.auditComplete(r, protocol.UnknownAction, msg, 0)
-	}
-	s.reply(r, protocol.UnknownAction, msg, nil)
-	return false
+	return s.notForUs()
 }
 
-// authorize is step 5 (ActionPolicy).
-func (s *Server) authorize(r *request) bool {
+// authorize is step 5 (ActionPolicy). A denied caller whose filter needs a
+// data plugin is not told anything: whether the filter selects this node is
+// unknown, and evaluating it for them is what must not happen.
+func (s *Server) authorize(r *request) *refusal {
 	if s.opts.Authorizer == nil {
 		r.decision = Decision{Allowed: true, Rule: "authorization disabled"}
-		return true
+		return nil
 	}
 	r.decision = s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, s.view(r))
-	if r.decision.Allowed {
-		return true
+	switch {
+	case r.decision.Allowed:
+		return nil
+	case r.dataDeferred:
+		return drop(dropDataDenied, "request %s from %q: denied (%s), and its filter's data plugins are not run for a denied caller",
+			r.req.ID, r.req.CallerID, r.decision.Rule).counting(&s.stats.Denied)
 	}
-	s.stats.Denied.Add(1)
-	s.log.Warn("request denied", "id", r.req.ID, "caller", r.req.CallerID, "agent", r.req.Agent, "action", r.req.Action, "rule", r.decision.Rule)
-	if s.auditRequest(r) {
-		s.auditComplete(r, protocol.Aborted, deniedMessage, 0)
-	}
-	s.reply(r, protocol.Aborted, deniedMessage, nil)
-	return false
+	return answer(protocol.Aborted, deniedMessage).counting(&s.stats.Denied)
 }
 
 const deniedMessage = "You are not authorized to call this agent or action"
 
-// auditRequest is step 6: every authenticated request that got this far is
+// matchDataFilter is step 6: for an authorized caller, the filter again,
+// data plugins included, within the request's data budget.
+func (s *Server) matchDataFilter(r *request) *refusal {
+	if !r.dataDeferred || r.req.Filter.Match(s.view(r)) {
+		return nil
+	}
+	return s.notForUs()
+}
+
+// resolveAgent is step 7: the agent and action must exist (status 2
+// otherwise). It comes after ActionPolicy so that a caller the policy denies
+// gets the same answer for agents that exist and for agents that do not: an
+// unauthorized caller cannot enumerate them (docs/security.md).
+func (s *Server) resolveAgent(r *request) *refusal {
+	a, ok := s.agent(r.req.Agent)
+	if !ok {
+		return answer(protocol.UnknownAction, fmt.Sprintf("Unknown agent %q", r.req.Agent))
+	}
+	r.agent = a
+	r.action = a.DDL.Action(r.req.Action)
+	if _, has := a.Handler(r.req.Action); r.action == nil || !has {
+		return answer(protocol.UnknownAction, fmt.Sprintf("Unknown action %q for agent %q", r.req.Action, r.req.Agent))
+	}
+	return nil
+}
+
+// auditRequest is step 8: every authenticated request for this node is
 // recorded, allowed or denied. A failed write refuses the request unless the
 // node is configured to fail open.
-func (s *Server) auditRequest(r *request) bool {
+func (s *Server) auditRequest(r *request) *refusal {
+	if s.writeAudit(r) || s.opts.AuditFailOpen {
+		return nil
+	}
+	f := answer(protocol.UnknownError, "audit log unavailable: request refused")
+	f.noAudit = true
+	return f
+}
+
+// writeAudit writes the request record and reports whether it is in the
+// log (true without an auditor).
+func (s *Server) writeAudit(r *request) bool {
 	if s.opts.Auditor == nil {
+		r.audited = true
 		return true
 	}
 	if err := s.opts.Auditor.Audit(AuditEvent{Request: r.req, Signer: r.caller, Decision: r.decision}); err != nil {
 		s.stats.AuditErrors.Add(1)
 		s.log.Error("audit write failed", "id", r.req.ID, "err", err)
-		if !s.opts.AuditFailOpen {
-			s.observe(r, protocol.UnknownError, 0)
-			if r.decision.Allowed {
-				s.reply(r, protocol.UnknownError, "audit log unavailable: request refused", nil)
-			}
-			return false
-		}
+		return false
 	}
+	r.audited = true
 	return true
 }
 
@@ -294,9 +431,9 @@ func (s *Server) auditComplete(r *request, status protocol.StatusCode, msg strin
 	}
 }
 
-// validateInput is step 7: the node checks inputs against the DDL again,
+// validateInput is step 9: the node checks inputs against the DDL again,
 // whatever the client did.
-func (s *Server) validateInput(r *request) bool {
+func (s *Server) validateInput(r *request) *refusal {
 	data, err := r.action.ValidateInputs(r.req.Data)
 	if err != nil {
 		status := protocol.InvalidData
@@ -304,19 +441,50 @@ func (s *Server) validateInput(r *request) bool {
 		if errors.As(err, &ie) && ie.Missing {
 			status = protocol.MissingData
 		}
-		s.auditComplete(r, status, err.Error(), 0)
-		s.reply(r, status, err.Error(), nil)
-		return false
+		return answer(status, err.Error())
 	}
 	r.req.Data = data
-	return true
+	return nil
 }
 
-// run is step 8: the action runs with the agent's timeout. A watchdog replies
+// admit is step 10: a caller may have at most Options.MaxRunningPerCaller
+// slow actions running on this node at once (quick actions return at once
+// and are not counted), so one caller cannot occupy the node with hundreds
+// of long actions.
+func (s *Server) admit(r *request) *refusal {
+	if r.agent.Quick(r.req.Action) {
+		return nil
+	}
+	s.runningMu.Lock()
+	defer s.runningMu.Unlock()
+	if n := s.running[r.caller]; n >= s.opts.MaxRunningPerCaller {
+		f := answer(protocol.Aborted, fmt.Sprintf("%d actions of %s are already running on this node (the limit): try again later", n, r.caller))
+		f.tally = dropBusy
+		return f
+	}
+	s.running[r.caller]++
+	r.admitted = true
+	return nil
+}
+
+// release gives back the caller's running slot when its action ends.
+func (s *Server) release(r *request) {
+	if !r.admitted {
+		return
+	}
+	s.runningMu.Lock()
+	defer s.runningMu.Unlock()
+	if s.running[r.caller]--; s.running[r.caller] <= 0 {
+		delete(s.running, r.caller)
+	}
+}
+
+// run is step 11: the action runs with the agent's timeout. A watchdog replies
 // "timeout after Ns" when the deadline passes; a handler that overruns has
 // its late result discarded. The caller is never left without an answer.
 func (s *Server) run(r *request) {
 	defer s.wg.Done()
+	defer s.release(r)
 	timeout := r.agent.Timeout()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -362,7 +530,7 @@ func (s *Server) run(r *request) {
 	})
 }
 
-// reply is step 9: sign the reply with the node's own key and publish it.
+// reply is step 12: sign the reply with the node's own key and publish it.
 func (s *Server) reply(r *request, status protocol.StatusCode, msg string, data map[string]any) {
 	if !r.req.ProcessResults {
 		return
@@ -398,27 +566,21 @@ func (s *Server) reply(r *request, status protocol.StatusCode, msg string, data 
 	s.stats.Replies.Add(1)
 }
 
-// dropf counts and logs a dropped message and returns the reason as an error.
-func (s *Server) dropf(reason, format string, args ...any) error {
-	s.stats.drop(reason)
-	err := fmt.Errorf(format, args...)
-	s.log.Warn("request dropped", "reason", reason, "detail", err.Error())
-	return err
-}
-
-// nodeView is the node as filters see it.
 // nodeView is the node as filters and policies see it, for one request.
 type nodeView struct {
-	s   *Server
-	ctx context.Context // ends when the request's data budget is spent
+	s *Server
+	r *request
 }
+
+// errDataDeferred is what a data call returns in the first filter pass.
+var errDataDeferred = errors.New("data plugins run after authorization")
 
 // view returns the node view for a request, its data budget starting now.
 func (s *Server) view(r *request) nodeView {
 	if r.dataCtx == nil {
 		r.dataCtx, r.dataCancel = context.WithTimeout(context.Background(), s.opts.DataBudget)
 	}
-	return nodeView{s: s, ctx: r.dataCtx}
+	return nodeView{s: s, r: r}
 }
 
 func (v nodeView) Identity() string             { return v.s.Identity() }
@@ -426,16 +588,17 @@ func (v nodeView) Fact(path string) (any, bool) { return v.s.opts.Facts.Fact(pat
 func (v nodeView) Classes() []string            { return v.s.opts.Facts.Classes() }
 func (v nodeView) Agents() []string             { return v.s.opts.Agents.AgentNames() }
 func (v nodeView) Data(plugin, query string) (map[string]any, error) {
+	if v.r.deferData {
+		v.r.dataDeferred = true
+		return nil, errDataDeferred
+	}
 	if v.s.opts.Data == nil {
 		return nil, fmt.Errorf("no data plugins on this node")
 	}
-	if v.ctx == nil {
-		return nil, fmt.Errorf("no data budget")
-	}
-	if err := v.ctx.Err(); err != nil {
+	if err := v.r.dataCtx.Err(); err != nil {
 		return nil, fmt.Errorf("data plugin %s: the request's %s budget for data calls is spent", plugin, v.s.opts.DataBudget)
 	}
-	return v.s.opts.Data.Query(v.ctx, plugin, query)
+	return v.s.opts.Data.Query(v.r.dataCtx, plugin, query)
 }
 
 var _ filter.Node = nodeView{}

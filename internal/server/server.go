@@ -1,12 +1,15 @@
 // Package server is the node daemon: it hosts agents and runs every request
 // that reaches it through one pipeline, in this order (see pipeline.go):
 //
-//	decode → authenticate → freshness and replay → filter → authorize → audit
-//	→ validate input → run (with the action timeout) → sign reply → publish
+//	decode → authenticate → freshness and replay → filter (no data plugins)
+//	→ authorize → filter data plugins → agent and action → audit
+//	→ validate input → admit (per-caller limit) → run (with the action
+//	timeout) → sign reply → publish
 //
-// A request that fails a step before authorization is dropped with a counted
+// Every step returns nil or a refusal, handled in one place (refuse). A
+// request that fails a step before authorization is dropped with a counted
 // reason and a log line; from authorization on, the caller always gets a
-// signed reply (denied, invalid input, unknown action, timeout, ...).
+// signed reply (denied, unknown action, invalid input, busy, timeout, ...).
 package server
 
 import (
@@ -96,10 +99,9 @@ type Options struct {
 	MaxTTL         time.Duration // default 1 h
 	// DataBudget is the time all data plugin calls of one request may take
 	// together, across its filter and its ActionPolicy rules (default 2 s).
-	// They run before the request is authorized, on the delivery goroutine,
-	// so a filter full of slow calls (hashing huge files) must not hold the
-	// node up; a call past the budget fails, and a failed call never selects
-	// a node nor allows a request.
+	// A filter's data calls run only for an authorized caller, off the
+	// delivery goroutine; a call past the budget fails, and a failed call
+	// never selects a node nor allows a request.
 	DataBudget time.Duration
 	// ReplayFile persists the ids of accepted requests until they expire,
 	// so that a restarted node cannot accept a request it saw before; ""
@@ -111,11 +113,18 @@ type Options struct {
 	// through by forgetting an older id.
 	ReplayMaxEntries   int
 	ReplayMaxPerCaller int
-	Version            string
-	Logger             *slog.Logger
+	// MaxRunningPerCaller is how many slow (not quick) actions one signer
+	// may have running on the node at once (default
+	// DefaultMaxRunningPerCaller); more are answered "try again later".
+	MaxRunningPerCaller int
+	Version             string
+	Logger              *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
+
+// DefaultMaxRunningPerCaller is Options.MaxRunningPerCaller's default.
+const DefaultMaxRunningPerCaller = 20
 
 // Server is one node.
 type Server struct {
@@ -134,6 +143,9 @@ type Server struct {
 	subs map[string]*nats.Subscription // subject -> subscription
 
 	wg sync.WaitGroup // running actions
+
+	runningMu sync.Mutex
+	running   map[string]int // signer -> slow actions running
 }
 
 // New creates a node serving opts.Agents. Build nodes with internal/node,
@@ -153,6 +165,9 @@ func New(opts Options) (*Server, error) {
 	}
 	if opts.MaxTTL <= 0 {
 		opts.MaxTTL = time.Hour
+	}
+	if opts.MaxRunningPerCaller <= 0 {
+		opts.MaxRunningPerCaller = DefaultMaxRunningPerCaller
 	}
 	if opts.DataBudget <= 0 {
 		opts.DataBudget = 2 * time.Second
@@ -177,12 +192,13 @@ func New(opts Options) (*Server, error) {
 		}
 	}
 	s := &Server{
-		opts:   opts,
-		log:    opts.Logger.With("node", opts.Identity.Name()),
-		now:    opts.Now,
-		stats:  newStats(),
-		replay: replay,
-		subs:   map[string]*nats.Subscription{},
+		opts:    opts,
+		log:     opts.Logger.With("node", opts.Identity.Name()),
+		now:     opts.Now,
+		stats:   newStats(),
+		replay:  replay,
+		subs:    map[string]*nats.Subscription{},
+		running: map[string]int{},
 	}
 	s.identity.Store(opts.Identity)
 	return s, nil

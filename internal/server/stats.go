@@ -19,6 +19,12 @@ const (
 	dropCollective = "wrong_collective"
 	dropReplyTo    = "bad_reply_to"
 	dropTTL        = "bad_ttl"
+	// dropDataDenied: ActionPolicy denied a caller whose filter needs data
+	// plugins; they are not run for it, so the request is dropped unanswered.
+	dropDataDenied = "data_filter_denied"
+	// dropBusy: the caller already had Options.MaxRunningPerCaller slow
+	// actions running (answered with status 1, and counted here).
+	dropBusy = "busy"
 	// dropSender: the request's sender is not its signer's certname.
 	dropSender = "sender_mismatch"
 	// dropBadID: an id longer than protocol.MaxRequestIDLength or with
@@ -33,7 +39,7 @@ const (
 
 var dropReasons = []string{dropOversized, dropMalformed, dropProtocol, dropSignature, dropCert,
 	dropCaller, dropExpired, dropFuture, dropReplay, dropCollective, dropReplyTo, dropTTL,
-	dropBadID, dropReplayFull, dropReplayStore, dropSender}
+	dropBadID, dropReplayFull, dropReplayStore, dropSender, dropDataDenied, dropBusy}
 
 // DropReasons lists every reason a message is dropped for, as
 // Stats.Dropped and the request-dropped log records name them.

@@ -1,0 +1,131 @@
+package server
+
+import (
+	"context"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/natstest"
+	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/protocol"
+)
+
+// gatedData blocks every query until gate is closed, counting the calls.
+type gatedData struct {
+	calls atomic.Int64
+	gate  chan struct{}
+}
+
+func (d *gatedData) Query(ctx context.Context, _, _ string) (map[string]any, error) {
+	d.calls.Add(1)
+	select {
+	case <-d.gate:
+		return map[string]any{"present": true, "size": 1}, nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (*gatedData) Names() []string { return []string{"fstat"} }
+
+func dataFilter(t *testing.T) *filter.Filter {
+	t.Helper()
+	e, err := filter.ParseCompound("fstat('/etc/shadow').size > 0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &filter.Filter{Compound: []*filter.Expr{e}}
+}
+
+// TestDataFilterNotRunForDeniedCaller: a caller the policy denies learns
+// nothing from a data function in its filter: none runs, nothing answers,
+// and the refusal is counted (issue 11 #5).
+func TestDataFilterNotRunForDeniedCaller(t *testing.T) {
+	p := newTestPKI(t)
+	data := &gatedData{gate: make(chan struct{})}
+	close(data.gate)
+	n := newNode(t, p, natstest.Start(t), func(o *Options) { o.Data = data; o.Authorizer = denyAll{} })
+	req := newRequest()
+	req.Filter = dataFilter(t)
+	n.s.Handle(signed(t, p.alice, req))
+	n.s.wg.Wait()
+	if c := data.calls.Load(); c != 0 {
+		t.Fatalf("%d data calls ran for a denied caller", c)
+	}
+	if got := n.s.Stats().Dropped(dropDataDenied); got != 1 || n.s.Stats().Denied.Load() != 1 {
+		t.Fatalf("data_filter_denied %d, denied %d; want 1, 1", got, n.s.Stats().Denied.Load())
+	}
+	select {
+	case m := <-n.replies:
+		t.Fatalf("a reply was sent: %s", m.Data)
+	default:
+	}
+}
+
+// TestDataFilterOffDeliveryGoroutine: a request whose data call blocks does
+// not hold up the next request on the same delivery path; once the call
+// returns, the first request runs too.
+func TestDataFilterOffDeliveryGoroutine(t *testing.T) {
+	p := newTestPKI(t)
+	data := &gatedData{gate: make(chan struct{})}
+	n := newNode(t, p, natstest.Start(t), func(o *Options) { o.Data = data; o.Authorizer = allowAll{} })
+	slow := newRequest()
+	slow.Filter = dataFilter(t)
+	n.s.Handle(signed(t, p.alice, slow)) // returns although the data call blocks
+	n.stillServes()
+	close(data.gate)
+	if rep := n.reply(slow.ID); rep.Status != protocol.OK {
+		t.Fatalf("request with a data filter: status %d %q", rep.Status, rep.Message)
+	}
+}
+
+// TestUnknownAgentAfterPolicy: a denied caller gets the same answer for an
+// agent that exists and one that does not (no enumeration); an allowed caller
+// is told the agent is unknown.
+func TestUnknownAgentAfterPolicy(t *testing.T) {
+	p := newTestPKI(t)
+	url := natstest.Start(t)
+	denied := newNode(t, p, url, func(o *Options) { o.Authorizer = denyAll{} })
+	for _, agentName := range []string{"test", "nosuchagent"} {
+		req := newRequest()
+		req.Agent = agentName
+		denied.s.Handle(signed(t, p.alice, req))
+		if rep := denied.reply(req.ID); rep.Status != protocol.Aborted || rep.Message != deniedMessage {
+			t.Errorf("denied caller, agent %s: status %d %q", agentName, rep.Status, rep.Message)
+		}
+	}
+}
+
+// TestRunningLimitPerCaller: one caller may not run more than
+// MaxRunningPerCaller slow actions at once; the next is answered "try again
+// later" and counted, and another caller is not affected.
+func TestRunningLimitPerCaller(t *testing.T) {
+	p := newTestPKI(t)
+	n := newNode(t, p, natstest.Start(t), func(o *Options) { o.MaxRunningPerCaller = 2 })
+	for range 2 {
+		req := newRequest()
+		req.Action, req.Data = "sleep", nil
+		n.s.Handle(signed(t, p.alice, req))
+	}
+	req := newRequest()
+	req.Action, req.Data = "sleep", nil
+	n.s.Handle(signed(t, p.alice, req))
+	rep := n.reply(req.ID)
+	if rep.Status != protocol.Aborted || !strings.Contains(rep.Message, "try again later") {
+		t.Fatalf("third slow action: status %d %q", rep.Status, rep.Message)
+	}
+	if got := n.s.Stats().Dropped(dropBusy); got != 1 {
+		t.Errorf("busy = %d, want 1", got)
+	}
+	// Quick... and other callers still run: bob's echo is answered.
+	bobID := issue(t, p.ca, pki.RoleClient, "bob.mcollective")
+	bob := newRequest()
+	bob.Sender, bob.CallerID = bobID.Name(), "cert="+bobID.Name()
+	bob.ReplyTo = protocol.ReplySubject(testCollective, protocol.CallerHash(bobID.Name()), bob.ID)
+	n.s.Handle(signed(t, bobID, bob))
+	if rep := n.reply(bob.ID); rep.Status != protocol.OK {
+		t.Fatalf("bob while alice is at her limit: status %d %q", rep.Status, rep.Message)
+	}
+}
