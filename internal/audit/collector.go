@@ -357,7 +357,9 @@ func (col *Collector) backfill(identity string, gen, to uint64) {
 			}
 			giveUpAt = time.Now().Add(budget)
 		}
-		if failures == len(col.opts.Retry) || col.ctx.Err() != nil || !time.Now().Before(giveUpAt) {
+		// Every attempt is made (an attempt past the deadline fails at
+		// once), so the number of attempts does not depend on timing.
+		if failures == len(col.opts.Retry) || col.ctx.Err() != nil {
 			col.mu.Lock()
 			if st.gen == gen {
 				col.giveUp(identity, st, fmt.Errorf("after %d attempts: %w", failures+1, err))
@@ -365,7 +367,7 @@ func (col *Collector) backfill(identity string, gen, to uint64) {
 			col.mu.Unlock()
 			return
 		}
-		wait := min(col.opts.Retry[failures], time.Until(giveUpAt))
+		wait := max(0, min(col.opts.Retry[failures], time.Until(giveUpAt)))
 		failures++
 		col.logger.Warn("audit gap: fetching missing lines failed; retrying", "node", identity,
 			"from", from, "to", to, "err", err, "retry_in", wait)
