@@ -27,6 +27,7 @@ import (
 	"github.com/marionette/mco/internal/facts"
 	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/reaper"
 	"github.com/marionette/mco/internal/registration"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/internal/transport"
@@ -128,6 +129,15 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			return nil, fmt.Errorf("audit log (set audit.log to a writable path, or audit.disabled = true): %w", err)
 		}
 		spec.Audit = d.audit
+	}
+	if len(cfg.Libdirs) > 0 {
+		// Runs a killed predecessor left behind are killed now; only the
+		// groups it recorded as its own running actions.
+		groups, err := reaper.Open(filepath.Join(filepath.Dir(cfg.ReplayFile), "running-agents"), log)
+		if err != nil {
+			return nil, err
+		}
+		spec.AgentGroups = groups
 	}
 	if d.node, err = node.Build(spec); err != nil {
 		if d.audit != nil {

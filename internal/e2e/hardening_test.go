@@ -387,3 +387,49 @@ func TestNodeDropsRevokedBroker(t *testing.T) {
 		t.Errorf("daemon log lacks %q:\n%s", want, log)
 	}
 }
+
+// TestOrphanedAgentReapedAtStart: an external agent run (and the child it
+// started in its process group) left running by a daemon killed with SIGKILL
+// is killed when the daemon starts again, long before its own timeout.
+func TestOrphanedAgentReapedAtStart(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	lib := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	// The agent records its pid, starts a child in its group and waits.
+	writeAgent(t, lib, "lingerer", agentDDL("lingerer", "linger", 600),
+		"#!/bin/sh\ncase \"$3\" in *activation*) echo '{\"activate\": true}' > \"$2\"; exit 0;; esac\n"+
+			"echo $$ > "+pidFile+".tmp && mv "+pidFile+".tmp "+pidFile+"\nsleep 600 &\nwait\n")
+	node := "orphans.e2e"
+	d := c.startDaemon(node, "libdir = "+lib)
+	cl := c.connect(c.client("alice.mcollective", "libdir = "+lib))
+	go func() {
+		_, _ = cl.Call(context.Background(), client.Request{Agent: "lingerer", Action: "linger", Targets: []string{node}, Timeout: 2 * time.Second}, func(client.Result) {})
+	}()
+	var pid int
+	poll(t, "the agent to start", func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false
+		}
+		_, err = fmt.Sscan(string(b), &pid)
+		return err == nil && pid > 1
+	})
+	_ = d.cmd.Process.Kill()
+	_ = d.cmd.Wait()
+	if !processAlive(pid) {
+		t.Fatal("the agent died with the daemon: nothing to reap (the test needs an orphan)")
+	}
+	c.startDaemon(node, "libdir = "+lib)
+	poll(t, "the orphaned agent group to be killed", func() bool { return !processAlive(pid) })
+}
+
+// processAlive reports whether pid runs (a zombie counts as gone).
+func processAlive(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
+}

@@ -75,6 +75,10 @@ type Spec struct {
 	// Libdirs load external agents (<libdir>/agent/*); Reload and
 	// SetExternal swap them when the files change.
 	Libdirs []string
+	// AgentGroups, when set, records the process group of every external
+	// agent run (reaper.Groups), so a restarted daemon can kill the runs a
+	// killed predecessor left behind.
+	AgentGroups external.ProcessGroups
 	// PluginConfig holds each agent's plugin.<agent>.<key> settings, by agent
 	// then key; built-in and external agents get theirs.
 	PluginConfig map[string]map[string]string
@@ -152,7 +156,7 @@ func Build(spec Spec) (*Node, error) {
 	}
 	n.agents.Replace(nil, builtin...)
 	if len(spec.Libdirs) > 0 {
-		n.loader = external.NewLoader(external.Options{LibDirs: spec.Libdirs, Facts: n.spec.Facts.Facts, Logger: spec.Logger, Config: spec.PluginConfig})
+		n.loader = external.NewLoader(external.Options{LibDirs: spec.Libdirs, Facts: n.spec.Facts.Facts, Logger: spec.Logger, Config: spec.PluginConfig, Groups: spec.AgentGroups})
 		if _, err := n.Reload(); err != nil {
 			return nil, err
 		}

@@ -76,6 +76,16 @@ type Options struct {
 	// safety net for changes inotify cannot see (a libdir created after start,
 	// network filesystems). Default 30s.
 	Rescan time.Duration
+	// Groups, when set, is told the process group of every agent run when it
+	// starts and when it ends (reaper.Groups), so a daemon restarted after a
+	// crash can kill the runs its predecessor left behind.
+	Groups ProcessGroups
+}
+
+// ProcessGroups records running agent process groups (their leader's pid).
+type ProcessGroups interface {
+	Started(pid int)
+	Exited(pid int)
 }
 
 // withDefaults fills unset options; it is applied once, by NewLoader.

@@ -121,7 +121,14 @@ func (r *runner) exec(ctx context.Context, protocol string, request any) (*resul
 	cmd.WaitDelay = waitDelay
 	killProcessGroupOnCancel(cmd)
 
-	res.err = cmd.Run()
+	res.err = cmd.Start()
+	if res.err == nil {
+		if r.opts.Groups != nil {
+			r.opts.Groups.Started(cmd.Process.Pid)
+			defer r.opts.Groups.Exited(cmd.Process.Pid)
+		}
+		res.err = cmd.Wait()
+	}
 	if errors.Is(res.err, exec.ErrWaitDelay) {
 		// The agent exited 0 but a child it left behind still holds stderr.
 		res.err = nil
