@@ -79,6 +79,10 @@ func TestMetricsThroughProcesses(t *testing.T) {
 		writeFile(t, filepath.Join(dir, "policy", allowed+".policy"), "policy default allow\n")
 	}
 	writeFile(t, filepath.Join(dir, "policy", "service.policy"), "policy default deny\n")
+	// Agents are resolved after ActionPolicy (a denied caller cannot
+	// enumerate them): alice must be allowed nosuchagent to be told it is
+	// unknown.
+	writeFile(t, filepath.Join(dir, "policy", "nosuchagent.policy"), "policy default allow\n")
 	nodeLog := filepath.Join(dir, "server.log")
 	runDaemon(t, c, brokerURL, "node1.e2e", alice, "metrics.listen = 127.0.0.1:0", "log.file = "+nodeLog,
 		"policy.dir = "+filepath.Join(dir, "policy"), libdirs)
