@@ -154,10 +154,11 @@ func TestVerifyFileHead(t *testing.T) {
 		{name: "last lines removed after close", close: true, keep: 3, wantLine: 4, wantSeq: 5, wantReason: "lines removed from the end"},
 		{name: "all lines removed", close: true, keep: 0, wantLine: 1, wantSeq: 5, wantReason: "lines removed from the end"},
 		{name: "last line edited after close", close: true, keep: 5, edit: true, wantLine: 5, wantSeq: 5, wantReason: "head file"},
-		// Without Close the head is as of the last HeadEvery multiple (4):
-		// removing line 5 falls in the documented window, removing 4 does not.
-		{name: "removal inside the head window", headEvery: 2, keep: 4},
-		{name: "removal beyond the head window", headEvery: 2, keep: 3, wantLine: 4, wantSeq: 4, wantReason: "lines removed from the end"},
+		// Without Close (a crash) the head still follows every append
+		// (issue 11 #8: once it was as of the last HeadEvery multiple, and
+		// removing line 5 went unnoticed): any removal from the end shows.
+		{name: "last line removed after a crash", headEvery: 2, keep: 4, wantLine: 5, wantSeq: 5, wantReason: "lines removed from the end"},
+		{name: "last lines removed after a crash", headEvery: 2, keep: 3, wantLine: 4, wantSeq: 5, wantReason: "lines removed from the end"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

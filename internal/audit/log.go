@@ -40,9 +40,10 @@ type Log struct {
 	mu        sync.Mutex
 	f         *os.File
 	c         chain
-	buf       []byte // line being built, reused between appends
-	sinceHead int    // appends since the head file was last written
-	err       error  // set after a torn write: the file no longer ends where the chain does
+	buf       []byte   // line being built, reused between appends
+	sinceHead int      // appends since the head file was last written
+	hf        *os.File // the head file, rewritten in place after every append
+	err       error    // set after a torn write: the file no longer ends where the chain does
 }
 
 // Open opens or creates the audit log at path (mode 0600) and continues its
@@ -172,6 +173,10 @@ func (l *Log) Append(rec any) error {
 	if l.opts.OnAppend != nil {
 		l.opts.OnAppend(line)
 	}
+	// The head follows every line (one in-place write, not synced), so
+	// lines removed from the end are detected up to the last line written,
+	// not only up to the last synced head.
+	l.touchHead()
 	l.sinceHead++
 	if l.sinceHead >= l.opts.HeadEvery {
 		if err := l.writeHead(); err != nil {
@@ -218,20 +223,52 @@ func (l *Log) writeHead() error {
 	if err := l.f.Sync(); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
-	data, err := json.Marshal(headFile{Seq: l.c.seq, Hash: l.c.hash})
-	if err != nil {
-		return fmt.Errorf("audit head: %w", err)
-	}
+	data := headRecord(l.c)
 	hp := headPath(l.path)
 	tmp := hp + ".tmp"
-	if err := writeFileSync(tmp, append(data, '\n')); err != nil {
+	if err := writeFileSync(tmp, data); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
 	if err := os.Rename(tmp, hp); err != nil {
 		return fmt.Errorf("audit head: %w", err)
 	}
 	l.sinceHead = 0
+	if l.hf != nil {
+		// The rename replaced the file touchHead writes into.
+		l.hf.Close()
+		l.hf = nil
+	}
 	return nil
+}
+
+// headWidth is the fixed size of a head record, so touchHead can overwrite
+// it in place with one write: seq and hash padded with blanks, which JSON
+// ignores.
+const headWidth = 128
+
+func headRecord(c chain) []byte {
+	b := fmt.Appendf(nil, `{"seq":%d,"hash":%q}`, c.seq, c.hash)
+	for len(b) < headWidth-1 {
+		b = append(b, ' ')
+	}
+	return append(b, '\n')
+}
+
+// touchHead overwrites the head file with the current chain head. Failure
+// only narrows what truncation detection covers, so it is not the append's
+// failure.
+func (l *Log) touchHead() {
+	if l.hf == nil {
+		f, err := os.OpenFile(headPath(l.path), os.O_WRONLY|os.O_CREATE, 0o600)
+		if err != nil {
+			return
+		}
+		l.hf = f
+	}
+	if _, err := l.hf.WriteAt(headRecord(l.c), 0); err != nil {
+		l.hf.Close()
+		l.hf = nil
+	}
 }
 
 func writeFileSync(path string, data []byte) error {
@@ -267,6 +304,10 @@ func (l *Log) Close() error {
 	}
 	err = errors.Join(err, l.f.Close())
 	l.f = nil
+	if l.hf != nil {
+		l.hf.Close()
+		l.hf = nil
+	}
 	if err != nil {
 		return fmt.Errorf("audit log %s: %w", l.path, err)
 	}
