@@ -93,7 +93,7 @@ func tailChain(f *os.File) (chain, error) {
 		return chain{}, err
 	}
 	if torn {
-		return chain{}, errors.New("last line has no newline (truncated mid-line or torn write); run audit verify")
+		return chain{}, fmt.Errorf("%w; mco audit repair removes it, recording the repair in the chain", ErrTornLine)
 	}
 	if line == nil {
 		return chain{}, nil

@@ -48,6 +48,33 @@ func missingRotated(group []string) []string {
 func newAuditCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify, collect and search audit logs"}
 	var partial bool
+	var repairNode string
+	repair := &cobra.Command{
+		Use:   "repair FILE",
+		Short: "Cut a torn last line from an audit log and record the repair in its chain",
+		Long: `A crash or a full disk can leave an audit log ending in a partial line,
+which a node refuses to append to. repair removes that partial line and
+appends a "repair" record (the removed bytes' length and SHA-256) to the
+chain, so the cut is itself on record; audit verify then passes. Nothing else
+is changed: a log whose lines do not chain, or that ends before its head
+file, is left for audit verify to report. The node daemon does the same at
+start by itself.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			n, err := audit.Repair(args[0], repairNode, audit.Options{})
+			if err != nil {
+				return err
+			}
+			if n == 0 {
+				fmt.Fprintf(app.Stdout, "%s: no torn line, nothing changed\n", args[0])
+				return nil
+			}
+			fmt.Fprintf(app.Stdout, "%s: removed a torn last line of %d bytes; repair recorded in the chain\n", args[0], n)
+			return nil
+		},
+	}
+	repair.Flags().StringVar(&repairNode, "node", "", "node identity recorded in the repair record")
+	cmd.AddCommand(repair)
 	verify := &cobra.Command{
 		Use:   "verify FILE...",
 		Short: "Check that audit logs are intact (no line edited, removed, reordered or truncated)",

@@ -119,12 +119,23 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			return nil, fmt.Errorf("audit log directory (set audit.log to a writable path, or audit.disabled = true): %w", err)
 		}
 		// Central audit: every line is also published once connected (Run).
-		d.audit, err = audit.Open(cfg.AuditLog, audit.Options{OnAppend: func(line []byte) {
+		aopts := audit.Options{OnAppend: func(line []byte) {
 			d.auditWrites.Add(1)
 			if publish := d.publishAudit.Load(); publish != nil {
 				(*publish)(line)
 			}
-		}})
+		}}
+		d.audit, err = audit.Open(cfg.AuditLog, aopts)
+		if errors.Is(err, audit.ErrTornLine) {
+			// A crash mid-write must not keep the node down: the partial
+			// line is cut and the cut recorded in the chain (as mco audit
+			// repair does). Anything else stays fatal: it may be tampering.
+			n, rerr := audit.Repair(cfg.AuditLog, d.id.Name(), audit.Options{})
+			if rerr == nil {
+				log.Warn("audit log ended in a torn line: removed it and recorded the repair in the chain", "file", cfg.AuditLog, "bytes", n)
+				d.audit, err = audit.Open(cfg.AuditLog, aopts)
+			}
+		}
 		if err != nil {
 			return nil, fmt.Errorf("audit log (set audit.log to a writable path, or audit.disabled = true): %w", err)
 		}

@@ -433,3 +433,35 @@ func processAlive(pid int) bool {
 	i := strings.LastIndexByte(s, ')')
 	return i > 0 && i+2 < len(s) && s[i+2] != 'Z'
 }
+
+// TestTornAuditLineDoesNotStopTheDaemon: a daemon whose audit log ends in a
+// partial line (a crash mid-write) starts, cutting the line and recording the
+// repair in the chain; mco audit repair does the same by hand.
+func TestTornAuditLineDoesNotStopTheDaemon(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	node := "torn.e2e"
+	auditLog := filepath.Join(c.dir, "torn.log")
+	d := c.startDaemon(node, "audit.log = "+auditLog)
+	stopDaemon(t, d)
+	f, err := os.OpenFile(auditLog, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString(`{"seq":99,"prev":"half a line`)
+	f.Close()
+
+	c.startDaemon(node, "audit.log = "+auditLog) // returns once it answers
+	waitForAudit(t, auditLog, func(m map[string]any) bool { return m["kind"] == "repair" })
+	if r := mco(t, "", "audit", "verify", auditLog); r.code != 0 {
+		t.Fatalf("audit verify after the repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	other := filepath.Join(c.dir, "other.log")
+	writeFile(t, other, readFileT(t, auditLog)+`{"seq":`)
+	if r := mco(t, "", "audit", "repair", other); r.code != 0 || !strings.Contains(r.stdout, "removed a torn last line of 7 bytes") {
+		t.Fatalf("audit repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := mco(t, "", "audit", "verify", other); r.code != 0 {
+		t.Fatalf("audit verify after mco audit repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
