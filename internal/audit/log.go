@@ -29,6 +29,17 @@ type Options struct {
 	// and must not call the Log; line is only valid during the call
 	// (nats.Conn.Publish copies it).
 	OnAppend func(line []byte)
+	// Checkpoint, when set, signs chain checkpoints with the node's own key:
+	// it returns the signature over msg and the signing certificate (DER).
+	// A checkpoint line is appended every CheckpointEvery lines and at
+	// Close, so that a forger without the key cannot recompute the chain
+	// past it (see VerifyCheckpoints).
+	Checkpoint func(msg []byte) (sig, certDER []byte)
+	// CheckpointEvery is the number of lines between checkpoints (default
+	// DefaultCheckpointEvery).
+	CheckpointEvery int
+	// Node is the identity recorded in checkpoints.
+	Node string
 }
 
 // Log is a local, append-only, hash-chained audit log. It is safe for
@@ -37,13 +48,14 @@ type Log struct {
 	path string
 	opts Options
 
-	mu        sync.Mutex
-	f         *os.File
-	c         chain
-	buf       []byte   // line being built, reused between appends
-	sinceHead int      // appends since the head file was last written
-	hf        *os.File // the head file, rewritten in place after every append
-	err       error    // set after a torn write: the file no longer ends where the chain does
+	mu              sync.Mutex
+	f               *os.File
+	c               chain
+	buf             []byte   // line being built, reused between appends
+	sinceHead       int      // appends since the head file was last written
+	sinceCheckpoint int      // lines since the last signed checkpoint
+	hf              *os.File // the head file, rewritten in place after every append
+	err             error    // set after a torn write: the file no longer ends where the chain does
 }
 
 // Open opens or creates the audit log at path (mode 0600) and continues its
@@ -53,6 +65,9 @@ type Log struct {
 func Open(path string, opts Options) (*Log, error) {
 	if opts.HeadEvery <= 0 {
 		opts.HeadEvery = DefaultHeadEvery
+	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = DefaultCheckpointEvery
 	}
 	head, err := readHeadFile(headPath(path))
 	if err != nil {
@@ -134,6 +149,21 @@ func (l *Log) Append(rec any) error {
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err := l.appendLocked(body); err != nil {
+		return err
+	}
+	if l.opts.Checkpoint != nil {
+		if l.sinceCheckpoint++; l.sinceCheckpoint >= l.opts.CheckpointEvery {
+			// The request's line is written; a failed checkpoint only
+			// leaves a longer unsigned run, which verify --ca reports.
+			_ = l.checkpointLocked()
+		}
+	}
+	return nil
+}
+
+// appendLocked writes one record body as the next line; l.mu is held.
+func (l *Log) appendLocked(body []byte) error {
 	if l.err != nil {
 		return l.err
 	}
@@ -299,8 +329,12 @@ func (l *Log) Close() error {
 		return nil
 	}
 	var err error
+	if l.err == nil && l.opts.Checkpoint != nil && l.sinceCheckpoint > 0 {
+		// A clean stop leaves no unsigned tail.
+		err = l.checkpointLocked()
+	}
 	if l.err == nil {
-		err = l.writeHead()
+		err = errors.Join(err, l.writeHead())
 	}
 	err = errors.Join(err, l.f.Close())
 	l.f = nil

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +49,8 @@ func missingRotated(group []string) []string {
 func newAuditCmd(app *App) *cobra.Command {
 	cmd := &cobra.Command{Use: "audit", Short: "Verify, collect and search audit logs"}
 	var partial bool
-	var repairNode string
+	var repairNode, caFile string
+	checkpointEvery := audit.DefaultCheckpointEvery
 	repair := &cobra.Command{
 		Use:   "repair FILE",
 		Short: "Cut a torn last line from an audit log and record the repair in its chain",
@@ -90,6 +92,33 @@ one is broken, 2 when a file cannot be read.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			bad, unreadable := 0, 0
+			var ca *x509.Certificate
+			if caFile != "" {
+				var err error
+				if ca, err = pki.ReadCert(caFile); err != nil {
+					fmt.Fprintf(app.Stderr, "--ca: %v\n", err)
+					return exit(2)
+				}
+			}
+			// checkpoints checks a file's signed checkpoints and says how
+			// far the node's own signature vouches for it.
+			checkpoints := func(f string) bool {
+				if strings.HasSuffix(f, ".gz") {
+					return true // compressed rotations: chain checked above
+				}
+				res, err := audit.VerifyCheckpoints(f, ca, checkpointEvery)
+				if err != nil {
+					fmt.Fprintf(app.Stdout, "%s: SIGNATURES BROKEN: %v\n", f, err)
+					return false
+				}
+				if res.Checkpoints == 0 {
+					fmt.Fprintf(app.Stdout, "%s: no signed checkpoint (%d lines): nothing vouched for by a node key\n", f, res.Lines)
+					return res.Lines <= checkpointEvery
+				}
+				fmt.Fprintf(app.Stdout, "%s: signed by %s through seq %d (%d checkpoints); %d lines after the last checkpoint are covered by the chain only\n",
+					f, res.Node, res.SignedSeq, res.Checkpoints, res.Unsigned)
+				return true
+			}
 			var readable []string
 			for _, f := range args {
 				// A wrong path is not tampering: say so, with its own exit code.
@@ -117,6 +146,9 @@ one is broken, 2 when a file cannot be read.`,
 						continue
 					}
 					fmt.Fprintf(app.Stdout, "%s: OK, %d records, chain intact\n", f, n)
+					if ca != nil && !checkpoints(f) {
+						bad++
+					}
 					continue
 				}
 				name := strings.Join(group, ", ")
@@ -130,6 +162,11 @@ one is broken, 2 when a file cannot be read.`,
 					continue
 				}
 				fmt.Fprintf(app.Stdout, "%s: OK, %d records (seq %d to %d), chain intact across %d files\n", name, res.Records, res.FirstSeq, res.LastSeq, len(group))
+				for _, f := range group {
+					if ca != nil && !checkpoints(f) {
+						bad++
+					}
+				}
 			}
 			switch {
 			case bad > 0:
@@ -140,6 +177,8 @@ one is broken, 2 when a file cannot be read.`,
 			return nil
 		},
 	}
+	verify.Flags().StringVar(&caFile, "ca", "", "also check the signed checkpoints against this CA certificate (node keys vouch for the chain)")
+	verify.Flags().IntVar(&checkpointEvery, "checkpoint-every", audit.DefaultCheckpointEvery, "the nodes' checkpoint interval: a longer run of lines without one is an error")
 	verify.Flags().BoolVar(&partial, "partial", false, "accept a set whose oldest file starts after seq 1 (older rotated files were deleted by the rotation policy); every link within the set is still checked")
 	cmd.AddCommand(verify, newAuditCollectCmd(app), newAuditSearchCmd(app))
 	return cmd

@@ -124,6 +124,11 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			if publish := d.publishAudit.Load(); publish != nil {
 				(*publish)(line)
 			}
+		}, Node: d.id.Name(), Checkpoint: func(msg []byte) ([]byte, []byte) {
+			// Signed with the node's own (current) key: only this node
+			// can vouch for its chain.
+			id := d.ids.Current()
+			return id.Sign(msg), id.Cert.Raw
 		}}
 		d.audit, err = audit.Open(cfg.AuditLog, aopts)
 		if errors.Is(err, audit.ErrTornLine) {

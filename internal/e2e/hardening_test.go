@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -463,5 +464,54 @@ func TestTornAuditLineDoesNotStopTheDaemon(t *testing.T) {
 	}
 	if r := mco(t, "", "audit", "verify", other); r.code != 0 {
 		t.Fatalf("audit verify after mco audit repair: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestForgedAuditChainCaughtBySignedCheckpoints: an attacker who edits a
+// line of a node's audit log and recomputes the whole SHA-256 chain passes
+// the plain mco audit verify, but not mco audit verify --ca: the node signed
+// checkpoints of its chain with its own key.
+func TestForgedAuditChainCaughtBySignedCheckpoints(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	node := "signed.e2e"
+	auditLog := filepath.Join(c.dir, "signed.log")
+	d := c.startDaemon(node, "audit.log = "+auditLog)
+	for range 3 {
+		if r := mco(t, "", "-c", c.clientConf(), "rpc", "rpcutil", "ping", "-I", node); r.code != 0 {
+			t.Fatalf("ping: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+		}
+	}
+	stopDaemon(t, d) // a clean stop signs the tail
+	r := mco(t, "", "audit", "verify", "--ca", c.store.CACertPath(), auditLog)
+	if r.code != 0 || !strings.Contains(r.stdout, "signed by "+node) || !strings.Contains(r.stdout, "0 lines after the last checkpoint") {
+		t.Fatalf("intact log: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+
+	// Forge: change the first request's caller and recompute every seq/prev.
+	var out []string
+	prev := ""
+	for i, line := range strings.Split(strings.TrimSuffix(readFileT(t, auditLog), "\n"), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatal(err)
+		}
+		if rec["kind"] == "request" && rec["caller"] == "cert=alice.mcollective" && !strings.Contains(strings.Join(out, ""), "mallory") {
+			rec["caller"] = "cert=mallory.mcollective"
+		}
+		delete(rec, "seq")
+		delete(rec, "prev")
+		body, _ := json.Marshal(rec)
+		forged := fmt.Sprintf(`{"seq":%d,"prev":%q,%s`, i+1, prev, body[1:])
+		sum := sha256.Sum256([]byte(forged))
+		prev = hex.EncodeToString(sum[:])
+		out = append(out, forged)
+	}
+	writeFile(t, auditLog, strings.Join(out, "\n")+"\n")
+	os.Remove(auditLog + ".head")
+	if r := mco(t, "", "audit", "verify", auditLog); r.code != 0 {
+		t.Fatalf("the recomputed chain should fool the plain check: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	if r := mco(t, "", "audit", "verify", "--ca", c.store.CACertPath(), auditLog); r.code != 1 || !strings.Contains(r.stdout, "checkpoint invalid") {
+		t.Fatalf("forged chain with --ca: exit %d, want 1 naming the checkpoint\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
