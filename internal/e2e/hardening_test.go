@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/filter"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/protocol"
@@ -513,5 +514,41 @@ func TestForgedAuditChainCaughtBySignedCheckpoints(t *testing.T) {
 	}
 	if r := mco(t, "", "audit", "verify", "--ca", c.store.CACertPath(), auditLog); r.code != 1 || !strings.Contains(r.stdout, "checkpoint invalid") {
 		t.Fatalf("forged chain with --ca: exit %d, want 1 naming the checkpoint\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// TestDataFilterNotRunForDeniedCallerE2E: a caller the policy denies sends a
+// filter with a data function (the probe that once learnt a file's size and
+// hash one bit at a time); the node runs no data function for it, answers
+// nothing and counts the refusal.
+func TestDataFilterNotRunForDeniedCallerE2E(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	policyDir := filepath.Join(c.dir, "policy")
+	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	node := "probe.e2e"
+	c.startDaemon(node, "policy.dir = "+policyDir)
+	rc := newRawCaller(t, c, "mallory.mcollective")
+	secret := filepath.Join(c.dir, "secret")
+	writeFile(t, secret, "s3cret\n")
+	probe := "fstat('" + secret + "').size > 0"
+	e, err := filter.ParseCompound(probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, msg := rc.signed(t, func(r *protocol.Request) {
+		r.Filter = &filter.Filter{Compound: []*filter.Expr{e}}
+		r.ReplyTo = protocol.ReplySubject("mcollective", protocol.CallerHash("mallory.mcollective"), r.ID)
+	})
+	rc.publish(t, protocol.NodeSubject("mcollective", node), msg)
+	if n := waitDropped(t, c, c.clientConf(), node, "data_filter_denied"); n != 1 {
+		t.Fatalf("data_filter_denied = %v, want 1", n)
+	}
+	if rep, ok := rc.replyTo(t, id, time.Second); ok {
+		t.Fatalf("the denied probe was answered: %+v", rep)
+	}
+	// Alice, allowed, gets her answer through the same kind of filter.
+	r := mco(t, "", "-c", c.clientConf(), "rpc", "rpcutil", "ping", "-S", probe, "-I", node, "-t", "5s")
+	if r.code != 0 {
+		t.Fatalf("alice with a data filter: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
