@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fanout.sh N — fan-out benchmark with real processes (SPEC §11).
+# fanout.sh N — fan-out benchmark with real processes (targets: docs/benchmarks.md).
 #
 # Builds mco, creates a throw-away PKI, starts one broker and N node daemons
 # (each its own `mco server run` process) on loopback, waits until all N answer

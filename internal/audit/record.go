@@ -1,5 +1,5 @@
 // Package audit writes, verifies, collects and searches Marionette's audit
-// trail (SPEC §8).
+// trail (docs/security.md, "Auditing").
 //
 // A node appends one JSON line per request it processes past signature
 // verification (allowed and denied) and one per completion. Every line carries

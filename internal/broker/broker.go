@@ -1,7 +1,7 @@
 // Package broker runs Marionette's message broker: an embedded NATS server
 // (github.com/nats-io/nats-server/v2) that accepts only TLS connections with a
 // certificate from the collective's CA, and gives each connection subject
-// permissions derived from its certificate's role (SPEC §3):
+// permissions derived from its certificate's role (docs/security.md, "The broker"):
 //
 //   - a node may subscribe to its collectives' agent subjects and its own node
 //     subject, and publish only replies, its registration and its audit events;

@@ -20,7 +20,7 @@ import (
 
 // devPolicy is the ActionPolicy of dev and demo collectives: the dev client may
 // do anything, the intern only read-only rpcutil actions.
-const devPolicy = `# ActionPolicy of the dev collective (see docs/authorization.md).
+const devPolicy = `# ActionPolicy of the dev collective (see docs/security.md, "ActionPolicy").
 policy default deny
 allow	cert=dev.mcollective	*	*	*
 allow	cert=intern.mcollective	ping inventory get_fact get_facts	*	*

@@ -51,7 +51,7 @@ func startBench(b *testing.B, n int) (*client.Client, time.Duration) {
 }
 
 // BenchmarkBroadcastPing times one broadcast rpcutil ping to every node of
-// an in-process collective, quiet window included (SPEC §11: 10,000 nodes
+// an in-process collective, quiet window included (target, docs/benchmarks.md: 10,000 nodes
 // answer in ≤ 2 s). Signatures are verified on both sides as in production.
 // MCO_BENCH_NODES=N adds a run with N nodes (e.g. the largest that fits the
 // open-file limit).
@@ -105,7 +105,7 @@ func BenchmarkBroadcastPing(b *testing.B) {
 }
 
 // BenchmarkDiscovery500 times broadcast discovery of 500 nodes, quiet window
-// included (SPEC §11: it ends ≤ 100 ms after the last reply, not after the 2 s
+// included (target, docs/benchmarks.md: it ends ≤ 100 ms after the last reply, not after the 2 s
 // discovery timeout).
 func BenchmarkDiscovery500(b *testing.B) {
 	const n = 500

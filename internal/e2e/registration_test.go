@@ -13,8 +13,8 @@ import (
 	"github.com/marionette/mco/internal/pki"
 )
 
-// The tests in this file cover SPEC §6 registration and the inventory
-// discovery method of §4 through real processes: a broker with a collectors
+// The tests in this file cover registration and the inventory
+// discovery method through real processes: a broker with a collectors
 // list, daemons announcing themselves, `mco registration collect`, `mco find
 // --dm inventory`, `mco rpc --dm inventory` and `mco nodes`.
 

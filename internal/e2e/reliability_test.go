@@ -23,8 +23,7 @@ import (
 	"github.com/marionette/mco/internal/security"
 )
 
-// The tests in this file cover SPEC §1 (a cluster of brokers) and §12
-// (reliability): failover between clustered brokers, a broker restart under
+// The tests in this file cover a cluster of brokers and reliability: failover between clustered brokers, a broker restart under
 // a daemon and an audit collector, and a burst of requests.
 
 // TestBrokerClusterFailover runs three `mco broker run` processes joined into
@@ -148,8 +147,8 @@ func TestBrokerRestartKeepsNodesAndAudit(t *testing.T) {
 	}
 }
 
-// TestBrokerRestartLosesNoCentralAuditLine checks SPEC §12 "a broker restart
-// loses no audit line" for central collection: `mco audit collect` runs, the
+// TestBrokerRestartLosesNoCentralAuditLine checks that a broker restart
+// loses no audit line for central collection: `mco audit collect` runs, the
 // broker restarts, and the collector happens to reconnect after the node
 // (SIGSTOP/SIGCONT makes that ordering deterministic; with the transport's
 // 0.5-1.5 s jittered reconnect it happens by itself about half the time).
@@ -271,7 +270,7 @@ func TestRequestBurst(t *testing.T) {
 }
 
 // restartBroker stops br with SIGTERM, requires a clean exit (status 0,
-// within 10 s: SPEC "clean shutdown on SIGINT/SIGTERM"), and starts it again
+// within 10 s: shutdown on SIGINT/SIGTERM is clean), and starts it again
 // on the same port with the same extra configuration; br then describes the
 // new process.
 func restartBroker(t *testing.T, c *collective, br *runningBroker, port int, extra ...string) {

@@ -27,9 +27,9 @@ import (
 	"github.com/marionette/mco/protocol"
 )
 
-// The tests in this file cover SPEC §3 (identity, revocation, broker
-// restrictions), §7 (ActionPolicy on a real daemon) and §8 (local and central
-// audit) through real processes.
+// The tests in this file cover identity, revocation and broker
+// restrictions, ActionPolicy on a real daemon and local and central
+// audit (docs/security.md) through real processes.
 
 // TestPolicyDecisionsAreAuditedAndTamperEvident: a daemon with an rpcutil
 // policy allows alice, denies bob by rule and denies callers whose ids merely

@@ -8,7 +8,7 @@ import (
 )
 
 // addPlatformFacts only names the kernel off Linux; the richer facts are
-// Linux-first (SPEC §6) and come from command sources such as facter
+// Linux-first and come from command sources such as facter
 // elsewhere.
 func addPlatformFacts(f map[string]any, _ *slog.Logger) {
 	switch runtime.GOOS {

@@ -1,5 +1,5 @@
 // Package facts gathers a node's facts and configuration-management classes
-// (SPEC §6) and keeps them in memory so that filters, agents and registration
+// (docs/usage.md, "Facts") and keeps them in memory so that filters, agents and registration
 // never touch the disk while serving a request.
 //
 // # Layers and merge order

@@ -126,7 +126,7 @@ func statSig(path string) fileSig {
 // Loading is lenient so that a node still comes up: a missing or broken file
 // is logged and contributes nothing until it becomes valid. Command sources
 // first run when Run starts, so New never blocks on facter. Use Refresh to
-// get every load error at once (e.g. for `mco server run --check`). New only
+// get every load error at once (e.g. to report them all before serving). New only
 // fails on invalid options.
 func New(opts Options) (*Store, error) {
 	if opts.CommandInterval < 0 || opts.CommandTimeout < 0 || opts.PollInterval < 0 {

@@ -1,6 +1,6 @@
 // Package metrics serves a process's metrics in the Prometheus text format
 // at /metrics (metrics.listen in server.conf and broker.conf). It uses
-// github.com/VictoriaMetrics/metrics, the light library SPEC §13 chose, with
+// github.com/VictoriaMetrics/metrics, a light library (the daemon stays light), with
 // one Set per process rather than the library's global default set.
 package metrics
 

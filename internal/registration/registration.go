@@ -1,4 +1,4 @@
-// Package registration implements SPEC §6 registration: nodes announce
+// Package registration implements node registration: nodes announce
 // themselves (identity, collectives, agents, facts, classes, version, time)
 // in a signed envelope; a collector verifies the announcements and keeps the
 // latest one per node in a directory, which the inventory discovery method

@@ -67,7 +67,7 @@ type Matcher = match.List
 // ParseMatcher parses a comma-separated list of names and /regexes/.
 func ParseMatcher(list string) (*Matcher, error) { return match.ParseList(list) }
 
-// Defaults for the certname rules (SPEC §3).
+// Defaults for the certname rules (docs/security.md, "Callers and allow lists").
 const (
 	DefaultAllowlist  = `/\.mcollective$/`
 	DefaultPrivileged = `/\.privileged\.mcollective$/`
