@@ -9,9 +9,13 @@
 package client
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -72,6 +76,7 @@ type Client struct {
 	id       *security.Identity
 	verifier *security.Verifier
 	nc       *nats.Conn
+	ownsConn bool // Connect dialled nc; New's caller owns it
 	hash     string
 	log      *slog.Logger
 
@@ -91,6 +96,70 @@ type Client struct {
 
 // Connect loads the client's certificate and dials the broker.
 func Connect(cfg Config) (*Client, error) {
+	cfg = cfg.withDefaults()
+	id, err := security.LoadIdentity(cfg.Cert, cfg.Key)
+	if err != nil {
+		return nil, fmt.Errorf("client certificate: %w", err)
+	}
+	v, err := verifierFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := transport.Dial(transport.Options{
+		Brokers: cfg.Brokers, Identity: id, Roots: v.Roots(), Insecure: cfg.Insecure,
+		Name: "mco client " + id.Name(), Logger: cfg.Logger,
+	})
+	if err != nil {
+		return nil, err
+	}
+	c := newClient(cfg, id, v, nc)
+	c.ownsConn = true
+	return c, nil
+}
+
+// New returns a client on a NATS connection the caller owns, for programs
+// that dial the broker themselves (their own TLS settings, reconnect policy
+// or connection sharing). identity is the client's certificate (Leaf set)
+// and Ed25519 key, which sign every request; cfg.CA is the collective's CA,
+// which replies are verified against; cfg.Brokers, Cert, Key and Insecure
+// are not used. Close leaves the connection open.
+func New(nc *nats.Conn, cfg Config, identity tls.Certificate) (*Client, error) {
+	if nc == nil {
+		return nil, errors.New("client.New: no NATS connection")
+	}
+	cert := identity.Leaf
+	if cert == nil {
+		if len(identity.Certificate) == 0 {
+			return nil, errors.New("client.New: the identity has no certificate")
+		}
+		var err error
+		if cert, err = x509.ParseCertificate(identity.Certificate[0]); err != nil {
+			return nil, fmt.Errorf("client certificate: %w", err)
+		}
+	}
+	key, ok := identity.PrivateKey.(ed25519.PrivateKey)
+	if !ok {
+		return nil, fmt.Errorf("client key: an Ed25519 private key is needed, not %T", identity.PrivateKey)
+	}
+	cfg = cfg.withDefaults()
+	v, err := verifierFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return newClient(cfg, &security.Identity{Cert: cert, Key: key}, v, nc), nil
+}
+
+// verifierFor trusts the configuration's CA.
+func verifierFor(cfg Config) (*security.Verifier, error) {
+	ca, err := pki.ReadCert(cfg.CA)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	return security.NewVerifier(security.VerifierOptions{CA: ca})
+}
+
+// withDefaults fills in what the configuration leaves unset.
+func (cfg Config) withDefaults() Config {
 	if cfg.Collective == "" {
 		cfg.Collective = "mcollective"
 	}
@@ -106,26 +175,7 @@ func Connect(cfg Config) (*Client, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	id, err := security.LoadIdentity(cfg.Cert, cfg.Key)
-	if err != nil {
-		return nil, fmt.Errorf("client certificate: %w", err)
-	}
-	ca, err := pki.ReadCert(cfg.CA)
-	if err != nil {
-		return nil, fmt.Errorf("CA certificate: %w", err)
-	}
-	v, err := security.NewVerifier(security.VerifierOptions{CA: ca})
-	if err != nil {
-		return nil, err
-	}
-	nc, err := transport.Dial(transport.Options{
-		Brokers: cfg.Brokers, Identity: id, Roots: v.Roots(), Insecure: cfg.Insecure,
-		Name: "mco client " + id.Name(), Logger: cfg.Logger,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return newClient(cfg, id, v, nc), nil
+	return cfg
 }
 
 func newClient(cfg Config, id *security.Identity, v *security.Verifier, nc *nats.Conn) *Client {
@@ -155,10 +205,20 @@ func (c *Client) Identity() string { return c.id.Name() }
 // Collective is the default collective.
 func (c *Client) Collective() string { return c.cfg.Collective }
 
-// Close disconnects from the broker. Calling it again does nothing.
+// Close disconnects from the broker (a client made by New only drops its
+// subscriptions: the connection is its owner's). Calling it again does
+// nothing.
 func (c *Client) Close() {
 	c.closeOnce.Do(func() {
-		c.nc.Close()
+		if c.ownsConn {
+			c.nc.Close()
+		} else {
+			c.mu.Lock()
+			for _, sub := range c.subs {
+				_ = sub.Unsubscribe()
+			}
+			c.mu.Unlock()
+		}
 		c.inboxMu.Lock()
 		c.closed = true
 		c.wake.Broadcast()
