@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/marionette/mco/internal/procgroup"
 	"github.com/marionette/mco/internal/registration"
 )
 
@@ -76,7 +77,7 @@ func (d *Discoverer) external(ctx context.Context, r Request, timeout time.Durat
 	}
 	// Kill the whole process group: a shell script's children must not
 	// outlive the timeout either.
-	setProcessGroup(cmd)
+	procgroup.KillOnCancel(cmd)
 	cmd.WaitDelay = time.Second
 	out, err := cmd.Output()
 	if ctx.Err() == context.DeadlineExceeded {

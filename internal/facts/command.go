@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"strings"
 	"time"
+
+	"github.com/marionette/mco/internal/procgroup"
 )
 
 // maxCommandOutput bounds what a command source may print, so a runaway
@@ -24,7 +26,7 @@ func runCommand(ctx context.Context, argv []string, timeout time.Duration) (map[
 	// WaitDelay stops Wait from blocking forever when a killed command left
 	// a grandchild holding the output pipes open.
 	cmd.WaitDelay = time.Second
-	killProcessGroup(cmd)
+	procgroup.KillOnCancel(cmd)
 	stdout := &cappedBuffer{limit: maxCommandOutput}
 	stderr := &cappedBuffer{limit: 4096, discard: true}
 	cmd.Stdout, cmd.Stderr = stdout, stderr

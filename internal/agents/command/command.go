@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/marionette/mco/internal/procgroup"
 )
 
 // Result is what a command printed and how it exited.
@@ -62,7 +64,7 @@ func (r Runner) Run(ctx context.Context, env []string, name string, args ...stri
 	cmd.Stdout = io.MultiWriter(&out, &stdout)
 	cmd.Stderr = &out
 	cmd.Env = r.environ(env)
-	killGroupOnCancel(cmd)
+	procgroup.KillOnCancel(cmd)
 	// A daemon started by the command may hold the output pipe forever.
 	cmd.WaitDelay = 5 * time.Second
 

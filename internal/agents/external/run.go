@@ -18,6 +18,7 @@ import (
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/procgroup"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -119,7 +120,7 @@ func (r *runner) exec(ctx context.Context, protocol string, request any) (*resul
 	}
 	cmd.Stderr = res.stderr // stdout stays nil: /dev/null, no pipe to hold open
 	cmd.WaitDelay = waitDelay
-	killProcessGroupOnCancel(cmd)
+	procgroup.KillOnCancel(cmd)
 
 	res.err = cmd.Start()
 	if res.err == nil {
