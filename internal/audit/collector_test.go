@@ -7,9 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/marionette/mco/internal/natstest"
+	"github.com/marionette/mco/internal/poll"
 )
 
 func quietLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -203,12 +203,8 @@ func TestCollectorOverNATS(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	deadline := time.Now().Add(10 * time.Second)
-	for col.Stats().Nodes[identity].Records < 2*requests {
-		if time.Now().After(deadline) {
-			t.Fatalf("collector has %+v, want %d records", col.Stats(), 2*requests)
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(func() bool { return col.Stats().Nodes[identity].Records >= 2*requests }) {
+		t.Fatalf("collector has %+v, want %d records", col.Stats(), 2*requests)
 	}
 
 	if s := col.Stats().Nodes[identity]; s.Broken != 0 {

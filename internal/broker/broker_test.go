@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
@@ -271,13 +272,7 @@ func TestBrokerDropsRevokedConnections(t *testing.T) {
 	bobConn := f.connect(pki.RoleClient, bob)
 	f.verifier.SetRevoked(map[string]bool{aliceID.Cert.SerialNumber.Text(16): true})
 	f.broker.DropRevoked()
-	deadline := time.Now().Add(10 * time.Second)
-	for aliceConn.IsConnected() {
-		if time.Now().After(deadline) {
-			t.Fatal("the revoked certificate's connection is still open")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	poll.Until(t, "the revoked certificate's connection to close", func() bool { return !aliceConn.IsConnected() })
 	if err := bobConn.Flush(); err != nil || !bobConn.IsConnected() {
 		t.Fatalf("an unrevoked connection was dropped: %v", err)
 	}

@@ -269,7 +269,7 @@ func TestHugeRequestIDsRefused(t *testing.T) {
 		_, msg := rc.signed(t, func(r *protocol.Request) { r.ID = bad })
 		rc.publish(t, protocol.NodeSubject("mcollective", node), msg)
 	}
-	poll(t, "3 bad_id drops", func() bool { return waitDropped(t, c, c.clientConf(), node, "bad_id") >= 3 })
+	waitUntil(t, "3 bad_id drops", func() bool { return waitDropped(t, c, c.clientConf(), node, "bad_id") >= 3 })
 }
 
 // TestSenderIsTheSignerAndAudited: a request whose sender is not its
@@ -382,7 +382,7 @@ func TestNodeDropsRevokedBroker(t *testing.T) {
 	if r := mco(t, "", "pki", "revoke", "broker.e2e", "--dir", c.store.Dir); r.code != 0 {
 		t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	poll(t, "the node to leave the revoked broker", func() bool { return !pingOK(alice, node) })
+	waitUntil(t, "the node to leave the revoked broker", func() bool { return !pingOK(alice, node) })
 	stopDaemon(t, d)
 	log := d.stderr.String()
 	if want := "the connected broker's certificate is revoked"; !strings.Contains(log, want) {
@@ -408,7 +408,7 @@ func TestOrphanedAgentReapedAtStart(t *testing.T) {
 		_, _ = cl.Call(context.Background(), client.Request{Agent: "lingerer", Action: "linger", Targets: []string{node}, Timeout: 2 * time.Second}, func(client.Result) {})
 	}()
 	var pid int
-	poll(t, "the agent to start", func() bool {
+	waitUntil(t, "the agent to start", func() bool {
 		b, err := os.ReadFile(pidFile)
 		if err != nil {
 			return false
@@ -422,7 +422,7 @@ func TestOrphanedAgentReapedAtStart(t *testing.T) {
 		t.Fatal("the agent died with the daemon: nothing to reap (the test needs an orphan)")
 	}
 	c.startDaemon(node, "libdir = "+lib)
-	poll(t, "the orphaned agent group to be killed", func() bool { return !processAlive(pid) })
+	waitUntil(t, "the orphaned agent group to be killed", func() bool { return !processAlive(pid) })
 }
 
 // processAlive reports whether pid runs (a zombie counts as gone).

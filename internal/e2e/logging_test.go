@@ -79,7 +79,7 @@ func TestLogsAndAuditRotateWithLogrotate(t *testing.T) {
 	rc := newRawCaller(t, c, "mallory.mcollective")
 	id := rc.send(t, "node1.e2e", "cert=bob.mcollective")
 	var drops []map[string]any
-	poll(t, "the drop in "+serverLog, func() bool {
+	waitUntil(t, "the drop in "+serverLog, func() bool {
 		drops = nil
 		for _, rec := range jsonRecords(t, serverLog) {
 			if rec["msg"] == "request dropped" && strings.Contains(fmt.Sprint(rec["detail"]), id) {
@@ -118,7 +118,7 @@ func TestLogsAndAuditRotateWithLogrotate(t *testing.T) {
 			t.Fatalf("logrotate: %v\n%s", err, out)
 		}
 		// The daemon says so in the new log file once it reopened both.
-		poll(t, "the reopen after rotation", func() bool {
+		waitUntil(t, "the reopen after rotation", func() bool {
 			data, _ := os.ReadFile(serverLog)
 			return bytes.Contains(data, []byte("log files reopened on SIGHUP"))
 		})
@@ -202,7 +202,7 @@ func TestBrokerLogFileReopenedOnSIGHUP(t *testing.T) {
 		data, _ := os.ReadFile(path)
 		return bytes.Contains(data, []byte(`"msg":"`+msg+`"`))
 	}
-	poll(t, "broker ready in "+logFile, func() bool {
+	waitUntil(t, "broker ready in "+logFile, func() bool {
 		if p.exited() {
 			t.Fatalf("broker exited:\n%s", p.stderrText())
 		}
@@ -214,7 +214,7 @@ func TestBrokerLogFileReopenedOnSIGHUP(t *testing.T) {
 	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	poll(t, "the reopened broker log", func() bool { return contains(logFile, "log files reopened on SIGHUP") })
+	waitUntil(t, "the reopened broker log", func() bool { return contains(logFile, "log files reopened on SIGHUP") })
 	jsonRecords(t, logFile)
 	if recs := jsonRecords(t, logFile+".1"); len(recs) == 0 {
 		t.Error("the rotated broker log is empty")

@@ -109,7 +109,7 @@ func TestMetricsThroughProcesses(t *testing.T) {
 	// A forged request (mallory signing as bob) through the same broker.
 	mallory := rawCallerAt(t, c, "mallory.mcollective", brokerURL)
 	mallory.send(t, "node1.e2e", "cert=bob.mcollective")
-	poll(t, "the forged request's drop", func() bool {
+	waitUntil(t, "the forged request's drop", func() bool {
 		return scrape(t, nodeMetrics)[`mco_requests_dropped_total{reason="caller_mismatch"}`] == 1
 	})
 
@@ -168,7 +168,7 @@ func TestMetricsThroughProcesses(t *testing.T) {
 	if r := mco(t, "", "pki", "revoke", "carol.mcollective", "--dir", c.store.Dir); r.code != 0 {
 		t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
-	poll(t, "the broker to drop carol's connection", func() bool {
+	waitUntil(t, "the broker to drop carol's connection", func() bool {
 		return scrape(t, brokerMetrics)["mco_broker_revoked_connections_dropped_total"] == 1
 	})
 	_ = carol

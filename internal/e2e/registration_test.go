@@ -84,7 +84,7 @@ func TestRegistrationInventory(t *testing.T) {
 		t.Fatalf("rpc ping --dm inventory with web1 stopped: exit %d, want 2 with web1.e2e under No response from\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 	}
 	// Three of web1's one-second intervals later it counts as silent.
-	poll(t, "mco nodes to mark web1.e2e SILENT", func() bool {
+	waitUntil(t, "mco nodes to mark web1.e2e SILENT", func() bool {
 		r := mco(t, "", "-c", alice, "nodes", "--json")
 		var rows []struct {
 			Identity string `json:"identity"`
@@ -120,7 +120,7 @@ type storedRecord struct {
 func waitForRecord(t *testing.T, dir, identity string, ok func(storedRecord) bool) storedRecord {
 	t.Helper()
 	var rec storedRecord
-	poll(t, "the announcement of "+identity+" in "+dir, func() bool {
+	waitUntil(t, "the announcement of "+identity+" in "+dir, func() bool {
 		data, err := os.ReadFile(filepath.Join(dir, identity+".json"))
 		if err != nil {
 			return false
@@ -149,7 +149,7 @@ func startRegisteringDaemon(t *testing.T, c *collective, brokerURL, name, waitCo
 		brokerURL, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), factsFile, strings.Join(nodeDefaults(dir, extra), "\n")))
 	p := startProcess(t, "daemon "+name, dir, "server", "run", "-c", conf, "--log-level", "debug")
 	cl := c.connect(waitConf)
-	poll(t, name+" to answer a ping", func() bool {
+	waitUntil(t, name+" to answer a ping", func() bool {
 		if p.exited() {
 			t.Fatalf("daemon %s exited:\n%s", name, p.stderrText())
 		}

@@ -54,7 +54,7 @@ func TestBrokerClusterFailover(t *testing.T) {
 	}
 	a, b, cc := brokers["a"], brokers["b"], brokers["c"]
 	for _, br := range brokers {
-		poll(t, br.name+" to route to both peers", func() bool { return br.numRoutes(t) == 2 })
+		waitUntil(t, br.name+" to route to both peers", func() bool { return br.numRoutes(t) == 2 })
 	}
 
 	onC := confFor(t, c, "alice.mcollective", cc.url)
@@ -71,7 +71,7 @@ func TestBrokerClusterFailover(t *testing.T) {
 	// The victim is the broker node two is on; a long-lived client that
 	// lists every broker is placed there too so its failover is exercised.
 	var victim, survivor *runningBroker
-	poll(t, "node two on broker B or C", func() bool {
+	waitUntil(t, "node two on broker B or C", func() bool {
 		for _, br := range []*runningBroker{b, cc} {
 			if br.connections(t, nodes[1]) == 1 {
 				victim = br
@@ -91,10 +91,10 @@ func TestBrokerClusterFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-victim.p.done
-	poll(t, "the long-lived client to see every node after "+victim.name+" died", func() bool {
+	waitUntil(t, "the long-lived client to see every node after "+victim.name+" died", func() bool {
 		return containsAll(strings.Join(broadcastPing(steady), " "), nodes)
 	})
-	poll(t, "mco ping with every broker listed to see every node", func() bool {
+	waitUntil(t, "mco ping with every broker listed to see every node", func() bool {
 		r := mco(t, "", "-c", all, "ping")
 		return r.code == 0 && containsAll(r.stdout, nodes)
 	})
@@ -133,7 +133,7 @@ func TestBrokerRestartKeepsNodesAndAudit(t *testing.T) {
 
 	answered := callMany(t, c, alice, node, 5)
 	restartBroker(t, c, br, port)
-	poll(t, "the daemon to answer mco ping after the restart", func() bool {
+	waitUntil(t, "the daemon to answer mco ping after the restart", func() bool {
 		r := mco(t, "", "-c", alice, "ping")
 		return r.code == 0 && strings.Contains(r.stdout, node)
 	})
@@ -177,7 +177,7 @@ func TestBrokerRestartLosesNoCentralAuditLine(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = col.cmd.Process.Signal(syscall.SIGCONT) })
 	restartBroker(t, c, br, port, "collectors = collector.mcollective")
-	poll(t, "the daemon to answer after the restart", func() bool { return pingOK(c.connect(alice), node) })
+	waitUntil(t, "the daemon to answer after the restart", func() bool { return pingOK(c.connect(alice), node) })
 	callMany(t, c, alice, node, 3)
 	if err := col.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
@@ -388,7 +388,7 @@ func connectTo(t *testing.T, conf, connName string, want *runningBroker, others 
 		// A closed attempt may linger in a broker's list for a moment:
 		// decide only once exactly one broker shows the name.
 		var on *runningBroker
-		poll(t, "the client's connection to show on one broker", func() bool {
+		waitUntil(t, "the client's connection to show on one broker", func() bool {
 			on = nil
 			count := 0
 			for _, br := range append([]*runningBroker{want}, others...) {

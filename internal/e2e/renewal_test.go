@@ -84,7 +84,7 @@ func TestCertificateRenewalWithoutRestart(t *testing.T) {
 		if old.Cmp(fresh.SerialNumber) == 0 {
 			t.Fatal("the renewed certificate has the old serial")
 		}
-		poll(t, "replies signed with the renewed certificate", func() bool {
+		waitUntil(t, "replies signed with the renewed certificate", func() bool {
 			return rc.replySerial(t, "renew.e2e").Cmp(fresh.SerialNumber) == 0
 		})
 		// A pair that does not belong together is not taken: the node keeps
@@ -134,7 +134,7 @@ func TestCertificateRenewalWithoutRestart(t *testing.T) {
 		if old.Cmp(fresh.SerialNumber) == 0 {
 			t.Fatal("the renewed certificate has the old serial")
 		}
-		poll(t, "the broker to present the renewed certificate", func() bool { return serial().Cmp(fresh.SerialNumber) == 0 })
+		waitUntil(t, "the broker to present the renewed certificate", func() bool { return serial().Cmp(fresh.SerialNumber) == 0 })
 	})
 }
 

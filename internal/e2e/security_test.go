@@ -22,6 +22,7 @@ import (
 
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/internal/transport"
 	"github.com/marionette/mco/protocol"
@@ -285,7 +286,7 @@ func TestRevocationTakesEffectWithoutRestart(t *testing.T) {
 		if r := mco(t, "", "pki", "revoke", "bob.mcollective", "--dir", c.store.Dir); r.code != 0 {
 			t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
-		poll(t, "the daemon to drop bob's requests", func() bool { return !pingOK(bob, node) })
+		waitUntil(t, "the daemon to drop bob's requests", func() bool { return !pingOK(bob, node) })
 		if n := waitDropped(t, c, c.clientConf(), node, "untrusted_certificate"); n < 1 {
 			t.Fatalf("untrusted_certificate drops = %v", n)
 		}
@@ -306,7 +307,7 @@ func TestRevocationTakesEffectWithoutRestart(t *testing.T) {
 			t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 		}
 		// bob's connection predates the revocation: the broker drops it.
-		poll(t, "the broker to drop bob's open connection", func() bool { return !pingOK(bob, node) })
+		waitUntil(t, "the broker to drop bob's open connection", func() bool { return !pingOK(bob, node) })
 		cfg, err := client.ConfigFromFile(bobConf)
 		if err != nil {
 			t.Fatal(err)
@@ -358,22 +359,16 @@ func writeFile(t *testing.T, path, body string) {
 }
 
 // poll retries cond until it holds or a deadline passes.
-func poll(t *testing.T, what string, cond func() bool) {
+func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	poll.Until(t, what, cond)
 }
 
 // waitForAudit polls an audit log until a line satisfies match and returns it.
 func waitForAudit(t *testing.T, path string, match func(map[string]any) bool) map[string]any {
 	t.Helper()
 	var found map[string]any
-	poll(t, "an audit line in "+path, func() bool {
+	waitUntil(t, "an audit line in "+path, func() bool {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			return false
@@ -404,7 +399,7 @@ func waitDropped(t *testing.T, c *collective, conf, node, reason string) float64
 	t.Helper()
 	cl := c.connect(conf)
 	var n float64
-	poll(t, reason+" drops on "+node, func() bool {
+	waitUntil(t, reason+" drops on "+node, func() bool {
 		_, _ = cl.Call(context.Background(), client.Request{Agent: "rpcutil", Action: "daemon_stats", Targets: []string{node}, Timeout: 2 * time.Second},
 			func(r client.Result) {
 				if d, ok := r.Data["dropped"].(map[string]any); ok && r.OK() {
@@ -458,7 +453,7 @@ func runDaemon(t *testing.T, c *collective, brokerURL, name, waitConf string, ex
 		brokerURL, c.store.CACertPath(), c.store.CertPath(name), c.store.KeyPath(name), strings.Join(nodeDefaults(dir, extra), "\n")))
 	p := startProcess(t, "daemon "+name, dir, "server", "run", "-c", conf, "--log-level", "debug")
 	cl := c.connect(waitConf)
-	poll(t, name+" to answer a ping", func() bool {
+	waitUntil(t, name+" to answer a ping", func() bool {
 		if p.exited() {
 			t.Fatalf("daemon %s exited:\n%s", name, p.stderrText())
 		}

@@ -36,7 +36,7 @@ func TestDaemonStartedBeforeBroker(t *testing.T) {
 	startProcess(t, "late broker", "", "broker", "run", "-c", brokerConf).waitStderr(t, "broker ready")
 
 	cl := c.connect(confFor(t, c, "alice.mcollective", url))
-	poll(t, name+" to answer once its broker is up", func() bool {
+	waitUntil(t, name+" to answer once its broker is up", func() bool {
 		if daemon.exited() {
 			t.Fatalf("daemon exited:\n%s", daemon.stderrText())
 		}

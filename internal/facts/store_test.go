@@ -13,6 +13,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
+
+	"github.com/marionette/mco/internal/poll"
 )
 
 func writeFile(t *testing.T, path, content string) {
@@ -36,13 +38,7 @@ func replaceFile(t *testing.T, path, content string) {
 // waitFor polls cond until it holds; the deadline only bounds a hung test.
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, what, cond)
 }
 
 // factScript writes a shell script printing the content of out and exiting

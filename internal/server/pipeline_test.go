@@ -19,6 +19,7 @@ import (
 	"github.com/marionette/mco/internal/agents"
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
@@ -381,12 +382,8 @@ func TestPipelineReplay(t *testing.T) {
 			t.Fatalf("status %d %q", rep.Status, rep.Message)
 		}
 		// The copies arrive asynchronously: poll for the second one's drop.
-		deadline := time.Now().Add(10 * time.Second)
-		for n.s.Stats().Dropped(dropReplay) != 1 {
-			if time.Now().After(deadline) {
-				t.Fatalf("the second copy was not dropped as a replay: %v", n.s.Stats().Snapshot())
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !poll.Wait(func() bool { return n.s.Stats().Dropped(dropReplay) == 1 }) {
+			t.Fatalf("the second copy was not dropped as a replay: %v", n.s.Stats().Snapshot())
 		}
 		n.stillServes()
 		n.s.wg.Wait()
