@@ -116,6 +116,27 @@ func lastLineOf(path string) ([]byte, error) {
 	}
 }
 
+// OpenLogFile opens an audit log file for reading; a gzip'ed one (a
+// rotated file logrotate compressed) is decompressed.
+func OpenLogFile(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	r, gz, err := maybeGzip(f)
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !gz {
+		return f, nil
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{r, f}, nil
+}
+
 // maybeGzip returns a reader of the file's content, decompressing it when it
 // starts with the gzip magic bytes.
 func maybeGzip(f *os.File) (io.Reader, bool, error) {

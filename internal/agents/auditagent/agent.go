@@ -17,6 +17,7 @@ import (
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/audit"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
@@ -125,13 +126,43 @@ func Read(ctx context.Context, path string, from, to uint64, maxBytes int) (*Res
 	// progress.
 	end, head := tail(f, st.Size())
 	res := &Result{Lines: []string{}, Head: head}
+	size := 0
+	// add takes one line in seq order; it reports when the page is done.
+	add := func(line []byte, seq uint64) (done bool) {
+		if seq < from {
+			return false
+		}
+		if to != 0 && seq > to {
+			return true
+		}
+		enc := jsonSize(line)
+		if len(res.Lines) > 0 && size+enc > maxBytes {
+			res.Next = seq
+			return true
+		}
+		size += enc
+		res.Lines = append(res.Lines, string(line))
+		return false
+	}
+	// Lines older than the live file's first were moved away by log
+	// rotation (audit.log.1, audit.log.2.gz ...): read those first.
+	if first := firstSeq(f, end); first == 0 || from < first {
+		for _, old := range audit.RotatedSiblings(path) {
+			done, err := readRotated(ctx, old, add)
+			if err != nil {
+				return nil, err
+			}
+			if done {
+				return res, nil
+			}
+		}
+	}
 	start, err := seekSeq(f, end, from)
 	if err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
 	}
 	sc := bufio.NewScanner(io.NewSectionReader(f, start, end-start))
 	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
-	size := 0
 	for n := 1; sc.Scan(); n++ {
 		if n%1024 == 0 && ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -145,24 +176,58 @@ func Read(ctx context.Context, path string, from, to uint64, maxBytes int) (*Res
 			}
 			return nil, fmt.Errorf("audit log %s %s: no seq (run mco audit verify on it)", path, where)
 		}
-		if seq < from {
-			continue
-		}
-		if to != 0 && seq > to {
+		if add(line, seq) {
 			break
 		}
-		enc := jsonSize(line)
-		if len(res.Lines) > 0 && size+enc > maxBytes {
-			res.Next = seq
-			break
-		}
-		size += enc
-		res.Lines = append(res.Lines, string(line))
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("audit log %s: %w", path, err)
 	}
 	return res, nil
+}
+
+// firstSeq is the seq of the first line of the log's first end bytes (0
+// for an empty log).
+func firstSeq(f *os.File, end int64) uint64 {
+	if end == 0 {
+		return 0
+	}
+	sc := bufio.NewScanner(io.NewSectionReader(f, 0, end))
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
+	if !sc.Scan() {
+		return 0
+	}
+	seq, _ := lineSeq(sc.Bytes())
+	return seq
+}
+
+// readRotated feeds a rotated (possibly gzip'ed) log's lines to add, from
+// the start: rotated files are read only when a collector asks for lines
+// older than the live file.
+func readRotated(ctx context.Context, path string, add func([]byte, uint64) bool) (bool, error) {
+	r, err := audit.OpenLogFile(path)
+	if err != nil {
+		return false, fmt.Errorf("rotated audit log: %w", err)
+	}
+	defer r.Close()
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64<<10), maxLine+1)
+	for n := 1; sc.Scan(); n++ {
+		if n%1024 == 0 && ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		seq, ok := lineSeq(sc.Bytes())
+		if !ok {
+			return false, fmt.Errorf("rotated audit log %s line %d: no seq (run mco audit verify on it)", path, n)
+		}
+		if add(sc.Bytes(), seq) {
+			return true, nil
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return false, fmt.Errorf("rotated audit log %s: %w", path, err)
+	}
+	return false, nil
 }
 
 // lineSeq reads a line's seq. Lines written by the audit log start with
