@@ -109,6 +109,7 @@ type Server struct {
 	AgentPolicyDefault map[string]string // agent -> allow|deny for that agent's files without a default
 	FactCommand        []string          // e.g. facter -j: JSON facts refreshed on an interval
 	FactInterval       time.Duration     // how often FactCommand runs
+	FactSources        []string          // facter, ohai: named fact commands
 	// PluginConfig holds plugin.<agent>.<key> = value lines by agent, then key
 	// (without the "plugin.<agent>." prefix): agents' own settings, as in
 	// MCollective and Choria.
@@ -201,7 +202,16 @@ func (s *Server) keys(base string) keys {
 			s.PluginConfig[agent][k] = val
 			return nil
 		}},
-		"facts.command":                 {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
+		"facts.command": {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
+		"facts.sources": {"fact sources run on facts.interval and after Puppet runs: facter (facter -j --show-legacy) and/or ohai (flattened to dotted names), comma separated", func(v string) error {
+			for _, name := range list(v) {
+				if name != "facter" && name != "ohai" {
+					return fmt.Errorf("unknown fact source %q (facter or ohai)", name)
+				}
+				s.FactSources = append(s.FactSources, name)
+			}
+			return nil
+		}},
 		"facts.interval":                {"how often facts.command runs (default 5m)", duration(&s.FactInterval)},
 		"registration.interval":         {"how often the node re-announces itself to registration collectors, with a random splay (default 0: only at start and when facts or agents change)", duration(&s.RegistrationPeriod)},
 		"puppet.command":                {"puppet executable for the puppet agent (default puppet on PATH; the agent is active only where it is installed)", str(&s.Puppet.Command)},

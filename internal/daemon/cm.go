@@ -25,7 +25,10 @@ const defaultJobsRoot = "/var/lib/marionette/jobs"
 // puppet.confdir, so it is not one of the machine-wide plugins). Nothing is
 // built on a node without Puppet; the spool directory appears with the first
 // job.
-func ConfigManagement(cfg *config.Server, identity string, log *slog.Logger) (node.AgentFunc, []data.Plugin, error) {
+//
+// afterRun, when not nil, runs (on its own goroutine) after a job started by
+// this daemon ends, to re-collect facts.
+func ConfigManagement(cfg *config.Server, identity string, afterRun func(), log *slog.Logger) (node.AgentFunc, []data.Plugin, error) {
 	none := func(*node.Node) ([]*agent.Agent, error) { return nil, nil }
 	pc := cfg.Puppet
 	pp, err := puppetagent.New(puppetagent.Options{
@@ -44,7 +47,11 @@ func ConfigManagement(cfg *config.Server, identity string, log *slog.Logger) (no
 	if dir == "" {
 		dir = filepath.Join(defaultJobsRoot, identity)
 	}
-	spool, err := jobs.Open(dir, jobs.Options{MaxJobs: cfg.JobsMax, MaxAge: cfg.JobsMaxAge})
+	opts := jobs.Options{MaxJobs: cfg.JobsMax, MaxAge: cfg.JobsMaxAge}
+	if afterRun != nil {
+		opts.OnFinish = func(*jobs.State) { afterRun() }
+	}
+	spool, err := jobs.Open(dir, opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("jobs.dir: %w", err)
 	}

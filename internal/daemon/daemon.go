@@ -70,12 +70,21 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	}
 	d.facts, err = facts.New(facts.Options{
 		Files: cfg.FactFiles, ClassesFile: cfg.ClassesFile, Version: version, Logger: log,
-		Builtins: true, Commands: commands(cfg.FactCommand), CommandInterval: cfg.FactInterval,
+		Builtins: true, Commands: commands(cfg.FactCommand, cfg.FactSources), CommandInterval: cfg.FactInterval,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("facts: %w", err)
 	}
-	cmAgents, cmPlugins, err := ConfigManagement(cfg, d.id.Name(), log)
+	// Facts change with a Puppet run (a package installed, a file
+	// written): re-collect them when one of our runs ends.
+	refresh := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*facts.DefaultCommandTimeout)
+		defer cancel()
+		if err := d.facts.Refresh(ctx); err != nil {
+			log.Warn("refreshing facts after a run", "err", err)
+		}
+	}
+	cmAgents, cmPlugins, err := ConfigManagement(cfg, d.id.Name(), refresh, log)
 	if err != nil {
 		return nil, err
 	}
@@ -164,11 +173,19 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	return d, nil
 }
 
-func commands(cmd []string) [][]string {
-	if len(cmd) == 0 {
-		return nil
+// commands are the fact command sources: facts.command, then the named
+// sources (facter, ohai) in the order given.
+func commands(cmd []string, sources []string) [][]string {
+	var out [][]string
+	if len(cmd) > 0 {
+		out = append(out, cmd)
 	}
-	return [][]string{cmd}
+	for _, name := range sources {
+		if argv, err := facts.SourceCommand(name); err == nil {
+			out = append(out, argv)
+		}
+	}
+	return out
 }
 
 // BuiltinAgents are the agents a daemon hosts beside rpcutil: the audit agent

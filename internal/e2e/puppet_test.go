@@ -109,9 +109,19 @@ func TestPuppetAgentThroughDaemon(t *testing.T) {
 	c := newCollective(t, collectiveOptions{})
 	conf := c.clientConf()
 	nodes := map[string]*puppetNode{}
+	// p2's fact command counts its runs: facts are collected at start and
+	// again when a Puppet run ends, not on the (long) interval.
+	counter := filepath.Join(c.dir, "fact-runs")
+	script := filepath.Join(c.dir, "count-facts.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho x >> "+counter+"\nprintf '{\"fact_runs\": %d}' $(wc -l < "+counter+")\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"p1.e2e", "p2.e2e"} {
 		p, lines := newPuppetNode(t, c, name, "notify { 'hello from "+name+"': }\n")
 		nodes[name] = p
+		if name == "p2.e2e" {
+			lines = append(lines, "facts.command = "+script, "facts.interval = 1h")
+		}
 		c.startDaemon(name, lines...)
 	}
 	waitPuppetReady(t, conf, 2)
@@ -167,6 +177,18 @@ func TestPuppetAgentThroughDaemon(t *testing.T) {
 	}
 	if _, err := os.Stat(nodes["p2.e2e"].summaryFile()); err != nil {
 		t.Fatalf("no last_run_summary.yaml after the run: %v", err)
+	}
+	deadline = time.Now().Add(time.Minute)
+	for {
+		r = mco(t, "", "find", "-F", "fact_runs=2", "-c", conf)
+		if strings.TrimSpace(r.stdout) == "p2.e2e" {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(counter)
+			t.Fatalf("facts not refreshed after the run (fact command ran %d times): %s %s", strings.Count(string(b), "x"), r.stdout, r.stderr)
+		}
+		time.Sleep(200 * time.Millisecond)
 	}
 	r = mco(t, "", "rpc", "puppet", "last_run_summary", "-I", "p2.e2e", "-c", conf, "--json")
 	reps = decodeCall(t, r).Replies

@@ -36,6 +36,17 @@ func runCommand(ctx context.Context, argv []string, timeout time.Duration) (map[
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
 		return nil, fmt.Errorf("command %q: timed out after %s", name, timeout)
+	case err != nil && isFacter(argv) && ctx.Err() == nil:
+		// Facter exits 1 when any one fact failed to resolve (a sandbox
+		// hiding /proc/1/environ is enough) yet prints all the others:
+		// its JSON, when it is one, is the facts.
+		if m, perr := parseFacts(stdout.buf.Bytes(), formatJSON); perr == nil && len(m) > 0 {
+			return m, nil
+		}
+		if msg := strings.TrimSpace(stderr.buf.String()); msg != "" {
+			return nil, fmt.Errorf("command %q: %w: %s", name, err, msg)
+		}
+		return nil, fmt.Errorf("command %q: %w", name, err)
 	case err != nil:
 		if msg := strings.TrimSpace(stderr.buf.String()); msg != "" {
 			return nil, fmt.Errorf("command %q: %w: %s", name, err, msg)
@@ -45,6 +56,9 @@ func runCommand(ctx context.Context, argv []string, timeout time.Duration) (map[
 	m, err := parseFacts(stdout.buf.Bytes(), formatJSON)
 	if err != nil {
 		return nil, fmt.Errorf("command %q output: %w", name, err)
+	}
+	if isOhai(argv) {
+		m = FlattenOhai(m)
 	}
 	return m, nil
 }
