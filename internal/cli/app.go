@@ -114,7 +114,7 @@ New here? 'mco demo' runs a complete collective in one process and shows it off.
 	root.AddCommand(
 		newPingCmd(app), newRPCCmd(app), newFindCmd(app), newFactsCmd(app), newInventoryCmd(app),
 		newAuditCmd(app), newRegistrationCmd(app), newNodesCmd(app), newFilterCmd(app), newPolicyCmd(app), newPluginCmd(app),
-		newPackageCmd(app), newServiceCmd(app), newPuppetCmd(app), newJobCmd(app),
+		newPackageCmd(app), newServiceCmd(app), newPuppetCmd(app), newChefCmd(app), newJobCmd(app),
 		newPKICmd(app), newBrokerCmd(app), newServerCmd(app),
 		newDemoCmd(app), newDevCmd(app),
 		newCompletionCmd(app), newVersionCmd(app),

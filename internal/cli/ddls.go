@@ -11,6 +11,7 @@ import (
 
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/internal/agents/auditagent"
+	"github.com/marionette/mco/internal/agents/chefagent"
 	"github.com/marionette/mco/internal/agents/jobagent"
 	"github.com/marionette/mco/internal/agents/packageagent"
 	"github.com/marionette/mco/internal/agents/puppetagent"
@@ -25,6 +26,7 @@ var builtinDDLs = map[string]func() (*ddl.Agent, error){
 	"service": serviceagent.DDL,
 	"audit":   auditagent.DDL,
 	"puppet":  puppetagent.DDL,
+	"chef":    chefagent.DDL,
 	"job":     jobagent.DDL,
 }
 

@@ -115,9 +115,21 @@ type Server struct {
 	// MCollective and Choria.
 	PluginConfig map[string]map[string]string
 	Puppet       Puppet        // the puppet agent
+	Chef         Chef          // the chef agent
 	JobsDir      string        // spool of detached jobs ("" : <state dir>/jobs)
 	JobsMax      int           // finished jobs kept
 	JobsMaxAge   time.Duration // finished jobs older than this are removed
+}
+
+// Chef configures the built-in chef agent; empty paths take the agent's
+// defaults (Chef's /var/chef/cache).
+type Chef struct {
+	Command    string   // chef-client executable (default chef-client on PATH)
+	RunCommand []string // what runonce runs (default chef-client --once)
+	ReportFile string   // the report handler's JSON
+	LockFile   string   // disables runs while it exists
+	RunLock    string   // chef-client's own run lock
+	PIDFile    string   // the chef-client daemon's PID file
 }
 
 // Puppet configures the built-in puppet agent.
@@ -220,6 +232,12 @@ func (s *Server) keys(base string) keys {
 		"puppet.resource.allow":         {"resource types the puppet resource action may manage, comma separated (unset with no deny list: the action is refused)", strs(&s.Puppet.ResourceAllow)},
 		"puppet.resource.deny":          {"resource types the puppet resource action may not manage, comma separated", strs(&s.Puppet.ResourceDeny)},
 		"puppet.resource.allow_managed": {"let the resource action touch resources Puppet's catalog manages (default false)", boolean(&s.Puppet.AllowManaged)},
+		"chef.command":                  {"chef-client executable for the chef agent (default chef-client on PATH; the agent is active only where it is installed)", str(&s.Chef.Command)},
+		"chef.run_command":              {"command chef runonce runs, without a shell (default chef-client --once)", func(v string) error { s.Chef.RunCommand = strings.Fields(v); return nil }},
+		"chef.report":                   {"JSON report written by the documented report handler (default /var/chef/cache/marionette-report.json)", path(base, &s.Chef.ReportFile)},
+		"chef.lock":                     {"lock file that disables chef-client runs (default /var/chef/cache/marionette-disabled.lock)", path(base, &s.Chef.LockFile)},
+		"chef.run_lock":                 {"chef-client's own run lock (default /var/chef/cache/chef-client-running.pid)", path(base, &s.Chef.RunLock)},
+		"chef.pidfile":                  {"the chef-client daemon's PID file (default /var/run/chef/client.pid)", path(base, &s.Chef.PIDFile)},
 		"jobs.dir":                      {"spool of detached jobs (Puppet and Chef runs); default /var/lib/marionette/jobs/<identity>", path(base, &s.JobsDir)},
 		"jobs.max":                      {"finished jobs kept in the spool (default 100)", integer(&s.JobsMax)},
 		"jobs.max_age":                  {"finished jobs older than this are removed (default 168h)", duration(&s.JobsMaxAge)},

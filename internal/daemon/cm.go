@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/internal/agents/chefagent"
 	"github.com/marionette/mco/internal/agents/jobagent"
 	"github.com/marionette/mco/internal/agents/puppetagent"
 	"github.com/marionette/mco/internal/config"
@@ -18,12 +19,12 @@ import (
 // defaultJobsRoot holds one spool per node identity when jobs.dir is unset.
 const defaultJobsRoot = "/var/lib/marionette/jobs"
 
-// ConfigManagement builds the configuration management agents — puppet,
-// active only where Puppet is installed, and the job agent over the spool
-// its runs use — and the puppet data plugin, which shares the agent's state
+// ConfigManagement builds the configuration management agents — puppet and
+// chef, each active only where its tool is installed, and the job agent
+// over the spool their runs use — and the puppet data plugin, which shares the agent's state
 // (one Puppet per node: the data plugin depends on the node's
 // puppet.confdir, so it is not one of the machine-wide plugins). Nothing is
-// built on a node without Puppet; the spool directory appears with the first
+// built on a node without Puppet or Chef; the spool directory appears with the first
 // job.
 //
 // afterRun, when not nil, runs (on its own goroutine) after a job started by
@@ -36,12 +37,25 @@ func ConfigManagement(cfg *config.Server, identity string, afterRun func(), log 
 		ResourceAllow: pc.ResourceAllow, ResourceDeny: pc.ResourceDeny, AllowManagedResources: pc.AllowManaged,
 		Logger: log,
 	})
+	havePuppet := err == nil
 	if errors.Is(err, puppetagent.ErrNotInstalled) {
 		log.Info("puppet agent inactive", "reason", err)
-		return none, nil, nil
-	}
-	if err != nil {
+	} else if err != nil {
 		return nil, nil, err
+	}
+	cc := cfg.Chef
+	chef, err := chefagent.New(chefagent.Options{
+		Command: cc.Command, RunCommand: cc.RunCommand, ReportFile: cc.ReportFile,
+		LockFile: cc.LockFile, RunLock: cc.RunLock, PIDFile: cc.PIDFile,
+	})
+	haveChef := err == nil
+	if errors.Is(err, chefagent.ErrNotInstalled) {
+		log.Info("chef agent inactive", "reason", err)
+	} else if err != nil {
+		return nil, nil, err
+	}
+	if !havePuppet && !haveChef {
+		return none, nil, nil
 	}
 	dir := cfg.JobsDir
 	if dir == "" {
@@ -55,17 +69,35 @@ func ConfigManagement(cfg *config.Server, identity string, afterRun func(), log 
 	if err != nil {
 		return nil, nil, fmt.Errorf("jobs.dir: %w", err)
 	}
-	pp.SetJobs(spool)
+	var plugins []data.Plugin
+	if havePuppet {
+		pp.SetJobs(spool)
+		plugins = append(plugins, data.NewPuppet(pp.Data))
+	}
+	if haveChef {
+		chef.SetJobs(spool)
+	}
 	agents := func(*node.Node) ([]*agent.Agent, error) {
-		pa, err := pp.Agent()
-		if err != nil {
-			return nil, err
+		var out []*agent.Agent
+		if havePuppet {
+			pa, err := pp.Agent()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, pa)
+		}
+		if haveChef {
+			ca, err := chef.Agent()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, ca)
 		}
 		ja, err := jobagent.New(spool, nil)
 		if err != nil {
 			return nil, err
 		}
-		return []*agent.Agent{pa, ja}, nil
+		return append(out, ja), nil
 	}
-	return agents, []data.Plugin{data.NewPuppet(pp.Data)}, nil
+	return agents, plugins, nil
 }

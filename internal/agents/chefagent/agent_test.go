@@ -1,0 +1,189 @@
+package chefagent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/internal/jobs"
+)
+
+// Chef Infra Client cannot be installed here (Debian does not package it),
+// so these tests put a stand-in chef-client shell script first on PATH. It
+// behaves as chef-client does with the documented Marionette handlers: with
+// --once it refuses while the lock file exists (the start handler), holds
+// Chef's run lock while it runs, and writes the report handler's JSON.
+const standIn = `#!/bin/sh
+case "$1" in
+--once) ;;
+*) echo "stand-in chef-client: only --once" >&2; exit 2;;
+esac
+if [ -e "$DIR/disabled.lock" ]; then
+	echo "Marionette: chef-client is disabled: $(cat "$DIR/disabled.lock")" >&2
+	exit 3
+fi
+echo $$ > "$DIR/running.pid"
+while [ -e "$DIR/hold" ]; do sleep 0.05; done
+start=$(date -u +%Y-%m-%dT%H:%M:%SZ)
+echo "Starting Chef Infra Client (stand-in)"
+printf '{"status":"success","start_time":"%s","end_time":"%s","elapsed_time":1.5,"updated_resources":2,"total_resources":7,"run_list":["role[web]","recipe[nginx::default]"],"exception":null}' "$start" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$DIR/report.json"
+rm -f "$DIR/running.pid"
+echo "Chef Infra Client finished, 2/7 resources updated"
+`
+
+func setup(t *testing.T) (string, *agent.Agent, *jobs.Spool) {
+	t.Helper()
+	dir, bin := t.TempDir(), t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "chef-client"), []byte(strings.ReplaceAll(standIn, "$DIR", dir)), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	spool, _ := jobs.Open(filepath.Join(dir, "jobs"), jobs.Options{})
+	c, err := New(Options{
+		ReportFile: filepath.Join(dir, "report.json"), LockFile: filepath.Join(dir, "disabled.lock"),
+		RunLock: filepath.Join(dir, "running.pid"), PIDFile: filepath.Join(dir, "daemon.pid"), Jobs: spool,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := c.Agent()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, a, spool
+}
+
+func call(t *testing.T, a *agent.Agent, action string, data map[string]any) *agent.Reply {
+	t.Helper()
+	act := a.DDL.Action(action)
+	in, err := act.ValidateInputs(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	h, _ := a.Handler(action)
+	rep := &agent.Reply{Data: act.OutputDefaults()}
+	h(context.Background(), &agent.Request{ID: hex.EncodeToString(b[:]), CallerID: "cert=tester", Data: in}, rep)
+	return rep
+}
+
+func waitDone(t *testing.T, spool *jobs.Spool) *jobs.State {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		all, _ := spool.List()
+		if len(all) > 0 && all[len(all)-1].Status != jobs.Running {
+			return all[len(all)-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("run never finished")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestChefLifecycle(t *testing.T) {
+	dir, a, spool := setup(t)
+	rep := call(t, a, "status", nil)
+	if rep.Data["enabled"] != true || rep.Data["status"] != "stopped" || rep.Data["since_lastrun"] != "Unknown" {
+		t.Fatalf("fresh status: %v", rep.Data)
+	}
+	if rep = call(t, a, "last_run_summary", nil); rep.Status == 0 {
+		t.Fatal("summary without a report succeeded")
+	}
+	if rep = call(t, a, "disable", map[string]any{"message": "db migration"}); rep.Status != 0 {
+		t.Fatalf("disable: %s", rep.Message)
+	}
+	if rep = call(t, a, "runonce", nil); rep.Status == 0 || !strings.Contains(rep.Message, "db migration") {
+		t.Fatalf("runonce while disabled: %d %s", rep.Status, rep.Message)
+	}
+	// chef-client run by anything else honours the lock too (the start
+	// handler, played by the stand-in).
+	if out, err := exec.Command("chef-client", "--once").CombinedOutput(); err == nil || !strings.Contains(string(out), "db migration") {
+		t.Fatalf("chef-client ran while disabled: %v %s", err, out)
+	}
+	if rep = call(t, a, "enable", nil); rep.Status != 0 {
+		t.Fatalf("enable: %s", rep.Message)
+	}
+
+	hold := filepath.Join(dir, "hold")
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if rep = call(t, a, "runonce", nil); rep.Status != 0 || !strings.Contains(rep.Data["summary"].(string), "as job") {
+		t.Fatalf("runonce: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	if rep = call(t, a, "runonce", nil); rep.Status == 0 || !strings.Contains(rep.Message, "already applying since") {
+		t.Fatalf("second runonce: %d %s", rep.Status, rep.Message)
+	}
+	if rep = call(t, a, "status", nil); rep.Data["applying"] != true {
+		t.Fatalf("status while applying: %v", rep.Data)
+	}
+	_ = os.Remove(hold)
+	if st := waitDone(t, spool); st.Status != jobs.Finished || st.ExitCode != 0 {
+		t.Fatalf("run: %+v", st)
+	}
+	rep = call(t, a, "last_run_summary", nil)
+	if rep.Status != 0 || rep.Data["status"] != "success" || rep.Data["updated_resources"] != 2 || rep.Data["lastrun"].(int64) == 0 {
+		t.Fatalf("summary: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	rep = call(t, a, "status", nil)
+	if rep.Data["last_run_status"] != "success" || rep.Data["resources_updated"] != 2 || rep.Data["applying"] != false {
+		t.Fatalf("status after the run: %v", rep.Data)
+	}
+}
+
+func TestWakeDaemon(t *testing.T) {
+	dir, a, _ := setup(t)
+	if rep := call(t, a, "wake_daemon", nil); rep.Status == 0 || !strings.Contains(rep.Message, "no chef-client daemon") {
+		t.Fatalf("wake without a daemon: %d %s", rep.Status, rep.Message)
+	}
+	// A stand-in daemon: records each SIGUSR1.
+	woken := filepath.Join(dir, "woken")
+	d := exec.Command("sh", "-c", `trap 'echo run >> `+woken+`' USR1; echo $$ > `+filepath.Join(dir, "daemon.pid")+`; while :; do sleep 0.05; done`)
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = d.Process.Signal(syscall.SIGKILL); _ = d.Wait() }()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "daemon.pid")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("stand-in daemon never started")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if rep := call(t, a, "status", nil); rep.Data["daemon_present"] != true || rep.Data["status"] != "idling" {
+		t.Fatalf("status with a daemon: %v", rep.Data)
+	}
+	if rep := call(t, a, "wake_daemon", nil); rep.Status != 0 {
+		t.Fatalf("wake: %s", rep.Message)
+	}
+	for {
+		if b, _ := os.ReadFile(woken); strings.Contains(string(b), "run") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the daemon was not signalled")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRunListClasses(t *testing.T) {
+	got := RunListClasses([]string{"role[web]", "recipe[nginx::default]", "bogus", "role[]"})
+	if strings.Join(got, ",") != "role.web,recipe.nginx::default" {
+		t.Fatalf("got %v", got)
+	}
+}
