@@ -40,10 +40,10 @@ package ddl
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 )
 
 // Agent is a parsed agent DDL.
@@ -211,12 +211,7 @@ func orderedKeys[V any](order []string, m map[string]V) []string {
 	if len(order) == len(m) {
 		return slices.Clone(order)
 	}
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
+	return slices.Sorted(maps.Keys(m))
 }
 
 // OutputDefaults returns a fresh map of the action's outputs pre-filled with

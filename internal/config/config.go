@@ -12,10 +12,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,12 +93,7 @@ func (ks keys) dynamic(k string) (key, bool) {
 }
 
 func (ks keys) names() []string {
-	out := make([]string, 0, len(ks))
-	for k := range ks {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
+	return slices.Sorted(maps.Keys(ks))
 }
 
 // Doc renders the documented keys, for `mco config keys` and the docs.

@@ -9,7 +9,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 )
 
 // Plugin answers queries such as fstat('/etc/hosts'). A result is a flat map
@@ -67,12 +68,7 @@ func (r *Registry) Names() []string {
 	if r == nil {
 		return nil
 	}
-	names := make([]string, 0, len(r.plugins))
-	for n := range r.plugins {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	return names
+	return slices.Sorted(maps.Keys(r.plugins))
 }
 
 // Has reports whether a plugin called name is registered.

@@ -7,11 +7,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -267,13 +268,8 @@ func (r *runner) writeInputs(request any, reqPath, replyPath, factsPath, configP
 // configFile renders an agent's settings as Choria's plugin config files
 // are: `key = value` lines, sorted by key.
 func configFile(settings map[string]string) []byte {
-	keys := make([]string, 0, len(settings))
-	for k := range settings {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
 	var b bytes.Buffer
-	for _, k := range keys {
+	for _, k := range slices.Sorted(maps.Keys(settings)) {
 		fmt.Fprintf(&b, "%s = %s\n", k, settings[k])
 	}
 	return b.Bytes()

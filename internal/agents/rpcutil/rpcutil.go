@@ -6,9 +6,10 @@ import (
 	"context"
 	_ "embed"
 	"fmt"
+	"maps"
 	"os"
 	"runtime"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -141,11 +142,7 @@ func New(n Node, opts Options) (*agent.Agent, error) {
 		rep.Data["item"] = item
 		v, ok := opts.ConfigItems[item]
 		if !ok {
-			keys := make([]string, 0, len(opts.ConfigItems))
-			for k := range opts.ConfigItems {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
+			keys := slices.Sorted(maps.Keys(opts.ConfigItems))
 			rep.Fail("unknown or secret configuration item %q (available: %s)", item, strings.Join(keys, ", "))
 			return
 		}
