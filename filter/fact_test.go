@@ -157,7 +157,7 @@ func TestFactMatchValueTypes(t *testing.T) {
 		{"empty fact name", "a", FactFilter{"", "==", "a"}, false},
 	}
 	for _, tt := range tests {
-		n := &testNode{facts: map[string]any{"x": tt.fact, "": "a"}}
+		n := &StaticNode{FactValues: map[string]any{"x": tt.fact, "": "a"}}
 		if got := tt.ff.Match(n); got != tt.want {
 			t.Errorf("%s: %+v.Match(%#v) = %v, want %v", tt.name, tt.ff, tt.fact, got, tt.want)
 		}

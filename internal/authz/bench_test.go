@@ -2,6 +2,7 @@ package authz
 
 import (
 	"fmt"
+	"github.com/marionette/mco/filter"
 	"strings"
 	"testing"
 )
@@ -36,10 +37,10 @@ func BenchmarkEvaluate50Lines(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	node := &testNode{
-		id:      "web1",
-		facts:   map[string]any{"os": map[string]any{"family": "Debian"}, "cpus": 4},
-		classes: []string{"base", "webserver", "nginx"},
+	node := &filter.StaticNode{
+		Name:       "web1",
+		FactValues: map[string]any{"os": map[string]any{"family": "Debian"}, "cpus": 4},
+		ClassNames: []string{"base", "webserver", "nginx"},
 	}
 	b.ReportAllocs()
 	for b.Loop() {

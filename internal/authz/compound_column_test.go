@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"github.com/marionette/mco/filter"
 	"strings"
 	"testing"
 )
@@ -9,8 +10,8 @@ import (
 // written as a compound expression is evaluated as one, as MCollective's
 // actionpolicy did: a deny rule written that way must deny (issue 11 #1).
 func TestCompoundColumns(t *testing.T) {
-	node := func(classes []string, facts map[string]any) *testNode {
-		return &testNode{id: "n1", classes: classes, facts: facts}
+	node := func(classes []string, facts map[string]any) *filter.StaticNode {
+		return &filter.StaticNode{Name: "n1", ClassNames: classes, FactValues: facts}
 	}
 	one := node([]string{"one"}, map[string]any{"foo": "bar", "bar": "foo"})
 	three := node([]string{"three"}, map[string]any{"foo": "bar", "bar": "baz"})
@@ -22,10 +23,10 @@ func TestCompoundColumns(t *testing.T) {
 	denyThenAllow := func(facts, classes string) string {
 		return lines(rule("deny", facts, classes), "allow\t*\t*\t*\t*")
 	}
-	denied := func(name, policy string, n *testNode) evalCase {
+	denied := func(name, policy string, n *filter.StaticNode) evalCase {
 		return evalCase{name: name, policy: policy, caller: "cert=a", action: "x", node: n, line: 1, reason: ReasonMatchedRule}
 	}
-	allowedBy := func(name, policy string, n *testNode, line int) evalCase {
+	allowedBy := func(name, policy string, n *filter.StaticNode, line int) evalCase {
 		return evalCase{name: name, policy: policy, caller: "cert=a", action: "x", node: n, allowed: true, line: line, reason: ReasonMatchedRule}
 	}
 	runEvalCases(t, []evalCase{
@@ -76,7 +77,7 @@ func TestCompoundColumnErrors(t *testing.T) {
 			if len(errs) != 1 || !strings.Contains(errs[0].Error(), "x.policy:1: "+tc.want) {
 				t.Fatalf("errors = %v, want one containing %q", errs, tc.want)
 			}
-			if d := p.Evaluate("cert=a", "x", Groups{}, &testNode{classes: []string{"one"}}); d.Allowed {
+			if d := p.Evaluate("cert=a", "x", Groups{}, &filter.StaticNode{ClassNames: []string{"one"}}); d.Allowed {
 				t.Fatalf("invalid file allowed: %+v", d)
 			}
 		})

@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"github.com/marionette/mco/filter"
 	"strings"
 	"testing"
 )
@@ -10,7 +11,7 @@ import (
 // later allow (a deny rule that could not be checked) nor turns into an
 // allow under "not".
 func TestDataFailureDenies(t *testing.T) {
-	node := &testNode{id: "n1", facts: map[string]any{"role": "web"}}
+	node := &filter.StaticNode{Name: "n1", FactValues: map[string]any{"role": "web"}}
 	for _, tc := range []struct{ name, policy string }{
 		{"not over a failure", "policy default deny\nallow\t*\t*\tnot package('bash').installed=true\n"},
 		{"deny rule that cannot be checked", "policy default deny\ndeny\t*\t*\tpackage('bash').installed=true\nallow\t*\t*\t*\t*\n"},

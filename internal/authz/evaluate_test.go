@@ -120,22 +120,22 @@ func TestEvaluateCallersActions(t *testing.T) {
 // expressions. Fact comparisons and compound expressions are evaluated by the
 // filter package.
 func TestEvaluateFactsClasses(t *testing.T) {
-	debianWeb := &testNode{
-		id: "web1",
-		facts: map[string]any{
+	debianWeb := &filter.StaticNode{
+		Name: "web1",
+		FactValues: map[string]any{
 			"os":      map[string]any{"family": "Debian", "release": map[string]any{"major": "11"}},
 			"cpus":    10,
 			"env":     "prod",
 			"roles":   []any{"web", "cache"},
 			"country": "uk",
 		},
-		classes: []string{"base", "webserver", "nginx::service"},
-		data:    map[string]map[string]any{"fstat(/etc/issue)": {"md5": "abc123"}},
+		ClassNames: []string{"base", "webserver", "nginx::service"},
+		Results:    map[string]map[string]any{"fstat(/etc/issue)": {"md5": "abc123"}},
 	}
-	redhatDB := &testNode{
-		id:      "db1",
-		facts:   map[string]any{"os": map[string]any{"family": "RedHat"}, "cpus": 4, "env": "dev"},
-		classes: []string{"base", "dbserver"},
+	redhatDB := &filter.StaticNode{
+		Name:       "db1",
+		FactValues: map[string]any{"os": map[string]any{"family": "RedHat"}, "cpus": 4, "env": "dev"},
+		ClassNames: []string{"base", "dbserver"},
 	}
 	rule := func(conds string) string { return lines("allow\t*\t*\t" + conds) }
 	ok := func(name, policy string, node filter.Node) evalCase {

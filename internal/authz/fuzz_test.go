@@ -2,6 +2,7 @@ package authz
 
 import (
 	"errors"
+	"github.com/marionette/mco/filter"
 	"strings"
 	"testing"
 )
@@ -10,10 +11,10 @@ import (
 // that an input either parses cleanly or yields positioned errors and denies.
 // Seeds live in testdata/fuzz/FuzzParsePolicy.
 func FuzzParsePolicy(f *testing.F) {
-	node := &testNode{
-		id:      "n1",
-		facts:   map[string]any{"os": map[string]any{"family": "Debian"}, "cpus": 4},
-		classes: []string{"base", "webserver"},
+	node := &filter.StaticNode{
+		Name:       "n1",
+		FactValues: map[string]any{"os": map[string]any{"family": "Debian"}, "cpus": 4},
+		ClassNames: []string{"base", "webserver"},
 	}
 	groups, err := ParseGroups("groups", strings.NewReader("ops cert=carol\n"))
 	if err != nil {
