@@ -370,3 +370,32 @@ func TestDetachedRunSurvivesDaemonRestart(t *testing.T) {
 		t.Fatalf("job list: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// The puppet data plugin in an ActionPolicy compound rule, as in
+// MCollective's documented policy: rpcutil daemon_stats is allowed only
+// while Puppet is disabled on the node (ping always, for startDaemon).
+func TestPuppetDataInActionPolicy(t *testing.T) {
+	needPuppet(t)
+	c := newCollective(t, collectiveOptions{})
+	conf := c.clientConf()
+	policyDir := filepath.Join(c.dir, "policy")
+	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"),
+		"policy default deny\nallow\tcert=alice.mcollective\tping\t*\t*\nallow\tcert=alice.mcollective\tdaemon_stats\tpuppet().enabled=false or environment=development\n")
+	writeFile(t, filepath.Join(policyDir, "puppet.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	_, lines := newPuppetNode(t, c, "pol.e2e", "notify { 'x': }\n")
+	lines = append(lines, "policy.dir = "+policyDir, "audit.disabled = true")
+	c.startDaemon("pol.e2e", lines...)
+	waitPuppetReady(t, conf, 1)
+
+	r := mco(t, "", "rpc", "rpcutil", "daemon_stats", "-I", "pol.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Statuscode == 0 {
+		t.Fatalf("daemon_stats allowed while Puppet is enabled: %s", r.stdout)
+	}
+	if r = mco(t, "", "puppet", "disable", "-m", "policy test", "-I", "pol.e2e", "-c", conf); r.code != 0 {
+		t.Fatalf("disable: %d %s %s", r.code, r.stdout, r.stderr)
+	}
+	r = mco(t, "", "rpc", "rpcutil", "daemon_stats", "-I", "pol.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Statuscode != 0 {
+		t.Fatalf("daemon_stats denied while Puppet is disabled: %s", r.stdout)
+	}
+}
