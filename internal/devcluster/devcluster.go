@@ -210,6 +210,9 @@ func (c *Cluster) startNode(ca *pki.CA, v *security.Verifier, o Options, i int, 
 		RPCUtil: rpcutil.Options{ConfigItems: map[string]any{"identity": name, "collectives": o.Collective}},
 		Agents:  o.Agents, Libdirs: o.Libdirs,
 		QuietLoad: i > 0, // the same files: reported once
+		// Thousands of nodes share this process: each handles its requests
+		// on its own subscription's goroutine (see server.Options.Concurrency).
+		Concurrency: 1,
 	}
 	if o.AuditDir != "" {
 		log, err := audit.Open(filepath.Join(o.AuditDir, name+".log"), audit.Options{})

@@ -58,8 +58,11 @@ type Spec struct {
 	MaxTTL         time.Duration
 	// ReplayFile keeps the replay cache across restarts ("": memory only).
 	ReplayFile string
-	Version    string
-	Logger     *slog.Logger // nil discards
+	// Concurrency is server.Options.Concurrency: how many requests the node
+	// verifies and checks at once (0: one per core).
+	Concurrency int
+	Version     string
+	Logger      *slog.Logger // nil discards
 	// MachinePlugins are the data plugins that describe the machine rather
 	// than the node (package, service); an in-process collective shares one
 	// set between its nodes. The node adds its own (fstat, sysctl, fact,
@@ -126,6 +129,7 @@ func Build(spec Spec) (*Node, error) {
 		Facts: n.spec.Facts, Agents: n.agents, Data: n.data, Authorizer: spec.Authorizer,
 		AuditFailOpen: spec.AuditFailOpen, MaxMessageSize: spec.MaxMessageSize,
 		Skew: spec.Skew, MaxTTL: spec.MaxTTL, ReplayFile: spec.ReplayFile, Version: spec.Version, Logger: spec.Logger,
+		Concurrency: spec.Concurrency,
 	}
 	if spec.Audit != nil {
 		opts.Auditor = &Auditor{Log: spec.Audit, Node: spec.Identity.Name(), Secrets: n.agents.Secrets}

@@ -13,10 +13,12 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,8 +119,15 @@ type Options struct {
 	// may have running on the node at once (default
 	// DefaultMaxRunningPerCaller); more are answered "try again later".
 	MaxRunningPerCaller int
-	Version             string
-	Logger              *slog.Logger
+	// Concurrency is how many requests the node decodes, authenticates and
+	// checks at once. Verifying a signature is most of a request's cost and
+	// a subscription delivers one message at a time, so a lone node spreads
+	// that work over every core: 0 means GOMAXPROCS. 1 handles each request
+	// on its subscription's goroutine, for nodes emulated by the thousand
+	// in one process, whose many subscriptions already keep every core busy.
+	Concurrency int
+	Version     string
+	Logger      *slog.Logger
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -142,10 +151,14 @@ type Server struct {
 	nc   *nats.Conn
 	subs map[string]*nats.Subscription // subject -> subscription
 
-	wg sync.WaitGroup // running actions
+	wg sync.WaitGroup // running actions and requests being handled
 
 	runningMu sync.Mutex
 	running   map[string]int // signer -> slow actions running
+
+	// slots bounds the requests handled at once (Options.Concurrency); nil
+	// handles each on the delivering goroutine.
+	slots chan struct{}
 }
 
 // New creates a node serving opts.Agents. Build nodes with internal/node,
@@ -201,6 +214,9 @@ func New(opts Options) (*Server, error) {
 		running: map[string]int{},
 	}
 	s.identity.Store(opts.Identity)
+	if n := cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)); n > 1 {
+		s.slots = make(chan struct{}, n)
+	}
 	return s, nil
 }
 
@@ -306,9 +322,27 @@ func (s *Server) Stop() {
 	}
 }
 
-func (s *Server) onBroadcast(m *nats.Msg) { s.handle(m.Subject, m.Data, true) }
+func (s *Server) onBroadcast(m *nats.Msg) { s.dispatch(m.Subject, m.Data, true) }
 
-func (s *Server) onDirected(m *nats.Msg) { s.handle(m.Subject, m.Data, false) }
+func (s *Server) onDirected(m *nats.Msg) { s.dispatch(m.Subject, m.Data, false) }
+
+// dispatch handles a request on a goroutine of its own while fewer than
+// Options.Concurrency are in progress, else waits for one to finish: the
+// wait holds the subscription back, so the broker's pending limits bound a
+// flood instead of goroutines piling up here.
+func (s *Server) dispatch(subject string, data []byte, inline bool) {
+	if s.slots == nil {
+		s.handle(subject, data, inline)
+		return
+	}
+	s.slots <- struct{}{}
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer func() { <-s.slots }()
+		s.handle(subject, data, inline)
+	}()
+}
 
 // publish sends a message on the node's connection.
 func (s *Server) publish(subject string, data []byte) error {
