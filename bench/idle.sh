@@ -5,7 +5,8 @@
 # its own copy of the binary, so no other process shares its file-backed
 # pages and its PSS is what the host pays. It runs as deployed: TLS, policy
 # and audit on, a facts file, the package and service agents as this machine
-# allows. A broker (from another copy of the binary) and a client are
+# allows, a revocation list watched as the packaged server.conf has it. A
+# broker (from another copy of the binary) and a client are
 # started only to check that the daemon answers and to exercise it.
 #
 # Prints a markdown block for docs/benchmarks.md: CPU model, date, load
@@ -80,6 +81,8 @@ tls.key = $work/pki/private/node1.bench.key
 facts = $work/facts.yaml
 policy.dir = $work/policy
 audit.log = $work/audit.log
+# As packaged: a revocation list (absent until the first revocation).
+security.revocation_file = $work/revoked.txt
 EOF
 cat >client.conf <<EOF
 broker = tls://127.0.0.1:$port

@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -25,6 +24,7 @@ import (
 	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/facts"
+	"github.com/marionette/mco/internal/filewatch"
 	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/reaper"
@@ -287,8 +287,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() { reg.Run(ctx); close(regDone) })
 	if d.cfg.RevocationFile != "" {
 		wg.Go(func() {
-			// Checked often: a revocation must apply on the node about as
-			// soon as on the broker. A newly revoked broker certificate
+			// A revocation must apply on the node as soon as on the broker
+			// (file system events; see RevocationPoll). A newly revoked broker certificate
 			// drops the connection to it; the handshake then refuses it
 			// and the node reconnects to another broker.
 			_ = security.WatchRevocations(ctx, d.cfg.RevocationFile, d.verifier, RevocationPoll, d.log, func() { dropRevokedBroker(nc, d.verifier, d.log) })
@@ -298,7 +298,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// for reply and registration signatures at once, for the broker
 	// connection from the next reconnect.
 	wg.Go(func() {
-		d.ids.Watch(ctx, 2*time.Second, d.log, func(id *security.Identity) error {
+		d.ids.Watch(ctx, filewatch.DefaultPoll, d.log, func(id *security.Identity) error {
 			_, err := d.verifier.Certificate(id.Cert.Raw, pki.RoleNode)
 			return err
 		}, func(id *security.Identity) {
@@ -328,8 +328,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-// RevocationPoll is how often the node checks its revocation file.
-const RevocationPoll = 250 * time.Millisecond
+// RevocationPoll is how often the node checks its revocation file even
+// without a file system event; events apply a revocation at once.
+const RevocationPoll = filewatch.DefaultPoll
 
 // dropRevokedBroker forces a reconnect when the broker the node is connected
 // to presents a certificate that is now revoked.

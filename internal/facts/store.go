@@ -11,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/marionette/mco/internal/filewatch"
 )
 
 // Defaults for the zero values of the Options durations.
@@ -20,8 +22,10 @@ const (
 	DefaultCommandInterval = 5 * time.Minute
 	// DefaultCommandTimeout bounds one command-source run.
 	DefaultCommandTimeout = time.Minute
-	// DefaultPollInterval is how often files are checked for changes.
-	DefaultPollInterval = time.Second
+	// DefaultPollInterval is the safety-net poll of the files: changes are
+	// seen at once through file system events (internal/filewatch); the poll
+	// catches what events miss.
+	DefaultPollInterval = filewatch.DefaultPoll
 )
 
 // Options configures a Store. The zero value is a store with no facts.
@@ -43,8 +47,8 @@ type Options struct {
 	// with its process group when it expires; zero means
 	// DefaultCommandTimeout.
 	CommandTimeout time.Duration
-	// PollInterval is how often Run checks the files for changes; zero means
-	// DefaultPollInterval.
+	// PollInterval is how often Run checks the files for changes even
+	// without a file system event; zero means DefaultPollInterval.
 	PollInterval time.Duration
 	// Version is reported as the mco_version built-in fact.
 	Version string
@@ -211,16 +215,16 @@ func (s *Store) Refresh(ctx context.Context) error {
 	return s.refreshSources(ctx, true)
 }
 
-// Run keeps the store current until ctx is cancelled: it polls the files
-// every PollInterval and re-collects built-ins and command sources every
+// Run keeps the store current until ctx is cancelled: it reloads a file when
+// a file system event says it may have changed (or at the latest every
+// PollInterval) and re-collects built-ins and command sources every
 // CommandInterval, starting with the commands at once. It returns nil after
 // cancellation, once every goroutine and command it started has finished.
 //
-// Files are polled (stat every PollInterval) rather than watched with
-// fsnotify: editors and configuration management replace files by rename, a
-// file may not exist yet, and its directory may be a symlink swapped as a
-// whole; stat handles all of these the same way on every OS, for the cost of
-// a few system calls per second and no extra file descriptors.
+// Events are only a hint: a file is reloaded when its stat signature
+// differs from the last load's, which covers files replaced by rename, files
+// that do not exist yet and symlinks swapped as a whole; an idle node wakes
+// for none of this.
 func (s *Store) Run(ctx context.Context) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("facts: Run is already running on this store")
@@ -256,13 +260,17 @@ func (s *Store) refreshLoop(ctx context.Context) {
 }
 
 func (s *Store) pollLoop(ctx context.Context) {
-	t := time.NewTicker(s.opts.PollInterval)
-	defer t.Stop()
+	paths := make([]string, len(s.watched))
+	for i, w := range s.watched {
+		paths[i] = w.path
+	}
+	w := filewatch.New(s.opts.PollInterval, paths...)
+	defer w.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-w.C:
 			s.poll()
 		}
 	}

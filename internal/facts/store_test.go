@@ -191,7 +191,18 @@ func TestMissingFileAtStart(t *testing.T) {
 	}
 }
 
+// TestRunReloadsChangedFiles runs twice: polling every 10 ms, and with an
+// hour-long poll so that only file system events can tell the store.
 func TestRunReloadsChangedFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		poll time.Duration
+	}{{"polling", 10 * time.Millisecond}, {"events", time.Hour}} {
+		t.Run(tc.name, func(t *testing.T) { testRunReloadsChangedFiles(t, tc.poll) })
+	}
+}
+
+func testRunReloadsChangedFiles(t *testing.T, poll time.Duration) {
 	defer goleak.VerifyNone(t)
 
 	dir := t.TempDir()
@@ -204,7 +215,7 @@ func TestRunReloadsChangedFiles(t *testing.T) {
 	s, err := New(Options{
 		Files:        []string{factsFile, lateFile},
 		ClassesFile:  classesFile,
-		PollInterval: 10 * time.Millisecond,
+		PollInterval: poll,
 		Logger:       newLogger(&logs),
 	})
 	if err != nil {

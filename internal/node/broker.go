@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
-	"time"
 
 	"github.com/marionette/mco/internal/broker"
 	"github.com/marionette/mco/internal/config"
+	"github.com/marionette/mco/internal/filewatch"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/security"
 )
@@ -98,12 +98,12 @@ func (b *Broker) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	if b.cfg.RevocationFile != "" {
 		wg.Go(func() {
-			_ = security.WatchRevocations(ctx, b.cfg.RevocationFile, b.v, 2*time.Second, b.log, b.DropRevoked)
+			_ = security.WatchRevocations(ctx, b.cfg.RevocationFile, b.v, filewatch.DefaultPoll, b.log, b.DropRevoked)
 		})
 	}
 	if b.ids != nil {
 		wg.Go(func() {
-			b.ids.Watch(ctx, 2*time.Second, b.log, func(id *security.Identity) error {
+			b.ids.Watch(ctx, filewatch.DefaultPoll, b.log, func(id *security.Identity) error {
 				_, err := b.v.Certificate(id.Cert.Raw, pki.RoleBroker)
 				return err
 			}, nil)

@@ -10,6 +10,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/marionette/mco/internal/filewatch"
 )
 
 // IdentityFiles is a certificate and key on disk that may be renewed while
@@ -57,8 +59,8 @@ func (f *IdentityFiles) reload(check func(*Identity) error) (*Identity, error) {
 	return id, nil
 }
 
-// Watch polls the two files every interval until ctx ends and swaps in a
-// renewed pair; onChange (optional) runs after each swap. check (optional)
+// Watch follows the two files until ctx ends (file system events, and a
+// check every interval regardless) and swaps in a renewed pair; onChange (optional) runs after each swap. check (optional)
 // vets a new identity first, e.g. its role and issuer.
 func (f *IdentityFiles) Watch(ctx context.Context, every time.Duration, log *slog.Logger, check func(*Identity) error, onChange func(*Identity)) {
 	if log == nil {
@@ -75,13 +77,13 @@ func (f *IdentityFiles) Watch(ctx context.Context, every time.Duration, log *slo
 	}
 	lastCert, lastKey := version()
 	var failedCert, failedKey fileVersion
-	t := time.NewTicker(every)
-	defer t.Stop()
+	w := filewatch.New(every, f.CertFile, f.KeyFile)
+	defer w.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-w.C:
 		}
 		cert, key := version()
 		if cert == lastCert && key == lastKey {

@@ -7,11 +7,13 @@ import (
 	"os"
 	"time"
 
+	"github.com/marionette/mco/internal/filewatch"
 	"github.com/marionette/mco/internal/pki"
 )
 
 // WatchRevocations loads the revoked-serials file into the verifier and
-// reloads it whenever it changes, until ctx ends; onChange (optional) runs
+// reloads it whenever it changes (told by file system events, and checked
+// every interval regardless), until ctx ends; onChange (optional) runs
 // after each reload, e.g. to drop connections of newly revoked certificates.
 // A file that cannot be read keeps the last good list (and is logged): a
 // broken or deleted file must not un-revoke.
@@ -61,13 +63,19 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 	}
 	unreadable := false    // already reported
 	var broken fileVersion // a version that did not parse
-	t := time.NewTicker(every)
-	defer t.Stop()
+	w := filewatch.New(every, path)
+	defer w.Stop()
+	// settled fires once a fresh file with pending removals has been left
+	// alone long enough for them to apply; events alone would not come.
+	settled := time.NewTimer(time.Hour)
+	settled.Stop()
+	defer settled.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-t.C:
+		case <-w.C:
+		case <-settled.C:
 		}
 		st, err := os.Stat(path)
 		if err != nil {
@@ -80,7 +88,7 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 		v := versionOf(st)
 		// A file written in place (truncate, then write) may be read half
 		// written within one timestamp tick: while it is fresh, read it again.
-		fresh := time.Since(st.ModTime()) < 2*time.Second
+		fresh := time.Since(st.ModTime()) < freshFor
 		if (v == last && !unreadable && !fresh && !pending) || (v == broken && !fresh) {
 			continue
 		}
@@ -93,8 +101,15 @@ func WatchRevocations(ctx context.Context, path string, v *Verifier, every time.
 			log.Info("revocation list reloaded", "file", path)
 		}
 		last, unreadable = v, false
+		if pending {
+			settled.Reset(time.Until(st.ModTime().Add(freshFor)) + 10*time.Millisecond)
+		}
 	}
 }
+
+// freshFor is how long after its last write a file may still be being
+// written in place.
+const freshFor = 2 * time.Second
 
 // fileVersion tells versions of a file apart: modification time alone misses
 // a rewrite within one timestamp tick, so size and inode count too.

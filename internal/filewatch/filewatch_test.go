@@ -1,0 +1,90 @@
+package filewatch
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// wait fails the test unless w signals within a generous bound; the poll
+// interval of these watchers is an hour, so a signal can only come from an
+// event.
+func wait(t *testing.T, w *Watcher, what string) {
+	t.Helper()
+	select {
+	case <-w.C:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no signal after %s", what)
+	}
+}
+
+// drain empties a pending signal, so the next wait sees a new one.
+func drain(w *Watcher) {
+	time.Sleep(2 * settle)
+	select {
+	case <-w.C:
+	default:
+	}
+}
+
+func TestEventsSignalChanges(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "facts.yaml")
+	w := New(time.Hour, path)
+	defer w.Stop()
+	wait(t, w, "the start of watching")
+	drain(w)
+
+	if err := os.WriteFile(path, []byte("a: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, w, "creating the file")
+	drain(w)
+
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString("b: 2\n"); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	wait(t, w, "writing in place")
+	drain(w)
+
+	tmp := filepath.Join(dir, ".facts.tmp")
+	if err := os.WriteFile(tmp, []byte("c: 3\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, w, "renaming a new file over it")
+	drain(w)
+
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, w, "removing it")
+}
+
+func TestSymlinkTargetIsWatched(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "real.yaml")
+	if err := os.WriteFile(target, []byte("a: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	link := filepath.Join(dir, "facts.yaml")
+	if err := os.Symlink(target, link); err != nil {
+		t.Fatal(err)
+	}
+	w := New(time.Hour, link)
+	defer w.Stop()
+	wait(t, w, "the start of watching")
+	drain(w)
+	if err := os.WriteFile(target, []byte("a: 2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, w, "writing the symlink's target")
+}
