@@ -51,6 +51,12 @@ type Options struct {
 	Collectives map[string][]string
 	// Collectors may subscribe to registration and audit subjects.
 	Collectors *security.Matcher
+	// NodeGroups lets the connection of a node certificate (the key) carry
+	// further nodes (the names): their directed requests, registration and
+	// audit subjects. Nodes emulated by the thousand in one process (mco dev,
+	// benchmarks) share connections this way instead of holding two file
+	// descriptors each; broker.conf cannot set it.
+	NodeGroups map[string][]string
 	Monitor    string // host:port of the NATS monitoring endpoint, optional
 	Logger     *slog.Logger
 }
@@ -268,10 +274,15 @@ func (a *authenticator) permissions(cert *x509.Certificate, role pki.Role) (*ser
 		if !restricted {
 			collectives = []string{"*"}
 		}
+		names := append([]string{name}, a.opts.NodeGroups[name]...)
 		p := &server.Permissions{Publish: &server.SubjectPermission{}, Subscribe: &server.SubjectPermission{}}
 		for _, c := range collectives {
-			p.Publish.Allow = append(p.Publish.Allow, c+".reply.>", protocol.RegistrationSubject(c, name), protocol.AuditSubject(c, name))
-			p.Subscribe.Allow = append(p.Subscribe.Allow, protocol.BroadcastSubject(c, ">"), protocol.NodeSubject(c, name))
+			p.Publish.Allow = append(p.Publish.Allow, c+".reply.>")
+			p.Subscribe.Allow = append(p.Subscribe.Allow, protocol.BroadcastSubject(c, ">"))
+			for _, n := range names {
+				p.Publish.Allow = append(p.Publish.Allow, protocol.RegistrationSubject(c, n), protocol.AuditSubject(c, n))
+				p.Subscribe.Allow = append(p.Subscribe.Allow, protocol.NodeSubject(c, n))
+			}
 		}
 		return p, true
 	case pki.RoleClient:

@@ -29,6 +29,7 @@ const (
 	collector  = "collector.mcollective"
 	web1       = "web1.example.net"
 	euNode     = "eu-node.example.net"
+	carrier    = "carrier.dev" // carries the emulated nodes web7 and web8
 )
 
 func newFixture(t *testing.T) *fixture {
@@ -52,6 +53,7 @@ func newFixture(t *testing.T) *fixture {
 		Listen:      "127.0.0.1:0",
 		Collectives: map[string][]string{restricted: {"eu"}, euNode: {"eu"}},
 		Collectors:  collectors,
+		NodeGroups:  map[string][]string{carrier: {"web7", "web8"}},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -181,6 +183,14 @@ func TestBrokerPermissions(t *testing.T) {
 		{"restricted node's node subject elsewhere", pki.RoleNode, euNode, true, protocol.NodeSubject("mcollective", euNode), false},
 		{"restricted node replies in its collective", pki.RoleNode, euNode, false, protocol.ReplySubject("eu", protocol.CallerHash(alice), "1"), true},
 		{"restricted node replies elsewhere", pki.RoleNode, euNode, false, protocol.ReplySubject("mcollective", protocol.CallerHash(alice), "1"), false},
+		{"carrier subscribes to its own node subject", pki.RoleNode, carrier, true, protocol.NodeSubject("mcollective", carrier), true},
+		{"carrier subscribes to a carried node", pki.RoleNode, carrier, true, protocol.NodeSubject("mcollective", "web8"), true},
+		{"carrier subscribes to a node it does not carry", pki.RoleNode, carrier, true, protocol.NodeSubject("mcollective", "web9"), false},
+		{"carrier publishes a carried node's registration", pki.RoleNode, carrier, false, protocol.RegistrationSubject("mcollective", "web7"), true},
+		{"carrier publishes a carried node's audit", pki.RoleNode, carrier, false, protocol.AuditSubject("mcollective", "web7"), true},
+		{"carrier publishes another's registration", pki.RoleNode, carrier, false, protocol.RegistrationSubject("mcollective", "web9"), false},
+		{"carrier publishes a request", pki.RoleNode, carrier, false, "mcollective.agent.rpcutil", false},
+		{"client subscribes to a carried node", pki.RoleClient, alice, true, protocol.NodeSubject("mcollective", "web7"), false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,6 +1,7 @@
 // Package devcluster starts a complete throw-away collective in one process: a
 // fresh CA in a directory, an embedded broker on a random loopback port, and
-// N nodes, each with its own certificate, facts and NATS connection. It is
+// N nodes, each with its own certificate, facts and subscriptions (nodes
+// share broker connections, NodesPerConnection to one). It is
 // what `mco demo` and `mco dev` run, and what end-to-end tests build on.
 package devcluster
 
@@ -62,7 +63,7 @@ type Cluster struct {
 	Nodes        []*node.Node
 	Store        pki.Store
 	Verifier     *security.Verifier
-	conns        []*nats.Conn
+	conns        []*nats.Conn // shared: node i uses conns[i/NodesPerConnection]
 	audits       []*audit.Log
 	auditDir     string
 	quiet        time.Duration
@@ -86,6 +87,9 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if err := CheckDescriptors(o.Nodes, o.AuditDir != ""); err != nil {
+		return nil, err
 	}
 	st := pki.Store{Dir: filepath.Join(o.Dir, "pki")}
 	ca, err := st.Init("Marionette dev CA")
@@ -112,6 +116,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	c.Broker, err = broker.Start(broker.Options{
 		Identity: &security.Identity{Cert: bcert, Key: bkey}, Verifier: v,
 		Listen: "127.0.0.1:0", Collectors: collectors, Logger: o.Logger.With("role", "broker"),
+		NodeGroups: nodeGroups(o.Nodes),
 	})
 	if err != nil {
 		return nil, err
@@ -133,8 +138,10 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 
 	c.Nodes = make([]*node.Node, o.Nodes)
-	c.conns = make([]*nats.Conn, o.Nodes)
 	c.audits = make([]*audit.Log, o.Nodes)
+	if err := c.dialGroups(ctx, ca, v, o.Nodes); err != nil {
+		return nil, err
+	}
 	if o.AuditDir != "" {
 		if err := os.MkdirAll(o.AuditDir, 0o700); err != nil {
 			return nil, err
@@ -148,7 +155,7 @@ func Start(ctx context.Context, o Options) (*Cluster, error) {
 	}
 	errs := make([]error, o.Nodes)
 	var wg sync.WaitGroup
-	sem := make(chan struct{}, 16) // TLS handshakes in parallel, but not 2,000 at once
+	sem := make(chan struct{}, 16)
 	for i := range o.Nodes {
 		if err := ctx.Err(); err != nil {
 			errs[i] = err
@@ -229,18 +236,55 @@ func (c *Cluster) startNode(ca *pki.CA, v *security.Verifier, o Options, i int, 
 	if err != nil {
 		return err
 	}
-	nc, err := transport.Dial(transport.Options{
-		Brokers: []string{c.Broker.URL()}, Identity: id, Roots: v.Roots(), Name: name, Reconnect: true,
-	})
-	if err != nil {
+	if err := n.Start(c.conns[i/NodesPerConnection]); err != nil {
 		return fmt.Errorf("node %s: %w", name, err)
 	}
-	if err := n.Start(nc); err != nil {
-		nc.Close()
-		return fmt.Errorf("node %s: %w", name, err)
-	}
-	c.Nodes[i], c.conns[i] = n, nc
+	c.Nodes[i] = n
 	return nil
+}
+
+// groupName is the certname of the connection carrying group g's nodes.
+func groupName(g int) string { return fmt.Sprintf("conn%d.devcluster", g) }
+
+// nodeGroups tells the broker which nodes each shared connection carries.
+func nodeGroups(nodes int) map[string][]string {
+	groups := map[string][]string{}
+	for i := range nodes {
+		g := groupName(i / NodesPerConnection)
+		groups[g] = append(groups[g], NodeName(i))
+	}
+	return groups
+}
+
+// dialGroups opens one broker connection per NodesPerConnection nodes, each
+// with a certificate of its own (role node) that the broker lets carry
+// those nodes' subjects. The nodes still sign with their own keys.
+func (c *Cluster) dialGroups(ctx context.Context, ca *pki.CA, v *security.Verifier, nodes int) error {
+	c.conns = make([]*nats.Conn, (nodes+NodesPerConnection-1)/NodesPerConnection)
+	errs := make([]error, len(c.conns))
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 16) // TLS handshakes in parallel, but not hundreds at once
+	for g := range c.conns {
+		if err := ctx.Err(); err != nil {
+			errs[g] = err
+			break
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			cert, key, err := ca.Issue(pki.LeafRequest{Name: groupName(g), Role: pki.RoleNode})
+			if err != nil {
+				errs[g] = err
+				return
+			}
+			c.conns[g], errs[g] = transport.Dial(transport.Options{
+				Brokers: []string{c.Broker.URL()}, Identity: &security.Identity{Cert: cert, Key: key},
+				Roots: v.Roots(), Name: groupName(g), Reconnect: true,
+			})
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // watchLibdirs reloads every node's external agents when the files change,
@@ -282,11 +326,13 @@ func (c *Cluster) Close() {
 		if s != nil {
 			s.Stop()
 		}
-		if c.conns[i] != nil {
-			c.conns[i].Close()
-		}
 		if c.audits[i] != nil {
 			_ = c.audits[i].Close()
+		}
+	}
+	for _, nc := range c.conns {
+		if nc != nil {
+			nc.Close()
 		}
 	}
 	if c.Broker != nil {
