@@ -110,9 +110,11 @@ EOF
 
 # --- daemons -------------------------------------------------------------------
 # Paths in a configuration file are relative to its directory, so they are
-# written absolute. Authorization and audit are deliberately off (policy.disabled,
-# audit.disabled: this measures fan-out, not policy); package and service
+# written absolute. Authorization and audit are on, as deployed (one policy
+# allowing the bench client, an audit log per daemon); package and service
 # agents are disabled so the daemons do not probe this machine's tools.
+mkdir -p policy
+printf 'policy default deny\nallow\tcert=bench.mcollective\t*\t*\t*\n' >policy/rpcutil.policy
 log "starting $N daemons"
 t0=$(now)
 i=0
@@ -128,8 +130,8 @@ tls.cert = $work/pki/certs/$name.crt
 tls.key = $work/pki/private/$name.key
 facts = $work/$d/facts.yaml
 agents.disabled = package, service
-policy.disabled = true
-audit.disabled = true
+policy.dir = $work/policy
+audit.log = $work/$d/audit.log
 request.replay_file = $work/$d/replay.seen
 EOF
 	"$mco" server run -c "$d/server.conf" --log-level warn </dev/null >"$d/log" 2>&1 &
@@ -243,7 +245,7 @@ rss = [int(x[2]) for x in pss]
 after = [int(l) for l in open("pss_after.txt") if l.strip()]
 mb = lambda kb: kb / 1024
 
-print(f"### Fan-out, {n} node daemons (separate processes, TLS, policy.dir unset)\n")
+print(f"### Fan-out, {n} node daemons (separate processes, TLS, policy and audit on)\n")
 print("| nodes | mode | runs | wall min / median / max (s) | client CPU median (s, user+sys) | all replies every run (replies per run) |")
 print("|---|---|---|---|---|---|")
 print(mode("known", "known targets (`--nodes`)"))
