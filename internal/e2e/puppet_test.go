@@ -204,6 +204,16 @@ type jobRecord struct {
 	exit              string
 }
 
+// spoolJobs lists the job.json files of a node's spool.
+func spoolJobs(t *testing.T, p *puppetNode) []string {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(p.dir, "jobs", "*", "job.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return files
+}
+
 // spoolRecords reads the job spool of a Puppet node directly.
 func spoolRecords(t *testing.T, p *puppetNode) []jobRecord {
 	t.Helper()
@@ -306,6 +316,30 @@ func TestPuppetRunallAndSummary(t *testing.T) {
 	r = mco(t, "", "puppet", "summary", "-c", conf)
 	if r.code != 0 || !strings.Contains(r.stdout, "Nodes with failed resources: 1  (r6.e2e)") {
 		t.Fatalf("summary text: %d\n%s", r.code, r.stdout)
+	}
+	// runonce with run options and rollout flags: two batches of three.
+	r = mco(t, "", "puppet", "runonce", "--noop", "--tags", "notify", "--batch", "3", "--batch-sleep", "0", "--yes", "-c", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, "Batches: 2 of 2 sent") || strings.Count(r.stdout, "3 nodes, 3 ok, 0 failed") != 2 {
+		t.Fatalf("runonce --batch 3: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	for _, p := range nodes {
+		jobs := spoolJobs(t, p)
+		if len(jobs) != 2 {
+			t.Fatalf("%s has %d jobs after runall and runonce, want 2", p.name, len(jobs))
+		}
+		// Let the runs end before the test removes their directories.
+		deadline := time.Now().Add(2 * time.Minute)
+		for _, j := range jobs {
+			for {
+				if _, err := os.Stat(filepath.Join(filepath.Dir(j), "exit")); err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("%s: run %s never ended", p.name, j)
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+		}
 	}
 	r = mco(t, "", "puppet", "count", "-c", conf)
 	if r.code != 0 || !strings.Contains(r.stdout, "Total Puppet nodes: 6") || !strings.Contains(r.stdout, "Nodes currently enabled: 6") {
