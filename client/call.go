@@ -13,6 +13,7 @@ import (
 
 	"github.com/marionette/mco/filter"
 	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/transport"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -29,7 +30,8 @@ type Request struct {
 	// request is broadcast and completes when replies stop arriving for
 	// Quiet, or at Timeout.
 	Targets []string
-	// Timeout is the longest the call waits for replies (default 10 s).
+	// Timeout is the longest the call waits for replies (default: the
+	// client's Config.Timeout, else 10 s).
 	Timeout time.Duration
 	// Quiet is the broadcast quiet window (default: the client's DiscoveryQuiet).
 	Quiet time.Duration
@@ -138,6 +140,9 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	}
 	timeout := r.Timeout
 	if timeout <= 0 {
+		timeout = c.cfg.Timeout
+	}
+	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
 	quiet := r.Quiet
@@ -191,6 +196,7 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 	if err != nil {
 		return nil, err
 	}
+	before := c.nc.LastError()
 	if stats.Broadcast {
 		err = c.nc.Publish(protocol.BroadcastSubject(collective, r.Agent), msg)
 	} else {
@@ -207,7 +213,7 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 		// The broker refuses a publish asynchronously; the flush round trip
 		// guarantees the refusal has arrived. Without this check a
 		// fire-and-forget request to a forbidden collective looks sent.
-		if le := c.nc.LastError(); le != nil && strings.Contains(strings.ToLower(le.Error()), strings.ToLower(`publish to "`+collective+".")) {
+		if le := transport.Refusal(c.nc, before, "publish", collective+"."); le != nil {
 			err = fmt.Errorf("broker refused the request: %w", le)
 		}
 	}

@@ -51,7 +51,7 @@ type Config struct {
 	// this long (default 100 ms). Only a CPU-starved emulation of thousands
 	// of nodes in one process needs more.
 	DiscoveryQuiet time.Duration
-	// Timeout overrides the per-request reply timeout when set.
+	// Timeout is the reply timeout of a Request that sets none (default 10 s).
 	Timeout time.Duration
 	Logger  *slog.Logger
 }
@@ -234,20 +234,26 @@ func (c *Client) subscribe(collective string) error {
 	if _, ok := c.subs[collective]; ok {
 		return nil
 	}
-	sub, err := c.nc.Subscribe(protocol.ReplyPrefix(collective, c.hash)+".>", c.arrive)
+	subject := protocol.ReplyPrefix(collective, c.hash) + ".>"
+	before := c.nc.LastError()
+	sub, err := c.nc.Subscribe(subject, c.arrive)
 	if err != nil {
 		return fmt.Errorf("subscribing to replies: %w", err)
 	}
 	_ = sub.SetPendingLimits(-1, 256<<20)
-	c.subs[collective] = sub
 	// Make sure the broker has the subscription before any request goes out,
 	// and learn about a permission refusal now rather than as missing replies.
 	if err := c.nc.Flush(); err != nil {
+		_ = sub.Unsubscribe()
 		return err
 	}
-	if err := c.nc.LastError(); err != nil && strings.Contains(strings.ToLower(err.Error()), "permission") {
-		return fmt.Errorf("broker refused the reply subscription: %w", err)
+	if err := transport.Refusal(c.nc, before, "subscription", subject); err != nil {
+		// Not cached: the next call asks the broker again instead of
+		// trusting a subscription that does not exist there.
+		_ = sub.Unsubscribe()
+		return fmt.Errorf("broker refused the reply subscription %s: %w", subject, err)
 	}
+	c.subs[collective] = sub
 	return nil
 }
 

@@ -565,7 +565,7 @@ func confirmSubscribed(nc *nats.Conn, what, certname string) error {
 	if err := nc.Flush(); err != nil {
 		return fmt.Errorf("broker: %w", err)
 	}
-	if err := nc.LastError(); err != nil && strings.Contains(strings.ToLower(err.Error()), "permission") {
+	if err := nc.LastError(); errors.Is(err, nats.ErrPermissionViolation) {
 		return fmt.Errorf("the broker refused the %s subscription for %q (is it in the broker's collectors list?): %w", what, certname, err)
 	}
 	return nil

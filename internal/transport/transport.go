@@ -86,3 +86,22 @@ func Dial(o Options) (*nats.Conn, error) {
 	}
 	return nc, nil
 }
+
+// Refusal returns the broker's permission refusal of an operation on a
+// subject, or nil. The broker refuses a subscription or a publish
+// asynchronously: after a flush round trip the refusal is the connection's
+// last error. That error never clears, so only a refusal newer than before
+// (the LastError taken before the operation) and naming this subject counts;
+// an old refusal of another subject must not fail every later call.
+// op is "subscription" or "publish"; subject may be a prefix (the refusal
+// names the full subject).
+func Refusal(nc *nats.Conn, before error, op, subject string) error {
+	err := nc.LastError()
+	if err == nil || err == before || !errors.Is(err, nats.ErrPermissionViolation) {
+		return nil
+	}
+	if !strings.Contains(strings.ToLower(err.Error()), strings.ToLower(op+` to "`+subject)) {
+		return nil
+	}
+	return err
+}
