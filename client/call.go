@@ -35,6 +35,11 @@ type Request struct {
 	Timeout time.Duration
 	// Quiet is the broadcast quiet window (default: the client's DiscoveryQuiet).
 	Quiet time.Duration
+	// Expect lists nodes a broadcast has reason to expect (they answered
+	// before, or the registration inventory knows them): while any of them
+	// is missing, the quiet window does not end the broadcast, only the
+	// timeout does. Silent ones are reported in Stats.Missing.
+	Expect []string
 	// NoReplies sends the request fire-and-forget: nodes run it but do not reply.
 	NoReplies bool
 	// ReplyTo sends the replies to another of this client's own reply
@@ -75,7 +80,27 @@ type Stats struct {
 	Start      time.Time
 	Duration   time.Duration // publish to completion
 	Broadcast  bool
+	// Ended says how the call ended: EndedAll, EndedExpected, EndedQuiet,
+	// EndedTimeout or EndedCancelled.
+	Ended string
+	// Missing are the Request.Expect nodes that did not answer a broadcast.
+	Missing []string
 }
+
+// How a call ended (Stats.Ended).
+const (
+	// EndedAll: every target of a directed call replied.
+	EndedAll = "every target replied"
+	// EndedExpected: a broadcast ended by the quiet window after every
+	// expected node had answered.
+	EndedExpected = "every expected node answered"
+	// EndedQuiet: a broadcast with no expected nodes ended by the quiet window.
+	EndedQuiet = "quiet window"
+	// EndedTimeout: the timeout passed first.
+	EndedTimeout = "timeout"
+	// EndedCancelled: the context ended the call.
+	EndedCancelled = "cancelled"
+)
 
 // call collects the replies of one request.
 type call struct {
@@ -237,12 +262,24 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 		}
 	}()
 	remaining := len(expected)
+	// A broadcast's expected nodes: the quiet window cannot end it while
+	// one of them is missing.
+	expect := map[string]bool{}
+	if stats.Broadcast {
+		for _, n := range r.Expect {
+			expect[n] = true
+		}
+	}
+	missing := len(expect)
+	stats.Ended = EndedAll
 loop:
 	for stats.Broadcast || remaining > 0 {
 		select {
 		case <-ctx.Done():
+			stats.Ended = EndedCancelled
 			break loop
 		case <-deadline.C:
+			stats.Ended = EndedTimeout
 			break loop
 		case <-quietC:
 			// The window runs from the latest arrival, and every reply that
@@ -255,6 +292,14 @@ loop:
 			if wait := quiet - time.Since(last); wait > 0 {
 				quietT.Reset(wait)
 				continue
+			}
+			if missing > 0 {
+				quietC = nil // wait on for the expected: the next reply re-arms the window
+				continue
+			}
+			stats.Ended = EndedQuiet
+			if len(expect) > 0 {
+				stats.Ended = EndedExpected
 			}
 			break loop
 		case <-cl.notify:
@@ -269,6 +314,9 @@ loop:
 					continue // a duplicate: the node already answered
 				}
 				seen[res.Sender] = true
+				if expect[res.Sender] {
+					missing--
+				}
 				stats.Responded = append(stats.Responded, res.Sender)
 				if res.Status == protocol.OK {
 					stats.OK++
@@ -305,6 +353,11 @@ loop:
 			stats.NoResponse = append(stats.NoResponse, t)
 		}
 	}
+	for _, t := range sortedKeys(expect) {
+		if !seen[t] {
+			stats.Missing = append(stats.Missing, t)
+		}
+	}
 	return stats, ctx.Err()
 }
 
@@ -316,12 +369,18 @@ type DiscoverRequest struct {
 	// discovery normally ends earlier, once replies stop for Quiet.
 	Timeout time.Duration
 	Quiet   time.Duration
+	// Expect are nodes discovery has reason to expect (see Request.Expect):
+	// discovery waits for them up to Timeout.
+	Expect []string
 }
 
 // Discovery is the outcome of a broadcast discovery.
 type Discovery struct {
 	Nodes    []string // trusted, OK replies, sorted
 	Duration time.Duration
+	Ended    string   // how it ended (Stats.Ended)
+	Expected int      // how many nodes it expected
+	Missing  []string // expected nodes that did not answer, sorted
 }
 
 // Discover finds the nodes matching a filter: it broadcasts an rpcutil ping
@@ -336,6 +395,13 @@ func (c *Client) Discover(ctx context.Context, d DiscoverRequest) ([]string, err
 
 // DiscoverNodes is Discover with the details of how discovery went.
 func (c *Client) DiscoverNodes(ctx context.Context, d DiscoverRequest) (*Discovery, error) {
+	// A filter that cannot match (a bad regex) would find zero nodes, which
+	// looks like an empty collective: say what is wrong instead.
+	if d.Filter != nil {
+		if err := d.Filter.Validate(); err != nil {
+			return nil, fmt.Errorf("discovery filter: %w", err)
+		}
+	}
 	timeout := d.Timeout
 	if timeout <= 0 {
 		timeout = c.cfg.DiscoveryTimeout
@@ -343,7 +409,7 @@ func (c *Client) DiscoverNodes(ctx context.Context, d DiscoverRequest) (*Discove
 	disc := &Discovery{}
 	stats, err := c.Call(ctx, Request{
 		Agent: "rpcutil", Action: "ping", Collective: d.Collective, Filter: d.Filter,
-		Timeout: timeout, Quiet: d.Quiet,
+		Timeout: timeout, Quiet: d.Quiet, Expect: d.Expect,
 	}, func(r Result) {
 		if r.OK() {
 			disc.Nodes = append(disc.Nodes, r.Sender)
@@ -351,7 +417,8 @@ func (c *Client) DiscoverNodes(ctx context.Context, d DiscoverRequest) (*Discove
 	})
 	sort.Strings(disc.Nodes)
 	if stats != nil {
-		disc.Duration = stats.Duration
+		disc.Duration, disc.Ended, disc.Missing = stats.Duration, stats.Ended, stats.Missing
+		disc.Expected = len(dedupeStrings(d.Expect))
 	}
 	return disc, err
 }
@@ -392,4 +459,12 @@ func (c *Client) mayAddress(collective string) bool {
 // sortedKeys is never nil: the lists it makes appear in --json output as [].
 func sortedKeys(m map[string]bool) []string {
 	return append([]string{}, slices.Sorted(maps.Keys(m))...)
+}
+
+func dedupeStrings(in []string) []string {
+	m := map[string]bool{}
+	for _, s := range in {
+		m[s] = true
+	}
+	return sortedKeys(m)
 }

@@ -22,11 +22,13 @@ type clientFlags struct {
 	dm, nodes                                    string
 	discoveryOptions                             []string // --do: the method's source
 	timeout, discoveryTimeout, ttl               time.Duration
+	discoveryWindow                              time.Duration // --discovery-window: the broadcast quiet window
 	json, jsonl, noProgress, verbose, quiet      bool
 	display                                      string
-	replyTo                                      string       // rpc --reply-to
-	rollout                                      rolloutFlags // --batch, --limit ... (rpc, package, service)
-	confPath                                     string       // the client.conf connect loaded (--dm inventory reads registration.dir)
+	replyTo                                      string        // rpc --reply-to
+	rollout                                      rolloutFlags  // --batch, --limit ... (rpc, package, service)
+	confPath                                     string        // the client.conf connect loaded (--dm inventory reads registration.dir)
+	cfg                                          client.Config // what connect loaded
 }
 
 // register declares the flags of a client command. Every command takes
@@ -41,7 +43,8 @@ func (f *clientFlags) register(cmd *cobra.Command, output bool) {
 	fs.StringVar(&f.nodes, "nodes", "", "file of node identities (text one per line, JSON list, or mco --json output), - for standard input; implies --dm flatfile")
 	fs.StringArrayVar(&f.discoveryOptions, "discovery-options", nil, "option of the --dm method: the file (flatfile), program (external) or directory (inventory) (also --do)")
 	durationVarP(fs, &f.timeout, "timeout", "t", 0, "how long to wait for replies, in seconds or as 1m30s (default: the action's DDL timeout)")
-	durationVar(fs, &f.discoveryTimeout, "discovery-timeout", 0, "longest broadcast discovery, in seconds or as 2s (it ends earlier, once replies stop) (also --dt)")
+	durationVar(fs, &f.discoveryTimeout, "discovery-timeout", 0, "longest broadcast discovery, in seconds or as 2s (it ends earlier, once replies stop and every expected node answered) (also --dt)")
+	durationVar(fs, &f.discoveryWindow, "discovery-window", 0, "quiet window: broadcast discovery ends once no reply came for this long and no expected node is missing, in seconds or as 100ms (default: the configured discovery_quiet, 100ms)")
 	durationVar(fs, &f.ttl, "ttl", 0, "how long the request stays valid on the nodes, in seconds or as 5m (default: the configured ttl, 60s)")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "more detail")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no progress bar and no verbose detail")
@@ -135,6 +138,9 @@ func (f *clientFlags) directTargets() []string {
 }
 
 func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
+	if err := f.validateOutput(); err != nil {
+		return nil, &ExitError{Code: 1, Err: err}
+	}
 	path, err := findClient(cmd)
 	if err != nil {
 		return nil, err
@@ -163,12 +169,19 @@ func (f *clientFlags) connect(cmd *cobra.Command) (*client.Client, error) {
 		}
 		cfg.TTL = f.ttl
 	}
+	if f.discoveryWindow < 0 {
+		return nil, &ExitError{Code: 1, Err: fmt.Errorf("--discovery-window %s: must not be negative", f.discoveryWindow)}
+	}
+	if f.discoveryWindow > 0 {
+		cfg.DiscoveryQuiet = f.discoveryWindow
+	}
 	if f.timeout == 0 {
 		f.timeout = cfg.Timeout
 	}
 	if f.quiet {
 		f.noProgress, f.verbose = true, false
 	}
+	f.cfg = cfg
 	return client.Connect(cfg)
 }
 
@@ -198,11 +211,9 @@ func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client,
 	if err != nil {
 		return nil, err
 	}
-	d := &discovery.Discoverer{Client: cl, Stdin: app.Stdin, Stderr: app.Stderr}
-	if method == discovery.Inventory && f.nodes == "" {
-		if d.InventoryDir, err = registrationDir("", f.confPath, "--dm inventory (--nodes DIR)"); err != nil {
-			return nil, err
-		}
+	d, err := f.discoverer(app, cl, method)
+	if err != nil {
+		return nil, err
 	}
 	src := f.nodes
 	if method == discovery.Stdin {
@@ -215,8 +226,18 @@ func (f *clientFlags) discover(ctx context.Context, app *App, cl *client.Client,
 	if err != nil {
 		return nil, &ExitError{Code: 1, Err: err}
 	}
-	if f.verbose && method == discovery.Stdin {
-		fmt.Fprintf(app.Stderr, "Took %d node identities from standard input\n", res.FromStdin)
+	if f.verbose {
+		switch {
+		case method == discovery.Stdin:
+			fmt.Fprintf(app.Stderr, "Took %d node identities from standard input\n", res.FromStdin)
+		case res.Broadcast != nil:
+			b := res.Broadcast
+			fmt.Fprintf(app.Stderr, "Broadcast discovery found %d nodes in %.2f ms, ended by: %s; %d of %d expected nodes missing\n",
+				len(res.Nodes), ms(b.Duration), b.Ended, len(b.Missing), b.Expected)
+		}
+		if len(res.Unknown) > 0 {
+			fmt.Fprintf(app.Stderr, "The filter could not be decided from the inventory for %d nodes; they are addressed and decide themselves: %s\n", len(res.Unknown), strings.Join(res.Unknown, " "))
+		}
 	}
 	return res, nil
 }
@@ -239,6 +260,29 @@ func (f *clientFlags) applyDiscoveryOptions() error {
 		f.nodes, f.discoveryOptions = do[0], nil
 		return nil
 	}
+}
+
+// discoverer is the Discoverer for a method: broadcast discovery gets the
+// cache of recent answers and the registration store (when configured) to
+// know which nodes to wait for.
+func (f *clientFlags) discoverer(app *App, cl *client.Client, method string) (*discovery.Discoverer, error) {
+	d := &discovery.Discoverer{
+		Client: cl, Stdin: app.Stdin, Stderr: app.Stderr,
+		Scope: append([]string{cl.Identity()}, f.cfg.Brokers...),
+	}
+	var err error
+	switch {
+	case method == discovery.Inventory && f.nodes == "":
+		if d.InventoryDir, err = registrationDir("", f.confPath, "--dm inventory (--nodes DIR)"); err != nil {
+			return nil, err
+		}
+	case method == discovery.Broadcast:
+		if dir := discovery.UserCacheDir(app.Getenv); dir != "" {
+			d.Cache = &discovery.Cache{Dir: dir}
+		}
+		d.InventoryDir, _ = registrationDir("", f.confPath, "")
+	}
+	return d, nil
 }
 
 // contains reports whether list holds s.

@@ -40,6 +40,9 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 			d.Nodes = ro.limitNodes(d.Nodes)
 			if len(d.Nodes) == 0 {
 				fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
+				if f.json {
+					return firstErr(writeJSON(app, map[string]any{"fact": fact, "values": map[string][]string{}, "stats": emptyCallJSON(d).(emptyCall).Stats}), exit(1))
+				}
 				return exit(1)
 			}
 			byValue := map[string][]string{}
@@ -62,8 +65,9 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 			if err != nil {
 				return err
 			}
+			addMissing(stats, d)
 			if f.json {
-				return firstErr(writeJSON(app, map[string]any{"fact": fact, "values": byValue, "stats": makeJSONStats(stats, d, exitCode(stats))}), exit(exitCode(stats)))
+				return firstErr(writeJSON(app, map[string]any{"fact": fact, "values": byValue, "stats": makeJSONStats(stats, d, exitCode(stats, d.Method))}), exit(exitCode(stats, d.Method)))
 			}
 			values := make([]string, 0, len(byValue))
 			width := 0
@@ -92,7 +96,7 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 			fmt.Fprintln(app.Stdout)
 			p := newPrinter(app, nil, "", false)
 			p.footer(stats, results)
-			return exit(exitCode(stats))
+			return exit(exitCode(stats, d.Method))
 		},
 	}
 	f.register(cmd, false)

@@ -21,7 +21,7 @@ func newFindCmd(app *App) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			flt, err := f.buildFilter("")
 			if err != nil {
-				return &ExitError{Code: 2, Err: err}
+				return &ExitError{Code: 1, Err: err}
 			}
 			cl, err := f.connect(cmd)
 			if err != nil {
@@ -42,23 +42,33 @@ func newFindCmd(app *App) *cobra.Command {
 				return err
 			}
 			d.Nodes = ro.limitNodes(d.Nodes)
+			code := 0
+			if len(d.Nodes) == 0 {
+				code = 1 // as plain find: no node matched
+			}
+			var missing []string
+			if d.Broadcast != nil {
+				missing = d.Broadcast.Missing
+			}
 			if asJSON {
-				nodes := d.Nodes
-				if nodes == nil {
-					nodes = []string{}
+				doc := map[string]any{"nodes": orEmpty(d.Nodes), "discovery_method": d.Method, "discovery_ms": ms(d.Duration), "exit_code": code}
+				if b := d.Broadcast; b != nil {
+					doc["discovery_ended"], doc["discovery_expected"], doc["no_response"] = b.Ended, b.Expected, orEmpty(missing)
 				}
-				return writeJSON(app, map[string]any{"nodes": nodes, "discovery_method": d.Method, "discovery_ms": ms(d.Duration)})
+				return firstErr(writeJSON(app, doc), exit(code))
 			}
 			for _, n := range d.Nodes {
 				fmt.Fprintln(app.Stdout, n)
 			}
+			if len(missing) > 0 {
+				// stderr: stdout stays a list of identities to pipe on.
+				fmt.Fprintf(app.Stderr, "\nNo response from:\n\n")
+				(&printer{w: app.Stderr}).columns(missing)
+			}
 			if f.verbose {
 				fmt.Fprintf(app.Stdout, "\nDiscovered %d nodes in %.2f ms (%s)\n", len(d.Nodes), ms(d.Duration), d.Method)
 			}
-			if len(d.Nodes) == 0 {
-				return exit(1)
-			}
-			return nil
+			return exit(code)
 		},
 	}
 	f.register(cmd, false)

@@ -65,3 +65,12 @@ func printWrapped(w interface{ Write([]byte) (int, error) }, items []string) {
 	}
 	fmt.Fprintln(w, line)
 }
+
+// orEmpty is list, or an empty list for nil: JSON output says [] rather
+// than null.
+func orEmpty(list []string) []string {
+	if list == nil {
+		return []string{}
+	}
+	return list
+}

@@ -132,6 +132,9 @@ func collectiveInventory(cmd *cobra.Command, app *App, f *clientFlags, collectiv
 	}
 	if d.Nodes = ro.limitNodes(d.Nodes); len(d.Nodes) == 0 {
 		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
+		if f.json {
+			return firstErr(writeJSON(app, map[string]any{"collectives": map[string]int{}, "nodes": 0, "stats": emptyCallJSON(d).(emptyCall).Stats}), exit(1))
+		}
 		return exit(1)
 	}
 	collectives, agents := map[string]int{}, map[string]int{}
@@ -153,7 +156,8 @@ func collectiveInventory(cmd *cobra.Command, app *App, f *clientFlags, collectiv
 	if err != nil {
 		return err
 	}
-	code := exitCode(stats)
+	addMissing(stats, d)
+	code := exitCode(stats, d.Method)
 	if f.json {
 		out := map[string]any{"collectives": collectives, "nodes": len(stats.Responded), "stats": makeJSONStats(stats, d, code)}
 		if !collectivesOnly {

@@ -55,8 +55,15 @@ type jsonStats struct {
 	Invalid         int      `json:"invalid"`
 	NoResponse      []string `json:"no_response"`
 	DiscoveryMillis float64  `json:"discovery_ms"`
-	RequestMillis   float64  `json:"request_ms"`
-	ExitCode        int      `json:"exit_code"`
+	// How broadcast discovery ended, how many nodes it expected and which
+	// of them stayed silent (only for broadcast discovery).
+	DiscoveryEnded    string   `json:"discovery_ended,omitempty"`
+	DiscoveryExpected *int     `json:"discovery_expected,omitempty"`
+	DiscoveryMissing  []string `json:"discovery_missing,omitzero"`
+	// FromStdin is how many identities standard input gave (stdin discovery).
+	FromStdin     *int    `json:"from_stdin,omitempty"`
+	RequestMillis float64 `json:"request_ms"`
+	ExitCode      int     `json:"exit_code"`
 }
 
 func makeJSONStats(s *client.Stats, d *discovery.Result, code int) jsonStats {
@@ -70,6 +77,15 @@ func makeJSONStats(s *client.Stats, d *discovery.Result, code int) jsonStats {
 	}
 	if d != nil {
 		js.DiscoveryMethod, js.DiscoveryMillis = d.Method, ms(d.Duration)
+		if b := d.Broadcast; b != nil {
+			js.DiscoveryEnded, js.DiscoveryExpected, js.DiscoveryMissing = b.Ended, &b.Expected, b.Missing
+			if js.DiscoveryMissing == nil {
+				js.DiscoveryMissing = []string{}
+			}
+		}
+		if d.Method == discovery.Stdin {
+			js.FromStdin = &d.FromStdin
+		}
 	}
 	if s.Broadcast {
 		js.DiscoveryMethod = "none (broadcast request)"
@@ -83,13 +99,15 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 // exitCode applies MCollective's exit codes to a finished call:
 // 0 every discovered node replied OK; 1 no nodes discovered; 2 some requests
 // failed (or some nodes did not answer); 3 nodes discovered but none
-// responded; 4 no discovery and no responses.
-func exitCode(s *client.Stats) int {
+// responded; 4 no discovery and no responses. method is the discovery
+// method: exact -I targets (direct) were never discovered, so silence from
+// all of them is 4, not 3.
+func exitCode(s *client.Stats, method string) int {
 	if s.Broadcast {
 		switch {
 		case len(s.Responded) == 0 && s.Invalid == 0:
 			return 4
-		case s.Failed > 0 || s.Invalid > 0:
+		case s.Failed > 0 || s.Invalid > 0 || len(s.NoResponse) > 0:
 			return 2
 		}
 		return 0
@@ -97,12 +115,36 @@ func exitCode(s *client.Stats) int {
 	switch {
 	case len(s.Expected) == 0:
 		return 1
+	case len(s.Responded) == 0 && s.Invalid == 0 && method == discovery.Direct:
+		return 4
 	case len(s.Responded) == 0 && s.Invalid == 0:
 		return 3
 	case s.Failed > 0 || s.Invalid > 0 || len(s.NoResponse) > 0:
 		return 2
 	}
 	return 0
+}
+
+// methodOf is d's method, "" without a discovery.
+func methodOf(d *discovery.Result) string {
+	if d == nil {
+		return ""
+	}
+	return d.Method
+}
+
+// validateOutput checks the output flags before anything is sent, naming
+// the allowed values.
+func (f *clientFlags) validateOutput() error {
+	if f.json && f.jsonl {
+		return fmt.Errorf("--json and --jsonl exclude each other: --json prints one document, --jsonl one line per reply")
+	}
+	switch f.display {
+	case "", "ok", "failed", "all":
+	default:
+		return fmt.Errorf("--display %q: allowed values are ok, failed and all", f.display)
+	}
+	return nil
 }
 
 // progress is a progress bar on terminals, nothing elsewhere.
@@ -278,4 +320,37 @@ func writeJSON(app *App, v any) error {
 	enc := json.NewEncoder(app.Stdout)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// emptyCallJSON is the --json document of a call that sent nothing because
+// discovery found no node: the same shape as a call's, so a script reads
+// one document in every case.
+func emptyCallJSON(d *discovery.Result) any {
+	st := jsonStats{NoResponse: []string{}, ExitCode: 1}
+	if d != nil {
+		st.DiscoveryMethod, st.DiscoveryMillis = d.Method, ms(d.Duration)
+	}
+	return emptyCall{Replies: []jsonReply{}, Stats: st, NoResponse: []string{}, Message: "No request sent, we did not discover any nodes."}
+}
+
+type emptyCall struct {
+	Replies    []jsonReply `json:"replies"`
+	Stats      jsonStats   `json:"stats"`
+	NoResponse []string    `json:"no_response"`
+	Message    string      `json:"message"`
+}
+
+// sentJSON is the --json document of a request sent without waiting for
+// replies (--no-results, --reply-to): which requests went to which nodes.
+type sentJSON struct {
+	Sent       []sentRequest `json:"sent"`
+	ReplyTo    string        `json:"reply_to,omitempty"`
+	NoReplies  bool          `json:"no_replies"`
+	Discovered int           `json:"discovered"`
+	Method     string        `json:"discovery_method"`
+}
+
+type sentRequest struct {
+	RequestID string   `json:"request_id"`
+	Nodes     []string `json:"nodes"`
 }

@@ -40,17 +40,30 @@ every exact -I node answered).`,
 			}
 			// A node list from a file, stdin or a program is pinged directly,
 			// and so is a --limit pick of the discovered nodes; otherwise the
-			// ping itself is the broadcast.
+			// ping itself is the broadcast, and it waits for the nodes that
+			// answered before like discovery does.
 			method, _, err := f.method(app)
 			if err != nil {
 				return err
 			}
-			if method != discovery.Broadcast && method != discovery.Direct || ro.limit != nil {
-				d, err := f.discover(cmd.Context(), app, cl, flt)
-				if err != nil {
+			var d *discovery.Result
+			var disc *discovery.Discoverer
+			var key string
+			switch {
+			case method == discovery.Broadcast && ro.limit == nil:
+				if disc, err = f.discoverer(app, cl, method); err != nil {
+					return err
+				}
+				key, req.Expect = disc.Expect(cl.Collective(), flt)
+			case method == discovery.Direct && ro.limit == nil:
+			default:
+				if d, err = f.discover(cmd.Context(), app, cl, flt); err != nil {
 					return err
 				}
 				if req.Targets = ro.limitNodes(d.Nodes); len(req.Targets) == 0 {
+					if f.json {
+						return firstErr(writeJSON(app, emptyCallJSON(d)), exit(1))
+					}
 					return &ExitError{Code: 1, Err: fmt.Errorf("no nodes discovered")}
 				}
 			}
@@ -64,12 +77,27 @@ every exact -I node answered).`,
 			if err != nil {
 				return err
 			}
-			code := exitCode(stats)
+			if disc != nil {
+				disc.Answered(key, stats.Responded)
+				stats.NoResponse = stats.Missing
+				if f.verbose {
+					fmt.Fprintf(app.Stderr, "Ping ended by: %s; %d of %d expected nodes missing\n", stats.Ended, len(stats.Missing), len(req.Expect))
+				}
+			}
+			code := exitCode(stats, method)
 			if f.json {
 				out := struct {
 					Replies []jsonReply `json:"replies"`
 					Stats   jsonStats   `json:"stats"`
-				}{Replies: []jsonReply{}, Stats: makeJSONStats(stats, nil, code)}
+				}{Replies: []jsonReply{}, Stats: makeJSONStats(stats, d, code)}
+				if disc != nil {
+					out.Stats.DiscoveryEnded, out.Stats.DiscoveryMissing = stats.Ended, stats.NoResponse
+					n := len(req.Expect)
+					out.Stats.DiscoveryExpected = &n
+					if out.Stats.DiscoveryMissing == nil {
+						out.Stats.DiscoveryMissing = []string{}
+					}
+				}
 				for _, r := range results {
 					out.Replies = append(out.Replies, toJSONReply(r))
 				}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -194,6 +195,12 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	}
 	if len(d.Nodes) == 0 {
 		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
+		switch {
+		case f.json:
+			return firstErr(writeJSON(app, emptyCallJSON(d)), exit(1))
+		case f.jsonl:
+			writeJSONLine(app, map[string]any{"stats": emptyCallJSON(d).(emptyCall).Stats})
+		}
 		return exit(1)
 	}
 	d.Nodes = ro.limitNodes(d.Nodes)
@@ -209,27 +216,8 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	if f.replyTo != "" && !strings.Contains(f.replyTo, ".") {
 		req.ReplyTo = cl.ReplyPrefix(cl.Collective()) + "." + f.replyTo
 	}
-	if req.ReplyTo != "" {
-		stats, err := cl.Call(cmd.Context(), req, func(client.Result) {})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes; replies go to %s\n", stats.RequestID, len(d.Nodes), req.ReplyTo)
-		return nil
-	}
-	if noResults {
-		stats, bs, err := ro.send(cmd.Context(), app, f, cl, req, func(client.Result) {})
-		if err != nil {
-			return err
-		}
-		if bs == nil {
-			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", stats.RequestID, len(d.Nodes))
-			return nil
-		}
-		for _, b := range bs.Batches {
-			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", b.Stats.RequestID, len(b.Nodes))
-		}
-		return nil
+	if req.ReplyTo != "" || noResults {
+		return sendDetached(cmd, app, f, ro, cl, req, d)
 	}
 	bar := newProgress(app, f, len(d.Nodes))
 	var results []client.Result
@@ -244,8 +232,9 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	if err != nil && !errors.Is(err, cmd.Context().Err()) {
 		return err
 	}
+	addMissing(stats, d)
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Sender < results[j].Sender })
-	code := rolloutExitCode(exitCode(stats), bs)
+	code := rolloutExitCode(exitCode(stats, d.Method), bs)
 	switch {
 	case f.json:
 		out := struct {
@@ -304,4 +293,62 @@ func writeJSONLine(app *App, v any) {
 		return
 	}
 	fmt.Fprintln(app.Stdout, string(b))
+}
+
+// addMissing counts the nodes broadcast discovery expected but never heard
+// from as addressed and silent: they are listed under "No response from" and
+// make the exit code say so, instead of vanishing from the report.
+func addMissing(stats *client.Stats, d *discovery.Result) {
+	if stats == nil || d == nil || d.Broadcast == nil || len(d.Broadcast.Missing) == 0 {
+		return
+	}
+	for _, n := range d.Broadcast.Missing {
+		if !slices.Contains(stats.Expected, n) {
+			stats.Expected = append(stats.Expected, n)
+			stats.NoResponse = append(stats.NoResponse, n)
+		}
+	}
+	slices.Sort(stats.Expected)
+	slices.Sort(stats.NoResponse)
+}
+
+// sendDetached sends a request whose replies this process does not wait for
+// (--no-results, --reply-to) and says what was sent: as text, or as one
+// --json document.
+func sendDetached(cmd *cobra.Command, app *App, f *clientFlags, ro *rollout, cl *client.Client, req client.Request, d *discovery.Result) error {
+	out := sentJSON{Sent: []sentRequest{}, ReplyTo: req.ReplyTo, NoReplies: req.NoReplies, Discovered: len(d.Nodes), Method: d.Method}
+	if req.ReplyTo != "" {
+		stats, err := cl.Call(cmd.Context(), req, func(client.Result) {})
+		if err != nil {
+			return err
+		}
+		out.Sent = append(out.Sent, sentRequest{stats.RequestID, req.Targets})
+	} else {
+		stats, bs, err := ro.send(cmd.Context(), app, f, cl, req, func(client.Result) {})
+		if err != nil {
+			return err
+		}
+		if bs == nil {
+			out.Sent = append(out.Sent, sentRequest{stats.RequestID, req.Targets})
+		} else {
+			for _, b := range bs.Batches {
+				out.Sent = append(out.Sent, sentRequest{b.Stats.RequestID, b.Nodes})
+			}
+		}
+	}
+	if f.json || f.jsonl {
+		if f.jsonl {
+			writeJSONLine(app, out)
+			return nil
+		}
+		return writeJSON(app, out)
+	}
+	for _, s := range out.Sent {
+		if req.ReplyTo != "" {
+			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes; replies go to %s\n", s.RequestID, len(s.Nodes), req.ReplyTo)
+		} else {
+			fmt.Fprintf(app.Stdout, "Request sent with id: %s to %d nodes (no replies requested)\n", s.RequestID, len(s.Nodes))
+		}
+	}
+	return nil
 }

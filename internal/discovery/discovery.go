@@ -18,6 +18,7 @@ import (
 
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/registration"
 )
 
 // The discovery methods.
@@ -186,8 +187,15 @@ type Discoverer struct {
 	Stdin  io.Reader // standard input, for the stdin method
 	// Stderr receives warnings and the external program's stderr.
 	Stderr io.Writer
-	// InventoryDir is the registration store when Request.Source is empty.
+	// InventoryDir is the registration store: the inventory method reads it
+	// (when Request.Source is empty), and broadcast discovery expects the
+	// matching nodes that announced recently.
 	InventoryDir string
+	// Cache remembers who answered broadcast discoveries (nil: none).
+	Cache *Cache
+	// Scope tells apart collectives with the same name in the cache: the
+	// brokers and the client certname.
+	Scope []string
 }
 
 // Discover finds the nodes of a request.
@@ -209,11 +217,7 @@ func (d *Discoverer) Discover(ctx context.Context, r Request) (*Result, error) {
 	case Direct:
 		res.Nodes = DirectTargets(r.Identities, r.Filtered)
 	case Broadcast:
-		var disc *client.Discovery
-		disc, err = d.Client.DiscoverNodes(ctx, client.DiscoverRequest{Collective: r.Collective, Filter: r.Filter, Timeout: r.Timeout, Quiet: r.Window})
-		if disc != nil {
-			res.Nodes, res.Broadcast = disc.Nodes, disc
-		}
+		res.Nodes, res.Broadcast, err = d.broadcast(ctx, r)
 	case Flatfile:
 		res.Nodes, err = readFile(r.Source)
 	case Stdin:
@@ -246,6 +250,63 @@ func (d *Discoverer) Discover(ctx context.Context, r Request) (*Result, error) {
 	}
 	res.Duration = time.Since(start)
 	return res, nil
+}
+
+// broadcast is the broadcast method: it waits for the nodes it has reason to
+// expect (the cache, the registration inventory) up to the timeout, and
+// records who answered for next time.
+func (d *Discoverer) broadcast(ctx context.Context, r Request) ([]string, *client.Discovery, error) {
+	collective := r.Collective
+	if collective == "" {
+		collective = d.Client.Collective()
+	}
+	key, expect := d.Expect(collective, r.Filter)
+	disc, err := d.Client.DiscoverNodes(ctx, client.DiscoverRequest{
+		Collective: r.Collective, Filter: r.Filter, Timeout: r.Timeout, Quiet: r.Window, Expect: expect,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	d.Answered(key, disc.Nodes)
+	return disc.Nodes, disc, nil
+}
+
+// Expect returns the nodes a broadcast with this collective and filter has
+// reason to expect (recent answers in the cache, recent announcements in the
+// registration store), and the cache key to report the answers under.
+// mco ping, whose ping is itself the broadcast, uses it directly.
+func (d *Discoverer) Expect(collective string, flt *filter.Filter) (key string, expect []string) {
+	key = CacheKey(d.Scope, collective, flt)
+	expect = d.Cache.Expected(key)
+	if d.InventoryDir != "" {
+		expect = append(expect, d.inventoryExpected(collective, flt)...)
+	}
+	return key, Dedupe(expect)
+}
+
+// Answered records the nodes that answered a broadcast under key.
+func (d *Discoverer) Answered(key string, nodes []string) {
+	if err := d.Cache.Record(key, nodes); err != nil && d.Stderr != nil {
+		fmt.Fprintf(d.Stderr, "warning: %v\n", err)
+	}
+}
+
+// inventoryExpected are the nodes of the registration store that announced
+// recently and match the filter: broadcast discovery waits for them. A store
+// that cannot be read expects nothing (the inventory method reports it).
+func (d *Discoverer) inventoryExpected(collective string, flt *filter.Filter) []string {
+	recs, err := LoadInventory(d.InventoryDir, nil)
+	if err != nil {
+		return nil
+	}
+	now := time.Now()
+	var out []string
+	for _, rec := range recs {
+		if rec.InCollective(collective) && !rec.Silent(now, rec.MaxAge(registration.DefaultMaxAge)) && flt.Match(rec.Node()) {
+			out = append(out, rec.Identity)
+		}
+	}
+	return out
 }
 
 // Dedupe returns the non-empty strings of in, sorted and unique.

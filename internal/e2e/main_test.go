@@ -30,6 +30,12 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	mcoBin = filepath.Join(dir, "mco")
+	// Every mco run of the tests keeps its discovery cache here, not in the
+	// user's own cache directory.
+	if err := os.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache")); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	build := exec.Command("go", "build", "-o", mcoBin, "github.com/marionette/mco/cmd/mco")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {

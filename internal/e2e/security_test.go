@@ -218,9 +218,10 @@ func TestCertnameAllowlist(t *testing.T) {
 	node := "guarded.e2e"
 	runDaemon(t, c, c.broker.URL(), node, ops, `security.certname_allowlist = bob.mcollective, /\.ops\.mcollective$/`)
 
+	// Exact -I: no discovery, no response: exit 4 (SPEC §9).
 	r := mco(t, "", "-c", c.clientConf(), "rpc", "rpcutil", "ping", "-I", node, "-t", "2s")
-	if r.code != 3 || !strings.Contains(r.stdout, "No response from") {
-		t.Fatalf("alice against the allow list: exit %d, want 3\n%s%s", r.code, r.stdout, r.stderr)
+	if r.code != 4 || !strings.Contains(r.stdout, "No response from") {
+		t.Fatalf("alice against the allow list: exit %d, want 4\n%s%s", r.code, r.stdout, r.stderr)
 	}
 	if r := mco(t, "", "-c", bob, "rpc", "rpcutil", "ping", "-I", node); r.code != 0 {
 		t.Fatalf("bob is on the allow list: exit %d\n%s%s", r.code, r.stdout, r.stderr)

@@ -55,6 +55,10 @@ func TestWireExitCodes(t *testing.T) {
 	c := newCollective(t, collectiveOptions{})
 	c.startDaemon("node1.e2e")
 	conf := c.clientConf()
+	ghostList := filepath.Join(c.dir, "ghost.txt")
+	if err := os.WriteFile(ghostList, []byte("ghost.e2e\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -65,7 +69,16 @@ func TestWireExitCodes(t *testing.T) {
 		{"ping all ok", []string{"ping"}, 0, "1 replies"},
 		{"no nodes discovered", []string{"rpc", "rpcutil", "ping", "-F", "nonexistent=true"}, 1, "did not discover any nodes"},
 		{"some failed", []string{"rpc", "rpcutil", "get_config_item", "item=nonexistent"}, 2, "nonexistent"},
-		{"discovered but no responses", []string{"rpc", "rpcutil", "ping", "-I", "ghost.e2e", "-t", "2s"}, 3, "ghost.e2e"},
+		// Exact -I identities are addressed without discovery (issue 8:
+		// this was 3): no discovery and no responses.
+		{"exact -I and no responses", []string{"rpc", "rpcutil", "ping", "-I", "ghost.e2e", "-t", "2s"}, 4, "ghost.e2e"},
+		{"exact -I and no responses, --json", []string{"rpc", "rpcutil", "ping", "-I", "ghost.e2e", "-t", "2s", "--json"}, 4, `"exit_code": 4`},
+		{"discovered but no responses", []string{"rpc", "rpcutil", "ping", "--nodes", ghostList, "-t", "2s"}, 3, "ghost.e2e"},
+		{"discovered but no responses, --json", []string{"rpc", "rpcutil", "ping", "--nodes", ghostList, "-t", "2s", "--json"}, 3, `"exit_code": 3`},
+		{"no nodes discovered, --json", []string{"rpc", "rpcutil", "ping", "-F", "nonexistent=true", "--json"}, 1, `"exit_code": 1`},
+		{"find without a match", []string{"find", "-F", "nonexistent=true"}, 1, ""},
+		{"find --json without a match", []string{"find", "-F", "nonexistent=true", "--json"}, 1, `"nodes": []`},
+		{"some failed, --json", []string{"rpc", "rpcutil", "get_config_item", "item=nonexistent", "--json"}, 2, `"exit_code": 2`},
 		{"no discovery and no responses", []string{"ping", "-F", "nonexistent=true", "-t", "2s"}, 4, "No responses"},
 	}
 	for _, tt := range tests {
