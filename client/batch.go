@@ -383,3 +383,34 @@ func (c *Client) FactValues(ctx context.Context, collective string, nodes []stri
 	}
 	return values, nil
 }
+
+// FactNames asks nodes for their inventory and returns every fact name they
+// have, nested ones as dotted paths (os.family), sorted. --batch-by uses it to
+// suggest the fact meant when no node has the one asked for.
+func (c *Client) FactNames(ctx context.Context, collective string, nodes []string, timeout time.Duration) ([]string, error) {
+	names := map[string]bool{}
+	if len(nodes) == 0 {
+		return nil, nil
+	}
+	_, err := c.Call(ctx, Request{
+		Agent: "rpcutil", Action: "inventory", Collective: collective, Targets: nodes, Timeout: timeout,
+	}, func(r Result) {
+		if facts, ok := r.Data["facts"].(map[string]any); r.OK() && ok {
+			addFactNames(names, "", facts)
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("asking %d nodes for their facts: %w", len(nodes), err)
+	}
+	return sortedKeys(names), nil
+}
+
+func addFactNames(names map[string]bool, prefix string, facts map[string]any) {
+	for k, v := range facts {
+		name := prefix + k
+		names[name] = true
+		if sub, ok := v.(map[string]any); ok {
+			addFactNames(names, name+".", sub)
+		}
+	}
+}

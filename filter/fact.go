@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/marionette/mco/internal/match"
 )
 
 // FactFilter is one fact comparison, e.g. {os.family == Debian}.
@@ -51,14 +53,32 @@ func ParseFact(s string) (FactFilter, error) {
 	case value == "":
 		return FactFilter{}, fmt.Errorf("fact filter %q: missing value after %q", s, op)
 	}
+	if err := checkFactName(name); err != nil {
+		return FactFilter{}, fmt.Errorf("fact filter %q: %w", s, err)
+	}
 	ff := FactFilter{Fact: name, Operator: normalizeOperator(op), Value: value}
-	if (ff.Operator == "==" || ff.Operator == "=~") && isRegexLiteral(value) {
-		ff.Operator, ff.Value = "=~", value[1:len(value)-1]
+	if src, ok := match.RegexSource(value); ok && (ff.Operator == "==" || ff.Operator == "=~") {
+		ff.Operator, ff.Value = "=~", src
 	}
 	if _, err := newComparator(ff.Operator, ff.Value); err != nil {
 		return FactFilter{}, fmt.Errorf("fact filter %q: %w", s, err)
 	}
 	return ff, nil
+}
+
+// checkFactName refuses fact names that can never name a fact, so that the
+// filter is an error instead of silently matching no node: an empty path
+// segment (os..family) or a data function call (which needs -S).
+func checkFactName(name string) error {
+	if strings.ContainsAny(name, "()'\"") {
+		return fmt.Errorf("%q is not a fact name: data functions such as fstat('/etc/hosts').size>0 go in a compound filter (-S)", name)
+	}
+	for _, seg := range strings.Split(name, ".") {
+		if seg == "" {
+			return fmt.Errorf("fact name %q has an empty path segment", name)
+		}
+	}
+	return nil
 }
 
 // Match reports whether the node's fact satisfies the comparison. A missing

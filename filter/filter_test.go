@@ -270,3 +270,43 @@ func TestFilterEqual(t *testing.T) {
 		t.Error("Filter.Equal disagrees with the wire fields")
 	}
 }
+
+func TestCombinedQuotesAndRegexFlags(t *testing.T) {
+	facts, classes, err := ParseCombined(`role="web server" /APACHE/i os='deb ian'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(facts) != 2 || facts[0].Value != "web server" || facts[1].Value != "deb ian" || len(classes) != 1 {
+		t.Fatalf("facts %+v classes %v", facts, classes)
+	}
+	n := StaticTestNode{facts: map[string]any{"role": "web server", "os": "deb ian"}, classes: []string{"apache"}}
+	if !(&Filter{Fact: facts, Class: classes}).Match(n) {
+		t.Error("quoted values and /re/i did not match")
+	}
+	if _, _, err := ParseCombined(`role="web`); err == nil {
+		t.Error("unterminated quote accepted")
+	}
+	ff, err := ParseFact("role=/WEB/i")
+	if err != nil || !ff.Match(n) {
+		t.Errorf("role=/WEB/i: %+v %v", ff, err)
+	}
+	for _, bad := range []string{"os..family=x", ".os=x", "fstat('/x').size>0"} {
+		if _, err := ParseFact(bad); err == nil {
+			t.Errorf("ParseFact(%q) accepted", bad)
+		}
+	}
+}
+
+// StaticTestNode is a node made of literal facts and classes.
+type StaticTestNode struct {
+	facts   map[string]any
+	classes []string
+}
+
+func (n StaticTestNode) Identity() string             { return "n" }
+func (n StaticTestNode) Fact(path string) (any, bool) { return Lookup(n.facts, path) }
+func (n StaticTestNode) Classes() []string            { return n.classes }
+func (StaticTestNode) Agents() []string               { return nil }
+func (StaticTestNode) Data(string, string) (map[string]any, error) {
+	return nil, nil
+}

@@ -179,6 +179,9 @@ func (p *parser) parseStatement() (*Expr, error) {
 	case tokLParen:
 		return p.parseCall(w)
 	case tokOp:
+		if err := checkFactName(w.text); err != nil {
+			return nil, p.errorAt(w, err.Error(), nil)
+		}
 		op, value, err := p.parseComparison()
 		if err != nil {
 			return nil, err

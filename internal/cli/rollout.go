@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
@@ -125,12 +126,56 @@ func (ro *rollout) plan(ctx context.Context, cl *client.Client, nodes []string, 
 		if err != nil {
 			return plan, fmt.Errorf("--batch-by %s: %w", ro.batchBy, err)
 		}
+		if len(values) == 0 {
+			// A misspelt fact would put every node in the "(missing)"
+			// batch: one batch of everything, the opposite of a rollout.
+			msg := fmt.Sprintf("--batch-by %s: no discovered node has fact %s; nothing was sent", ro.batchBy, ro.batchBy)
+			if names, err := cl.FactNames(ctx, "", nodes, timeout); err == nil {
+				if near := nearest(ro.batchBy, names); near != "" {
+					msg = fmt.Sprintf("--batch-by %s: no discovered node has fact %s; did you mean %s? Nothing was sent", ro.batchBy, ro.batchBy, near)
+				}
+			}
+			return plan, &ExitError{Code: 1, Err: errors.New(msg)}
+		}
 		plan.Batches = client.GroupByValue(ro.batchBy, nodes, values)
 	}
 	if ro.batch != nil {
 		plan.Batches = client.SplitBatches(plan.Batches, ro.batch.Of(len(nodes)))
 	}
 	return plan, nil
+}
+
+// nearest is the name closest to want by edit distance, "" when none is
+// close enough to be a plausible misspelling.
+func nearest(want string, names []string) string {
+	best, bestD := "", len(want)/3+2
+	for _, n := range names {
+		if d := editDistance(want, n); d < bestD {
+			best, bestD = n, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // batchLine is the progress line announcing a batch.

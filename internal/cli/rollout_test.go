@@ -59,3 +59,12 @@ func TestRolloutFlagsParse(t *testing.T) {
 		})
 	}
 }
+
+func TestNearestFact(t *testing.T) {
+	names := []string{"hagroup", "os.family", "role"}
+	for want, got := range map[string]string{"hagrup": "hagroup", "os.famly": "os.family", "rol": "role", "datacenter": ""} {
+		if n := nearest(want, names); n != got {
+			t.Errorf("nearest(%q) = %q, want %q", want, n, got)
+		}
+	}
+}

@@ -60,11 +60,12 @@ func Canonical(name string) (string, error) {
 	return "", fmt.Errorf("unknown discovery method %q (allowed: %s)", name, strings.Join(methods, ", "))
 }
 
-// IsList reports whether a method reads a list of nodes rather than asking
-// them: such lists can only be narrowed by identity.
+// IsList reports whether a method reads a fixed list of nodes rather than
+// asking them: such lists can only be narrowed by identity. (An external
+// program receives the whole filter and is trusted to apply it.)
 func IsList(method string) bool {
 	switch method {
-	case Flatfile, Stdin, External:
+	case Flatfile, Stdin:
 		return true
 	}
 	return false
@@ -206,7 +207,7 @@ func (d *Discoverer) Discover(ctx context.Context, r Request) (*Result, error) {
 	// would make the nodes that do not match look like nodes that never
 	// answered (MCollective's flatfile discovery refuses them too).
 	if IsList(r.Method) && r.Filtered {
-		return nil, fmt.Errorf("%s discovery takes a list of nodes: narrow it with -I only (-F, -C, -A, -W and -S need broadcast or inventory discovery)", r.Method)
+		return nil, fmt.Errorf("%s discovery takes a list of nodes: narrow it with -I only (-F, -C, -A, -W and -S need broadcast, inventory or external discovery)", r.Method)
 	}
 	timeout := r.Timeout
 	if timeout <= 0 {

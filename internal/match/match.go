@@ -17,9 +17,42 @@ import (
 // what the author of an allow list or a filter meant.
 var ErrEmptyRegex = errors.New("empty regex")
 
-// IsRegex reports whether s is written as /regex/.
+// IsRegex reports whether s is written as /regex/, optionally followed by
+// the flags i, m or s (/web/i is case-insensitive).
 func IsRegex(s string) bool {
-	return len(s) >= 2 && s[0] == '/' && s[len(s)-1] == '/'
+	_, _, ok := splitRegex(s)
+	return ok
+}
+
+// splitRegex splits /body/flags. Flags are those of Go's (?flags) syntax
+// that MCollective users write after a regex: i (case-insensitive),
+// m (multi-line) and s (. matches newline).
+func splitRegex(s string) (body, flags string, ok bool) {
+	if len(s) < 2 || s[0] != '/' {
+		return "", "", false
+	}
+	end := strings.LastIndexByte(s, '/')
+	if end == 0 {
+		return "", "", false
+	}
+	flags = s[end+1:]
+	if strings.Trim(flags, "ims") != "" {
+		return "", "", false
+	}
+	return s[1:end], flags, true
+}
+
+// RegexSource returns the Go regular expression for a /regex/flags value
+// (flags become a (?flags) prefix), and whether s is written as one.
+func RegexSource(s string) (string, bool) {
+	body, flags, ok := splitRegex(s)
+	if !ok {
+		return "", false
+	}
+	if flags != "" && body != "" {
+		body = "(?" + flags + ")" + body
+	}
+	return body, true
 }
 
 // Pattern is one compiled exact-or-/regex/ value.
@@ -36,10 +69,11 @@ func Compile(s string) (Pattern, error) {
 	if s == "" {
 		return Pattern{}, errors.New("empty value")
 	}
-	if !IsRegex(s) {
+	src, ok := RegexSource(s)
+	if !ok {
 		return Pattern{src: s, exact: s}, nil
 	}
-	re, err := Regex(s[1 : len(s)-1])
+	re, err := Regex(src)
 	if err != nil {
 		return Pattern{}, err
 	}

@@ -17,6 +17,9 @@ func TestCompile(t *testing.T) {
 		{"/^web$/", "web10", false},
 		{"/", "/", true}, // a lone slash is exact text
 		{`/\.mcollective$/`, "alice.mcollective", true},
+		{"/WEB/i", "web1", true},
+		{"/WEB/", "web1", false},
+		{"/web/x", "/web/x", true}, // not a flag we know: exact text
 	} {
 		p, err := Compile(tt.pat)
 		if err != nil {
@@ -25,6 +28,9 @@ func TestCompile(t *testing.T) {
 		if got := p.Match(tt.name); got != tt.want {
 			t.Errorf("%q.Match(%q) = %v, want %v", tt.pat, tt.name, got, tt.want)
 		}
+	}
+	if _, err := Compile("//i"); !errors.Is(err, ErrEmptyRegex) {
+		t.Errorf("Compile(//i) = %v, want ErrEmptyRegex", err)
 	}
 	if _, err := Compile("//"); !errors.Is(err, ErrEmptyRegex) {
 		t.Errorf("Compile(//) = %v, want ErrEmptyRegex", err)
