@@ -183,6 +183,73 @@ func (e *Expr) eval(n Node, failed *error) bool {
 	return false
 }
 
+// tri is a three-valued truth for Decide.
+type tri int
+
+const (
+	triFalse tri = iota
+	triTrue
+	triUnknown
+)
+
+func toTri(b bool) tri {
+	if b {
+		return triTrue
+	}
+	return triFalse
+}
+
+// eval3 is eval with data calls that return ErrUnknown as unknown (Kleene
+// logic). Other data call failures set *failed as in eval.
+func (e *Expr) eval3(n Node, failed *error) tri {
+	switch e.Op {
+	case OpAnd:
+		out := triTrue
+		for _, a := range e.Args {
+			switch a.eval3(n, failed) {
+			case triFalse:
+				return triFalse
+			case triUnknown:
+				out = triUnknown
+			}
+		}
+		return out
+	case OpOr:
+		out := triFalse
+		for _, a := range e.Args {
+			switch a.eval3(n, failed) {
+			case triTrue:
+				return triTrue
+			case triUnknown:
+				out = triUnknown
+			}
+		}
+		return out
+	case OpNot:
+		switch e.Args[0].eval3(n, failed) {
+		case triTrue:
+			return triFalse
+		case triFalse:
+			return triTrue
+		}
+		return triUnknown
+	case OpData:
+		var err error
+		v := e.evalData(n, &err)
+		if err != nil {
+			if errors.Is(err, ErrUnknown) {
+				return triUnknown
+			}
+			if *failed == nil {
+				*failed = err
+			}
+			return triFalse
+		}
+		return toTri(v)
+	}
+	return toTri(e.eval(n, failed))
+}
+
 func (e *Expr) evalData(n Node, failed *error) bool {
 	d := e.Data
 	res, err := n.Data(d.Plugin, d.Query)

@@ -178,6 +178,9 @@ func (c *comparator) match(v any) bool {
 		}
 		return false
 	}
+	if b, ok := c.boolEquality(v); ok {
+		return b
+	}
 	if c.isNum && c.op != "=~" {
 		if n, ok := numberOf(v); ok {
 			return holds(c.op, compareNumbers(n, c.num))
@@ -188,6 +191,48 @@ func (c *comparator) match(v any) bool {
 		return false
 	}
 	return c.matchString(s)
+}
+
+// boolEquality compares a boolean with 1/0 for == and !=: MCollective's
+// data plugins report booleans as 1 and 0 (fstat's present), ours and JSON
+// facts as true and false, and a filter written for either must keep
+// working with the other. ok is false when the rule does not apply.
+func (c *comparator) boolEquality(v any) (match, ok bool) {
+	if c.op != "==" && c.op != "!=" {
+		return false, false
+	}
+	var have, want bool
+	switch x := v.(type) {
+	case bool:
+		switch c.value {
+		case "1":
+			want = true
+		case "0":
+		default:
+			return false, false
+		}
+		have = x
+	case string:
+		return false, false // "1" as text is not a boolean
+	default:
+		n, isNum := numberOf(v)
+		if !isNum {
+			return false, false
+		}
+		one, zero := n.isInt && n.i == 1 || !n.isInt && n.f == 1, n.isInt && n.i == 0 || !n.isInt && n.f == 0
+		if !one && !zero {
+			return false, false
+		}
+		switch c.value {
+		case "true":
+			want = true
+		case "false":
+		default:
+			return false, false
+		}
+		have = one
+	}
+	return (have == want) == (c.op == "=="), true
 }
 
 func (c *comparator) matchString(s string) bool {

@@ -11,6 +11,7 @@
 package filter
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 )
@@ -88,6 +89,46 @@ func (f *Filter) Match(n Node) bool {
 		return false
 	}
 	return f.compiled.m.match(n)
+}
+
+// ErrUnknown is what a Node's Data returns (wrapped) when a data function
+// cannot be evaluated where the filter is being evaluated — the registration
+// store has no fstat of the node's files — as opposed to a data call that
+// failed on the node itself.
+var ErrUnknown = errors.New("not known here")
+
+// Decide evaluates the filter with three-valued logic for data functions
+// whose Data returns ErrUnknown: such a call is unknown, "unknown or true" is
+// true, "unknown and false" is false, "not unknown" is unknown. known is
+// false when the outcome depends on an unknown call; match is then true, so
+// that the node is addressed and decides itself. Every other part (identity,
+// facts, classes, agents) is decided as by Match, and a data call that
+// failed for another reason never selects the node.
+func (f *Filter) Decide(n Node) (match, known bool) {
+	if f.Empty() {
+		return true, true
+	}
+	f.compiled.once.Do(func() { f.compiled.m, f.compiled.err = compile(f) })
+	if f.compiled.err != nil {
+		return false, true
+	}
+	m := f.compiled.m
+	plain := *m
+	plain.compound = nil
+	if !plain.match(n) {
+		return false, true
+	}
+	result := triTrue
+	for _, e := range m.compound {
+		var failed error
+		switch v := e.eval3(n, &failed); {
+		case failed != nil || v == triFalse:
+			return false, true
+		case v == triUnknown:
+			result = triUnknown
+		}
+	}
+	return true, result == triTrue
 }
 
 // Equal compares the wire fields of two filters (ignoring caches); go-cmp

@@ -2,6 +2,7 @@ package filter
 
 import (
 	"encoding/json"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -309,4 +310,58 @@ func (n StaticTestNode) Classes() []string            { return n.classes }
 func (StaticTestNode) Agents() []string               { return nil }
 func (StaticTestNode) Data(string, string) (map[string]any, error) {
 	return nil, nil
+}
+
+// unknownNode is a node whose data functions are all unknown.
+type unknownNode struct{ StaticTestNode }
+
+func (unknownNode) Data(string, string) (map[string]any, error) {
+	return nil, fmt.Errorf("no data here: %w", ErrUnknown)
+}
+
+func TestDecideThreeValued(t *testing.T) {
+	n := unknownNode{StaticTestNode{facts: map[string]any{"role": "web"}}}
+	for _, tt := range []struct {
+		expr         string
+		match, known bool
+	}{
+		{"fstat('/x').size>0 or role=web", true, true},
+		{"fstat('/x').size>0 or role=db", true, false},
+		{"fstat('/x').size>0 and role=db", false, true},
+		{"fstat('/x').size>0 and role=web", true, false},
+		{"not fstat('/x').size>0", true, false},
+		{"role=web", true, true},
+	} {
+		e, err := ParseCompound(tt.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		match, known := (&Filter{Compound: []*Expr{e}}).Decide(n)
+		if match != tt.match || known != tt.known {
+			t.Errorf("Decide(%s) = %v, %v; want %v, %v", tt.expr, match, known, tt.match, tt.known)
+		}
+		if (&Filter{Compound: []*Expr{e}}).Match(n) && !known {
+			t.Errorf("Match(%s) selected a node on an unknown", tt.expr)
+		}
+	}
+	if m, _ := (&Filter{Fact: []FactFilter{{Fact: "role", Operator: "==", Value: "db"}}}).Decide(n); m {
+		t.Error("a false fact was selected")
+	}
+}
+
+func TestBooleansMatchOneAndZero(t *testing.T) {
+	n := StaticTestNode{facts: map[string]any{"present": 1, "absent": 0, "flag": true, "off": false, "text": "1"}}
+	for expr, want := range map[string]bool{
+		"present=true": true, "present=1": true, "present!=true": false, "present=false": false,
+		"absent=false": true, "absent=0": true, "flag=1": true, "flag=true": true, "off=0": true, "off=1": false,
+		"text=true": false,
+	} {
+		ff, err := ParseFact(expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ff.Match(n); got != want {
+			t.Errorf("%s = %v, want %v", expr, got, want)
+		}
+	}
 }

@@ -324,3 +324,27 @@ func FuzzLoadServer(f *testing.F) {
 		}
 	})
 }
+
+// TestFactsCommandRelativeToConfig: a relative facts.command program path
+// resolves against the configuration file's directory like every other
+// path in server.conf; a bare program name is left for PATH.
+func TestFactsCommandRelativeToConfig(t *testing.T) {
+	for cmd, want := range map[string]string{
+		"facter -j":           "facter",
+		"bin/facts.sh --json": "bin/facts.sh",
+		"./facts.sh":          "facts.sh",
+		"/usr/bin/facter -j":  "/usr/bin/facter",
+	} {
+		p := writeConf(t, "broker = tls://a:4222\ntls.ca = ca.crt\ntls.cert = me.crt\ntls.key = me.key\nfacts.command = "+cmd+"\n")
+		s, err := LoadServer(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.ContainsRune(want, '/') && !filepath.IsAbs(want) || want == "facts.sh" {
+			want = filepath.Join(filepath.Dir(p), want)
+		}
+		if len(s.FactCommand) == 0 || s.FactCommand[0] != want {
+			t.Errorf("facts.command = %s: program %v, want %s", cmd, s.FactCommand, want)
+		}
+	}
+}

@@ -214,7 +214,13 @@ func (s *Server) keys(base string) keys {
 			s.PluginConfig[agent][k] = val
 			return nil
 		}},
-		"facts.command": {"command printing JSON facts, run without a shell (e.g. facter -j)", func(v string) error { s.FactCommand = strings.Fields(v); return nil }},
+		"facts.command": {"command printing JSON facts, run without a shell (e.g. facter -j); a relative program path with a / is relative to this file's directory, a bare name is looked up in PATH", func(v string) error {
+			s.FactCommand = strings.Fields(v)
+			if len(s.FactCommand) > 0 && strings.ContainsRune(s.FactCommand[0], '/') {
+				s.FactCommand[0] = resolve(base, s.FactCommand[0])
+			}
+			return nil
+		}},
 		"facts.sources": {"fact sources run on facts.interval and after Puppet runs: facter (facter -j --show-legacy) and/or ohai (flattened to dotted names), comma separated", func(v string) error {
 			for _, name := range list(v) {
 				if name != "facter" && name != "ohai" {

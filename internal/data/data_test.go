@@ -74,10 +74,12 @@ func TestFStat(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]any{
-		"present":       true,
+		"present":       1,
+		"output":        "present",
+		"permissions":   "0640",
 		"type":          "file",
 		"size":          int64(len(content)),
-		"mode":          "0640",
+		"mode":          "100640", // st_mode in octal, as MCollective printed it
 		"md5":           hex.EncodeToString(md5sum[:]),
 		"sha256":        hex.EncodeToString(sha[:]),
 		"mtime_seconds": mtime.Unix(),
@@ -102,9 +104,9 @@ func TestFStat(t *testing.T) {
 		path string
 		want map[string]any // subset of the result
 	}{
-		{"missing", filepath.Join(dir, "absent"), map[string]any{"present": false}},
-		{"directory", dir, map[string]any{"present": true, "type": "directory", "md5": ""}},
-		{"symlink not followed", link, map[string]any{"present": true, "type": "symlink", "sha256": ""}},
+		{"missing", filepath.Join(dir, "absent"), map[string]any{"present": 0, "output": "not present"}},
+		{"directory", dir, map[string]any{"present": 1, "type": "directory", "md5": ""}},
+		{"symlink not followed", link, map[string]any{"present": 1, "type": "symlink", "sha256": ""}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +145,7 @@ func TestFStatSocketAndSpecialBits(t *testing.T) {
 	p := NewFStat(nil)
 	for path, want := range map[string]map[string]any{
 		sock:   {"type": "socket"},
-		sticky: {"type": "directory", "mode": "1755"},
+		sticky: {"type": "directory", "mode": "41755", "permissions": "1755"},
 	} {
 		res, err := p.Query(context.Background(), path)
 		if err != nil {

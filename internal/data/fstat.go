@@ -18,12 +18,16 @@ import (
 // without following a final symlink. now supplies the clock for the *_age
 // fields (nil means time.Now).
 //
-// Fields: present (bool; a missing path is present=false, not an error),
-// type (file, directory, symlink, socket, other), size, mode (octal string
-// such as "0644", with setuid/setgid/sticky bits), uid, gid, md5 and sha256
-// (hex; regular files only, "" otherwise), mtime/ctime/atime (RFC 3339),
-// mtime_seconds/ctime_seconds/atime_seconds (Unix time) and
-// mtime_age/ctime_age/atime_age (seconds before now).
+// Fields, in MCollective's forms so that its filters keep working: name (the
+// path), output ("present" or "not present"), present (1 or 0; a missing
+// path is present=0, not an error; filters may also write present=true),
+// type (file, directory, symlink, socket, chardev, blockdev, fifo, unknown),
+// size, mode (st_mode in octal as MCollective printed it: "100644" for a
+// regular file with 0644), uid, gid, md5 (hex; regular files only, ""
+// otherwise), mtime/ctime/atime (RFC 3339), mtime_seconds/ctime_seconds/
+// atime_seconds (Unix time) and mtime_age/ctime_age/atime_age (seconds before
+// now). Beyond MCollective: permissions (the permission bits alone, "0644",
+// with setuid/setgid/sticky) and sha256.
 func NewFStat(now func() time.Time) Plugin {
 	if now == nil {
 		now = time.Now
@@ -81,21 +85,24 @@ func (f fstat) Query(ctx context.Context, path string) (map[string]any, error) {
 	}
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return map[string]any{"present": false}, nil
+		return map[string]any{"name": path, "output": "not present", "present": 0}, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("fstat %s: %w", path, err)
 	}
 	st := statOf(fi)
 	res := map[string]any{
-		"present": true,
-		"type":    fileType(fi.Mode()),
-		"size":    fi.Size(),
-		"mode":    octalMode(fi.Mode()),
-		"uid":     st.uid,
-		"gid":     st.gid,
-		"md5":     "",
-		"sha256":  "",
+		"name":        path,
+		"output":      "present",
+		"present":     1,
+		"type":        fileType(fi.Mode()),
+		"size":        fi.Size(),
+		"mode":        stMode(fi.Mode()),
+		"permissions": octalMode(fi.Mode()),
+		"uid":         st.uid,
+		"gid":         st.gid,
+		"md5":         "",
+		"sha256":      "",
 	}
 	now := f.now()
 	for name, t := range map[string]time.Time{"mtime": fi.ModTime(), "ctime": st.ctime, "atime": st.atime} {
@@ -129,13 +136,45 @@ func fileType(m fs.FileMode) string {
 		return "symlink"
 	case m&fs.ModeSocket != 0:
 		return "socket"
+	case m&fs.ModeNamedPipe != 0:
+		return "fifo"
+	case m&fs.ModeCharDevice != 0:
+		return "chardev"
+	case m&fs.ModeDevice != 0:
+		return "blockdev"
 	}
-	return "other"
+	return "unknown"
+}
+
+// stMode renders the mode as Unix st_mode in octal, file type bits
+// included, as MCollective's fstat printed it ("100644").
+func stMode(m fs.FileMode) string {
+	var typ uint32
+	switch {
+	case m.IsRegular():
+		typ = 0o100000
+	case m.IsDir():
+		typ = 0o040000
+	case m&fs.ModeSymlink != 0:
+		typ = 0o120000
+	case m&fs.ModeSocket != 0:
+		typ = 0o140000
+	case m&fs.ModeNamedPipe != 0:
+		typ = 0o010000
+	case m&fs.ModeCharDevice != 0:
+		typ = 0o020000
+	case m&fs.ModeDevice != 0:
+		typ = 0o060000
+	}
+	return fmt.Sprintf("%o", typ|permBits(m))
 }
 
 // octalMode renders the Unix permission bits, including setuid (4000),
 // setgid (2000) and sticky (1000) which Go keeps outside Perm().
-func octalMode(m fs.FileMode) string {
+func octalMode(m fs.FileMode) string { return fmt.Sprintf("%04o", permBits(m)) }
+
+// permBits are the permission bits with setuid, setgid and sticky.
+func permBits(m fs.FileMode) uint32 {
 	bits := uint32(m.Perm())
 	if m&fs.ModeSetuid != 0 {
 		bits |= 0o4000
@@ -146,7 +185,7 @@ func octalMode(m fs.FileMode) string {
 	if m&fs.ModeSticky != 0 {
 		bits |= 0o1000
 	}
-	return fmt.Sprintf("%04o", bits)
+	return bits
 }
 
 func hashFile(ctx context.Context, path string) (md5sum, sha string, err error) {

@@ -112,16 +112,19 @@ func (d *Discoverer) inventory(r Request, collective string) (nodes, unknown []s
 	if err != nil {
 		return nil, nil, err
 	}
-	var funcs []string
-	for _, e := range r.Filter.Compound {
-		funcs = append(funcs, e.Functions()...)
-	}
-	if len(funcs) > 0 && d.Stderr != nil {
-		fmt.Fprintf(d.Stderr, "warning: data functions (%s) cannot be evaluated from the registration store: a filter that needs them selects no node\n", strings.Join(Dedupe(funcs), ", "))
-	}
+	// Data functions cannot be evaluated from the store: three-valued
+	// logic decides what it can ("unknown or role=web" is true for a web
+	// node), and a node whose outcome stays unknown is addressed so that it
+	// decides itself (the request carries the filter).
 	for _, rec := range recs {
-		if rec.InCollective(collective) && r.Filter.Match(rec.Node()) {
+		if !rec.InCollective(collective) {
+			continue
+		}
+		if match, known := r.Filter.Decide(rec.Node()); match {
 			nodes = append(nodes, rec.Identity)
+			if !known {
+				unknown = append(unknown, rec.Identity)
+			}
 		}
 	}
 	return nodes, unknown, nil

@@ -32,9 +32,23 @@ func newTargetFleet(t *testing.T) *targetFleet {
 	t.Helper()
 	c := newCollective(t, collectiveOptions{})
 	f := &targetFleet{c: c, conf: c.clientConf(), dir: t.TempDir(), daemons: map[string]*daemon{}}
+	// web1's facts.command is relative: it resolves against the directory
+	// of its server.conf (nodes/web1.e2e), not the daemon's working directory.
+	bin := filepath.Join(c.dir, "nodes", "web1.e2e", "bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(bin, "facts.sh"), "#!/bin/sh\necho '{\"cmdb\": \"yes\"}'\n")
+	if err := os.Chmod(filepath.Join(bin, "facts.sh"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for name, facts := range map[string]string{"web1.e2e": "role: web\nhagroup: a\n", "db1.e2e": "role: db\n"} {
 		path := writeAtomic(t, filepath.Join(f.dir, name+".yaml"), facts)
-		f.daemons[name] = c.startDaemon(name, "facts = "+path, "audit.log = "+f.auditPath(name))
+		extra := []string{"facts = " + path, "audit.log = " + f.auditPath(name)}
+		if name == "web1.e2e" {
+			extra = append(extra, "facts.command = bin/facts.sh")
+		}
+		f.daemons[name] = c.startDaemon(name, extra...)
 	}
 	return f
 }
@@ -93,6 +107,7 @@ func TestTargeting(t *testing.T) {
 	t.Run("options", func(t *testing.T) { testOptionValues(t, f) })
 	t.Run("json documents", func(t *testing.T) { testJSONDocuments(t, f) })
 	t.Run("external discovery", func(t *testing.T) { testExternalDiscovery(t, f) })
+	t.Run("fstat and facts.command", func(t *testing.T) { testFStatAndFactsCommand(t, f) })
 	// Last: it stops a node for a moment.
 	t.Run("slow node", func(t *testing.T) { testSlowNode(t, f) })
 }
@@ -352,5 +367,36 @@ func testSlowNode(t *testing.T, f *targetFleet) {
 	r = mco(t, "", "-c", f.conf, "ping", "--discovery-window", "50ms")
 	if !strings.Contains(r.stdout, "db1.e2e") {
 		t.Errorf("ping lost the stopped node: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
+
+// testFStatAndFactsCommand: fstat answers in MCollective's forms (present
+// 1/0, mode as st_mode in octal, name, output) so old filters match, and a
+// relative facts.command ran from the configuration's directory.
+func testFStatAndFactsCommand(t *testing.T, f *targetFleet) {
+	file := writeAtomic(t, filepath.Join(f.dir, "probe.txt"), "x\n")
+	if err := os.Chmod(file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	both := []string{"db1.e2e", "web1.e2e"}
+	for _, tt := range []struct {
+		filter string
+		want   []string
+	}{
+		{"fstat('" + file + "').present=1", both},
+		{"fstat('" + file + "').present=true", both},
+		{"fstat('" + file + "').mode=100644", both},
+		{"fstat('" + file + "').output=present", both},
+		{"fstat('" + file + "').name='" + file + "'", both},
+		{"fstat('" + file + ".absent').present=0", both},
+		{"fstat('" + file + ".absent').present=1", nil},
+		{"cmdb=yes", []string{"web1.e2e"}},
+	} {
+		r := mco(t, "", "-c", f.conf, "find", "-S", tt.filter)
+		got := strings.Fields(r.stdout)
+		slices.Sort(got)
+		if !slices.Equal(got, tt.want) {
+			t.Errorf("find -S %q: %v, want %v (exit %d)\n%s", tt.filter, got, tt.want, r.code, r.stderr)
+		}
 	}
 }

@@ -2,7 +2,6 @@ package registration
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -59,11 +58,14 @@ func (r *Record) InCollective(c string) bool {
 }
 
 // Node is the record as filters see it. Data plugins cannot run against a
-// stored announcement: data function statements evaluate false.
+// stored announcement: data function calls are unknown (see filter.Decide)
+// and, under Match, false.
 func (r *Record) Node() filter.Node { return recordNode{r} }
 
 // ErrNoData is what data plugin queries return for stored announcements.
-var ErrNoData = errors.New("data plugins cannot be evaluated from the registration store")
+// It wraps filter.ErrUnknown: inventory discovery treats such a call as
+// unknown and leaves the decision to the node.
+var ErrNoData = fmt.Errorf("data plugins cannot be evaluated from the registration store: %w", filter.ErrUnknown)
 
 type recordNode struct{ r *Record }
 
