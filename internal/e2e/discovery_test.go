@@ -340,7 +340,7 @@ func testDiscoveryFactsInventoryData(t *testing.T, f *discoveryFleet) {
 
 	t.Run("get_data", func(t *testing.T) {
 		got, _, out := f.rpcJSON(t, "", "rpcutil", "get_data", "source=fstat", "query="+f.exists, "-I", "web1.e2e")
-		if !slices.Equal(got, []string{"web1.e2e"}) || !strings.Contains(out.stdout, `"present": true`) || !strings.Contains(out.stdout, `"type": "file"`) {
+		if !slices.Equal(got, []string{"web1.e2e"}) || !strings.Contains(out.stdout, `"present": 1`) /* MCollective's form (issue 8) */ || !strings.Contains(out.stdout, `"type": "file"`) {
 			t.Errorf("get_data fstat: exit %d\nstdout:\n%s\nstderr:\n%s", out.code, out.stdout, out.stderr)
 		}
 		out = mco(t, "", "-c", f.conf, "rpc", "rpcutil", "get_data", "source=fact", "query=site.rack.row", "-F", "role=web")
