@@ -102,6 +102,7 @@ func mcoWith(t *testing.T, stdin io.Reader, args ...string) result {
 }
 
 func TestTargeting(t *testing.T) {
+	t.Parallel()
 	f := newTargetFleet(t)
 	t.Run("stdin", func(t *testing.T) { testStdinRules(t, f) })
 	t.Run("options", func(t *testing.T) { testOptionValues(t, f) })
