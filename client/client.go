@@ -53,7 +53,11 @@ type Config struct {
 	DiscoveryQuiet time.Duration
 	// Timeout is the reply timeout of a Request that sets none (default 10 s).
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// RevocationFile, when set, lists revoked certificate serials (mco pki
+	// revoke): a broker or node presenting one is refused. It is read once,
+	// at Connect.
+	RevocationFile string
+	Logger         *slog.Logger
 }
 
 // ConfigFromFile reads a client.conf.
@@ -66,7 +70,7 @@ func ConfigFromFile(path string) (Config, error) {
 		Collectives: c.Collectives,
 		Brokers:     c.Brokers, CA: c.CA, Cert: c.Cert, Key: c.Key, Insecure: c.Insecure,
 		Collective: c.Collective, TTL: c.TTL, DiscoveryTimeout: c.DiscoveryTimeout, Timeout: c.Timeout,
-		DiscoveryQuiet: c.DiscoveryQuiet,
+		DiscoveryQuiet: c.DiscoveryQuiet, RevocationFile: c.RevocationFile,
 	}, nil
 }
 
@@ -107,7 +111,7 @@ func Connect(cfg Config) (*Client, error) {
 	}
 	nc, err := transport.Dial(transport.Options{
 		Brokers: cfg.Brokers, Identity: id, Roots: v.Roots(), Insecure: cfg.Insecure,
-		Name: "mco client " + id.Name(), Logger: cfg.Logger,
+		Name: "mco client " + id.Name(), Logger: cfg.Logger, Revoked: v.IsRevoked,
 	})
 	if err != nil {
 		return nil, err
@@ -149,13 +153,25 @@ func New(nc *nats.Conn, cfg Config, identity tls.Certificate) (*Client, error) {
 	return newClient(cfg, &security.Identity{Cert: cert, Key: key}, v, nc), nil
 }
 
-// verifierFor trusts the configuration's CA.
+// verifierFor trusts the configuration's CA, minus the revoked
+// certificates of cfg.RevocationFile.
 func verifierFor(cfg Config) (*security.Verifier, error) {
 	ca, err := pki.ReadCert(cfg.CA)
 	if err != nil {
 		return nil, fmt.Errorf("CA certificate: %w", err)
 	}
-	return security.NewVerifier(security.VerifierOptions{CA: ca})
+	v, err := security.NewVerifier(security.VerifierOptions{CA: ca})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.RevocationFile != "" {
+		serials, err := pki.ReadRevoked(cfg.RevocationFile)
+		if err != nil {
+			return nil, fmt.Errorf("revocation file: %w", err)
+		}
+		v.SetRevoked(serials)
+	}
+	return v, nil
 }
 
 // withDefaults fills in what the configuration leaves unset.

@@ -30,12 +30,14 @@ func (s *Security) declare(ks keys, base string, trust bool) {
 	ks["tls.cert"] = key{"this process's certificate", path(base, &s.Cert)}
 	ks["tls.key"] = key{"this process's private key", path(base, &s.Key)}
 	ks["insecure"] = key{"plaintext transport; development only (default false)", boolean(&s.Insecure)}
+	// Every role checks the broker's certificate (and the nodes' and
+	// clients') against the revocation list when it has one.
+	ks["security.revocation_file"] = key{"file of revoked certificate serials (see mco pki revoke); a revoked broker or node certificate is refused", path(base, &s.RevocationFile)}
 	if !trust {
 		return
 	}
 	ks["security.certname_allowlist"] = key{`client certnames accepted (default /\.mcollective$/)`, str(&s.Allowlist)}
 	ks["security.privileged_certnames"] = key{`certnames that may sign for another caller (default /\.privileged\.mcollective$/)`, str(&s.Privileged)}
-	ks["security.revocation_file"] = key{"file of revoked certificate serials (see mco pki revoke)", path(base, &s.RevocationFile)}
 }
 
 func (s *Security) defaults() {

@@ -552,3 +552,17 @@ func TestDataFilterNotRunForDeniedCallerE2E(t *testing.T) {
 		t.Fatalf("alice with a data filter: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestClientRefusesRevokedBroker: a client with security.revocation_file
+// will not talk to a broker whose certificate is on the list.
+func TestClientRefusesRevokedBroker(t *testing.T) {
+	c := newCollective(t, collectiveOptions{})
+	if r := mco(t, "", "pki", "revoke", "broker.e2e", "--dir", c.store.Dir); r.code != 0 {
+		t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	conf := c.client("carol.mcollective", "security.revocation_file = "+c.store.RevokedPath())
+	r := mco(t, "", "-c", conf, "ping", "-t", "1s")
+	if r.code == 0 || !strings.Contains(r.stdout+r.stderr, `broker certificate "broker.e2e" is revoked`) {
+		t.Fatalf("ping through a revoked broker: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+}
