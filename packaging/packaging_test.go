@@ -175,6 +175,15 @@ func TestPackages(t *testing.T) {
 			_ = os.MkdirAll(filepath.Join(tree, "bin"), 0o755)
 			_ = os.WriteFile(filepath.Join(tree, "bin/kill"), data, 0o755)
 		}
+		// Detached jobs (Puppet runs restarting this service) must survive
+		// a stop of the daemon.
+		unit, err := os.ReadFile(filepath.Join(tree, "usr/lib/systemd/system/mco-server.service"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(unit), "\nKillMode=process\n") {
+			t.Error("mco-server.service does not set KillMode=process: a stop would kill detached jobs")
+		}
 		manEnv := []string{"MANPATH=" + filepath.Join(tree, "usr/share/man")}
 		run(t, "", manEnv, sa, "verify", "--root="+tree, "mco-server.service", "mco-broker.service")
 		// The broker needs no privilege: hold its unit to a low exposure
