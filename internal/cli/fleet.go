@@ -52,6 +52,17 @@ func openFleet(cmd *cobra.Command, app *App, f *clientFlags, agentName string) (
 
 func (fl *fleet) close() { fl.cl.Close() }
 
+// callOnce discovers the nodes hosting agentName, runs one action on all of
+// them and disconnects: the fleet commands that make a single call.
+func callOnce(cmd *cobra.Command, app *App, f *clientFlags, agentName, action string) ([]client.Result, *client.Stats, error) {
+	fl, err := openFleet(cmd, app, f, agentName)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer fl.close()
+	return fl.call(cmd.Context(), agentName, action, nil, nil)
+}
+
 // call runs an action on targets (nil: every discovered node) and returns
 // the replies sorted by sender, with the call's statistics.
 func (fl *fleet) call(ctx context.Context, agentName, action string, data map[string]any, targets []string) ([]client.Result, *client.Stats, error) {

@@ -203,12 +203,7 @@ func newPuppetCountCmd(app *App) *cobra.Command {
 		Short: "Count nodes by Puppet agent state (enabled, applying, idling, daemon running)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fl, err := openFleet(cmd, app, f, "puppet")
-			if err != nil {
-				return err
-			}
-			defer fl.close()
-			results, stats, err := fl.call(cmd.Context(), "puppet", "status", nil, nil)
+			results, stats, err := callOnce(cmd, app, f, "puppet", "status")
 			if err != nil {
 				return err
 			}
@@ -276,12 +271,7 @@ func newPuppetSummaryCmd(app *App) *cobra.Command {
 		Short: "Fleet tallies of the last Puppet runs: applied, changed, failed, out of sync, stale",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fl, err := openFleet(cmd, app, f, "puppet")
-			if err != nil {
-				return err
-			}
-			defer fl.close()
-			results, stats, err := fl.call(cmd.Context(), "puppet", "last_run_summary", nil, nil)
+			results, stats, err := callOnce(cmd, app, f, "puppet", "last_run_summary")
 			if err != nil {
 				return err
 			}
