@@ -47,6 +47,12 @@ type Request struct {
 	// certificate to collect; Call then returns once the request is sent.
 	// Nodes refuse any other reply subject.
 	ReplyTo string
+	// Async asks every node to run the action as a detached job and to
+	// reply at once with the job's id (Result.JobID): the request's id. It
+	// is sent as protocol.AsyncRequestProtocol, which nodes that predate
+	// detached jobs drop unrun (they are then silent, never running the
+	// action in the foreground instead).
+	Async bool
 }
 
 // Result is one node's reply.
@@ -60,6 +66,9 @@ type Result struct {
 	// Err is set when the reply could not be trusted (bad signature, foreign
 	// certificate, sender mismatch). Such a reply is never a success.
 	Err error
+	// JobID is the id of the detached job the node started for an Async
+	// request ("" when it started none).
+	JobID string
 }
 
 // OK reports whether the reply is trusted and the action succeeded.
@@ -189,6 +198,9 @@ func (c *Client) Call(ctx context.Context, r Request, onResult func(Result)) (*S
 		CallerID: security.CallerID(c.id.Name()), Collective: collective,
 		Agent: r.Agent, Action: r.Action, Filter: r.Filter, Data: r.Data,
 		TTL: ttlSeconds(c.cfg.TTL), ProcessResults: !r.NoReplies,
+	}
+	if r.Async {
+		req.Protocol, req.Async = protocol.AsyncRequestProtocol, true
 	}
 	switch {
 	case r.ReplyTo != "":

@@ -341,7 +341,7 @@ func (c *Client) verifyReply(data []byte, id string, received time.Time) Result 
 	if err := json.Unmarshal(env.Reply, &rep); err != nil {
 		return Result{Sender: cert.Subject.CommonName, Received: received, Err: fmt.Errorf("undecodable reply: %w", err)}
 	}
-	r := Result{Sender: rep.Sender, Status: rep.Status, Message: rep.Message, Data: rep.Data, Received: received}
+	r := Result{Sender: rep.Sender, Status: rep.Status, Message: rep.Message, Data: rep.Data, Received: received, JobID: rep.JobID}
 	switch {
 	case rep.Sender != cert.Subject.CommonName:
 		r.Err = fmt.Errorf("reply claims sender %q but is signed by %q", rep.Sender, cert.Subject.CommonName)

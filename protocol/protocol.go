@@ -16,7 +16,14 @@ import (
 // Protocol identifiers carried in every message. A node drops any message whose
 // identifier it does not know.
 const (
-	RequestProtocol       = "marionette.request.1"
+	RequestProtocol = "marionette.request.1"
+	// AsyncRequestProtocol marks a request with Async set (detached job):
+	// version 2 is version 1 plus the "async" field. A node that knows only
+	// version 1 drops such a request unrun, rather than ignore the field it
+	// does not know and run the action in its own lifetime while the client
+	// waits for a job id; the client names the nodes that did not start a
+	// job.
+	AsyncRequestProtocol  = "marionette.request.2"
 	SecureRequestProtocol = "marionette.secure_request.1"
 	ReplyProtocol         = "marionette.reply.1"
 	SecureReplyProtocol   = "marionette.secure_reply.1"
@@ -70,6 +77,11 @@ type Request struct {
 	Data       map[string]any `json:"data,omitempty"`
 	// ProcessResults false means fire-and-forget: nodes run the action but do not reply.
 	ProcessResults bool `json:"process_results"`
+	// Async asks the node to run the action as a detached job, outside the
+	// daemon's lifetime, and to reply at once with the job's id (Reply.JobID,
+	// the request's own id). Only with Protocol AsyncRequestProtocol; nodes
+	// refuse any other combination.
+	Async bool `json:"async,omitempty"`
 }
 
 // Created returns the request's creation time.
@@ -94,6 +106,10 @@ type Reply struct {
 	Message   string         `json:"statusmsg"`
 	Data      map[string]any `json:"data,omitempty"`
 	Time      int64          `json:"time"` // Unix nanoseconds
+	// JobID is set in the reply to an Async request when the node started
+	// the job: its id, to collect its result with the job agent. A reply to
+	// an Async request without it means no job runs there.
+	JobID string `json:"job_id,omitempty"`
 }
 
 // SecureReply is the signed envelope of a reply, signed by the node's own key.

@@ -19,6 +19,9 @@ type Kind string
 const (
 	KindRequest  Kind = "request"
 	KindComplete Kind = "complete"
+	// KindJob records the end of a detached job, after its request's
+	// completion record (which says the job started).
+	KindJob Kind = "job"
 )
 
 // Decision is the authorization outcome recorded for a request.
@@ -52,6 +55,9 @@ type RequestRecord struct {
 	Decision   Decision       `json:"decision"`
 	PolicyLine string         `json:"policy_line,omitempty"` // e.g. "rpcutil.policy:3" or "default deny"
 	Node       string         `json:"node"`                  // the auditing node's identity
+	// JobID is set for a request asking for a detached job (mco rpc
+	// --async): the id its job has if it starts, and its JobRecord's.
+	JobID string `json:"job_id,omitempty"`
 }
 
 // CompleteRecord is written when a request's action finished (or was refused),
@@ -64,6 +70,30 @@ type CompleteRecord struct {
 	StatusMessage string    `json:"status_message,omitempty"`
 	DurationMS    int64     `json:"duration_ms"`
 	Node          string    `json:"node"`
+	JobID         string    `json:"job_id,omitempty"` // as in the RequestRecord
+}
+
+// JobRecord is written when a detached job ended (or was found lost), by
+// the daemon watching the job spool — the one that started it, or the next
+// one after a restart. RequestID and JobID are the starting request's id,
+// so the job's lines join its request's.
+type JobRecord struct {
+	Kind      Kind      `json:"kind"` // always KindJob
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"request_id"`
+	JobID     string    `json:"job_id"`
+	Agent     string    `json:"agent"`
+	Action    string    `json:"action"`
+	Caller    string    `json:"caller"`
+	// State is finished, timeout or lost (its process ended without a
+	// record).
+	State string `json:"state"`
+	// ExitCode is the job process's (-1 when lost).
+	ExitCode      int    `json:"exit_code"`
+	Status        int    `json:"status"` // the action's protocol.StatusCode
+	StatusMessage string `json:"status_message,omitempty"`
+	DurationMS    int64  `json:"duration_ms"`
+	Node          string `json:"node"`
 }
 
 // MaskArguments returns args with the values of the named secret inputs

@@ -38,6 +38,8 @@ type Record struct {
 	Seq        uint64          `json:"seq"`
 	Request    RequestRecord   `json:"request"`
 	Completion *CompleteRecord `json:"completion,omitempty"`
+	// Job is the end of the detached job the request started, once known.
+	Job *JobRecord `json:"job,omitempty"`
 	// Broken is why the request's line breaks its node's chain, or "" when
 	// the link is intact; a broken record may have been edited or replayed.
 	Broken string `json:"broken,omitempty"`
@@ -97,6 +99,7 @@ func searchFile(path string, q Query) ([]Record, error) {
 		c       chain
 		out     []Record
 		pending = map[string]int{} // request id -> index in out, awaiting completion
+		jobs    = map[string]int{} // job id -> index in out, awaiting the job's end
 	)
 	for lineNo := 1; ; lineNo++ {
 		line, _, err := readLine(br)
@@ -120,6 +123,9 @@ func searchFile(path string, q Query) ([]Record, error) {
 				continue
 			}
 			pending[r.RequestID] = len(out)
+			if r.JobID != "" {
+				jobs[r.JobID] = len(out)
+			}
 			out = append(out, Record{Node: node, Seq: seq, Request: r, Broken: broken})
 		case KindComplete:
 			var cr CompleteRecord
@@ -129,6 +135,15 @@ func searchFile(path string, q Query) ([]Record, error) {
 			if i, ok := pending[cr.RequestID]; ok {
 				out[i].Completion = &cr
 				delete(pending, cr.RequestID)
+			}
+		case KindJob:
+			var jr JobRecord
+			if json.Unmarshal(line, &jr) != nil {
+				continue
+			}
+			if i, ok := jobs[jr.JobID]; ok {
+				out[i].Job = &jr
+				delete(jobs, jr.JobID)
 			}
 		}
 	}

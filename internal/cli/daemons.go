@@ -145,7 +145,35 @@ func newServerCmd(app *App) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.AddCommand(run, keys)
+	cmd.AddCommand(run, keys, newJobRunCmd(app))
+	return cmd
+}
+
+// newJobRunCmd is the hidden `mco server job-run`: the daemon re-executes
+// the binary so to run one detached action (mco rpc --async) in a process
+// of its own, outside the daemon's lifetime (daemon.RunJob).
+func newJobRunCmd(app *App) *cobra.Command {
+	var dir string
+	cmd := &cobra.Command{
+		Use:    "job-run -c server.conf --job DIR",
+		Short:  "Run one detached action (started by the node daemon, not by hand)",
+		Hidden: true,
+		Args:   cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if dir == "" {
+				return fmt.Errorf("--job DIR is required")
+			}
+			file := roleConfig(cmd, "server")
+			cfg, err := config.LoadServer(file)
+			if err != nil {
+				return err
+			}
+			// Its log is the job's stderr, in the job's directory.
+			log := slog.New(slog.NewTextHandler(app.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return daemon.RunJob(cfg, dir, buildinfo.Read().Short(), log)
+		},
+	}
+	cmd.Flags().StringVar(&dir, "job", "", "the job's directory in the spool")
 	return cmd
 }
 

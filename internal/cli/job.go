@@ -10,6 +10,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/ddl"
+	"github.com/marionette/mco/internal/jobs"
+	"github.com/marionette/mco/protocol"
 )
 
 func newJobCmd(app *App) *cobra.Command {
@@ -137,11 +140,14 @@ func newJobStatusCmd(app *App) *cobra.Command {
 				return err
 			}
 			defer fl.close()
+			if err := checkJobID(args[0]); err != nil {
+				return err
+			}
 			known, unknown, stats, err := jobCall(cmd.Context(), fl, "status", args[0], nil)
 			if err != nil {
 				return err
 			}
-			return printJobs(app, f, args[0], known, unknown, stats, false)
+			return printJobs(app, f, args[0], known, unknown, stats, nil)
 		},
 	}
 	f.register(cmd, true)
@@ -167,6 +173,9 @@ with exit code 0.`,
 			}
 			defer fl.close()
 			id := args[0]
+			if err := checkJobID(id); err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			if wait {
 				if err := waitJob(ctx, app, fl, id, waitFor, interval); err != nil {
@@ -177,7 +186,13 @@ with exit code 0.`,
 			if err != nil {
 				return err
 			}
-			return printJobs(app, f, id, known, unknown, stats, true)
+			libdirs := clientLibdirs(cmd)
+			return printJobs(app, f, id, known, unknown, stats, func(agent, action string) *ddl.Action {
+				if d, err := findDDL(agent, libdirs); err == nil {
+					return d.Action(action)
+				}
+				return nil
+			})
 		},
 	}
 	f.register(cmd, true)
@@ -216,13 +231,41 @@ func waitJob(ctx context.Context, app *App, fl *fleet, id string, limit, interva
 	}
 }
 
-func printJobs(app *App, f *clientFlags, id string, known []client.Result, unknown int, stats *client.Stats, output bool) error {
+// checkJobID refuses, before anything is sent, an id no job can have.
+func checkJobID(id string) error {
+	if !jobs.ValidID(id) {
+		return &ExitError{Code: 1, Err: fmt.Errorf("%q is not a job id: a job id is the id of the request that started it, 1 to 64 letters, digits, '_' or '-' (mco job list shows them)", id)}
+	}
+	return nil
+}
+
+// detachedReply is the action's own reply recorded by a job started with
+// mco rpc --async (ok false for other jobs, and while it runs).
+func detachedReply(r client.Result) (client.Result, bool) {
+	reply, isMap := r.Data["reply"].(map[string]any)
+	status, has := r.Data["reply_status"].(float64)
+	if !isMap || !has || status < 0 {
+		return client.Result{}, false
+	}
+	msg, _ := r.Data["reply_message"].(string)
+	return client.Result{Sender: r.Sender, Status: protocol.StatusCode(status), Message: msg, Data: reply}, true
+}
+
+// printJobs prints one job's state on the nodes that know it; with
+// outputs (results), its output too, and the reply of an action run with
+// mco rpc --async, rendered with that action's DDL (outputs returns nil
+// when the client has none).
+func printJobs(app *App, f *clientFlags, id string, known []client.Result, unknown int, stats *client.Stats, outputs func(agent, action string) *ddl.Action) error {
+	output := outputs != nil
 	code := 0
 	if len(known) == 0 {
 		code = 1
 	}
 	for _, r := range known {
 		if !r.OK() || r.Data["state"] != "finished" || num(r.Data["exit_code"]) != 0 {
+			code = 1
+		}
+		if rep, ok := detachedReply(r); ok && rep.Status != protocol.OK {
 			code = 1
 		}
 	}
@@ -244,6 +287,31 @@ func printJobs(app *App, f *clientFlags, id string, known []client.Result, unkno
 	w := app.Stdout
 	for _, r := range known {
 		d := r.Data
+		if rep, ok := detachedReply(r); ok && output {
+			agent, action := fmt.Sprint(d["agent"]), fmt.Sprint(d["action"])
+			state := "finished"
+			if d["timed_out"] == true {
+				state = "timed out"
+			}
+			fmt.Fprintf(w, "%s: job %s (%s %s) %s after %s: %s\n", r.Sender, id, agent, action, state, secs(d["duration"]), rep.Status)
+			if !rep.OK() {
+				fmt.Fprintf(w, "    %s\n", rep.Message)
+			}
+			lines := rawLines(rep.Data)
+			if act := outputs(agent, action); act != nil {
+				lines = act.FormatOutputs(rep.Data)
+			}
+			for _, l := range lines {
+				fmt.Fprintf(w, "    %s\n", l)
+			}
+			if text, _ := d["stderr"].(string); strings.TrimSpace(text) != "" && (f.verbose || !rep.OK()) {
+				fmt.Fprintf(w, "  stderr:\n")
+				for _, line := range strings.Split(strings.TrimRight(text, "\n"), "\n") {
+					fmt.Fprintf(w, "    %s\n", line)
+				}
+			}
+			continue
+		}
 		fmt.Fprintf(w, "%s: job %s (%v %v) %v", r.Sender, id, d["agent"], d["action"], d["state"])
 		if d["state"] == "finished" {
 			fmt.Fprintf(w, ", exit code %d", int(num(d["exit_code"])))

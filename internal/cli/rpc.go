@@ -19,7 +19,7 @@ import (
 
 func newRPCCmd(app *App) *cobra.Command {
 	f := &clientFlags{}
-	var noResults bool
+	var noResults, async bool
 	var agentName, actionName string
 	var extra []string
 	cmd := &cobra.Command{
@@ -34,7 +34,8 @@ Examples:
   mco rpc rpcutil ping
   mco rpc rpcutil get_fact fact=os.family -W role=web
   mco rpc service status service=nginx -I web1.example.net
-  mco rpc --agent rpcutil --action get_fact --arg fact=os.family`,
+  mco rpc --agent rpcutil --action get_fact --arg fact=os.family
+  mco rpc package install package=nginx --async    (then: mco job results ID --wait)`,
 		Args: func(_ *cobra.Command, args []string) error {
 			need := 2
 			if agentName != "" {
@@ -56,12 +57,13 @@ Examples:
 			if action == "" {
 				action, args = args[0], args[1:]
 			}
-			return runRPC(cmd, app, f, agent, action, append(extra, args...), noResults)
+			return runRPC(cmd, app, f, agent, action, append(extra, args...), noResults, async)
 		},
 	}
 	f.register(cmd, true)
 	acceptMCollectiveNames(cmd, true) // before --agent, which is not -A here
 	fs := cmd.Flags()
+	fs.BoolVar(&async, "async", false, "run the action as a detached job on each node, outside the daemon's lifetime: the nodes reply at once with the job id; collect the results with mco job results ID --wait")
 	fs.BoolVar(&noResults, "no-results", false, "send fire-and-forget: nodes run the action but do not reply (also --nr)")
 	fs.StringVar(&f.replyTo, "reply-to", "", "send the replies to another of your own reply subjects (a full subject, or a NAME to use <collective>.reply.<your hash>.NAME) for another process with your certificate to collect; do not wait")
 	fs.StringVar(&agentName, "agent", "", "the agent to call, instead of the first argument (MCollective's spelling; the agent filter is -A, --with-agent)")
@@ -76,6 +78,8 @@ type rpcCall struct {
 	data          map[string]any
 	ddl           *ddl.Agent
 	act           *ddl.Action
+	// async runs the action as a detached job (mco rpc --async).
+	async bool
 }
 
 // prepareCall resolves the DDL and converts and validates the arguments.
@@ -145,11 +149,12 @@ func clientLibdirs(cmd *cobra.Command) []string {
 	return c.Libdirs
 }
 
-func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action string, kv []string, noResults bool) error {
+func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action string, kv []string, noResults, async bool) error {
 	call, err := prepareCall(cmd, app, agentName, action, kv)
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
 	}
+	call.async = async
 	return runCall(cmd, app, f, call, noResults, nil)
 }
 
@@ -171,6 +176,10 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 		return &ExitError{Code: 1, Err: fmt.Errorf("--reply-to cannot be combined with --batch or --batch-by: a rollout needs the replies")}
 	case noResults && ro.maxFailures != nil:
 		return &ExitError{Code: 1, Err: fmt.Errorf("--max-failures needs replies: it cannot be combined with --no-results")}
+	case call.async && (noResults || f.replyTo != ""):
+		return &ExitError{Code: 1, Err: fmt.Errorf("--async needs the replies, which carry the job id: it cannot be combined with --no-results or --reply-to")}
+	case call.async && ro.batched():
+		return &ExitError{Code: 1, Err: fmt.Errorf("--async cannot be combined with --batch or --batch-by: a rollout waits for each batch's results, and a detached job's come later")}
 	}
 	// Discovery looks only for nodes hosting the agent; the request itself
 	// carries just the operator's filter, so that a node addressed directly
@@ -218,6 +227,9 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	}
 	if req.ReplyTo != "" || noResults {
 		return sendDetached(cmd, app, f, ro, cl, req, d)
+	}
+	if call.async {
+		return sendAsync(cmd, app, f, cl, req, d)
 	}
 	bar := newProgress(app, f, len(d.Nodes))
 	var results []client.Result

@@ -19,18 +19,30 @@ import (
 // defaultJobsRoot holds one spool per node identity when jobs.dir is unset.
 const defaultJobsRoot = "/var/lib/marionette/jobs"
 
+// OpenJobs opens the node's job spool (jobs.dir, default
+// /var/lib/marionette/jobs/<identity>): Puppet and Chef runs and every
+// action run detached (mco rpc --async) keep their records there. The
+// directory appears with the first job. onFinish, when not nil, runs (on
+// its own goroutine) after a job started by this process ends.
+func OpenJobs(cfg *config.Server, identity string, onFinish func(*jobs.State)) (*jobs.Spool, error) {
+	dir := cfg.JobsDir
+	if dir == "" {
+		dir = filepath.Join(defaultJobsRoot, identity)
+	}
+	spool, err := jobs.Open(dir, jobs.Options{MaxJobs: cfg.JobsMax, MaxAge: cfg.JobsMaxAge, OnFinish: onFinish})
+	if err != nil {
+		return nil, fmt.Errorf("jobs.dir: %w", err)
+	}
+	return spool, nil
+}
+
 // ConfigManagement builds the configuration management agents — puppet and
-// chef, each active only where its tool is installed, and the job agent
-// over the spool their runs use — and the puppet data plugin, which shares the agent's state
-// (one Puppet per node: the data plugin depends on the node's
-// puppet.confdir, so it is not one of the machine-wide plugins). Nothing is
-// built on a node without Puppet or Chef; the spool directory appears with the first
-// job.
-//
-// afterRun, when not nil, runs (on its own goroutine) after a job started by
-// this daemon ends, to re-collect facts.
-func ConfigManagement(cfg *config.Server, identity string, afterRun func(), log *slog.Logger) (node.AgentFunc, []data.Plugin, error) {
-	none := func(*node.Node) ([]*agent.Agent, error) { return nil, nil }
+// chef, each active only where its tool is installed, their runs detached
+// jobs in spool — the job agent over the spool (on every node: any action
+// can run detached) and the puppet data plugin, which shares the agent's
+// state (one Puppet per node: the data plugin depends on the node's
+// puppet.confdir, so it is not one of the machine-wide plugins).
+func ConfigManagement(cfg *config.Server, spool *jobs.Spool, log *slog.Logger) (node.AgentFunc, []data.Plugin, error) {
 	pc := cfg.Puppet
 	pp, err := puppetagent.New(puppetagent.Options{
 		Puppet: pc.Command, ConfDir: pc.ConfDir, RunCommand: pc.RunCommand,
@@ -53,21 +65,6 @@ func ConfigManagement(cfg *config.Server, identity string, afterRun func(), log 
 		log.Info("chef agent inactive", "reason", err)
 	} else if err != nil {
 		return nil, nil, err
-	}
-	if !havePuppet && !haveChef {
-		return none, nil, nil
-	}
-	dir := cfg.JobsDir
-	if dir == "" {
-		dir = filepath.Join(defaultJobsRoot, identity)
-	}
-	opts := jobs.Options{MaxJobs: cfg.JobsMax, MaxAge: cfg.JobsMaxAge}
-	if afterRun != nil {
-		opts.OnFinish = func(*jobs.State) { afterRun() }
-	}
-	spool, err := jobs.Open(dir, opts)
-	if err != nil {
-		return nil, nil, fmt.Errorf("jobs.dir: %w", err)
 	}
 	var plugins []data.Plugin
 	if havePuppet {

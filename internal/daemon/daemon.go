@@ -26,6 +26,7 @@ import (
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/facts"
 	"github.com/marionette/mco/internal/filewatch"
+	"github.com/marionette/mco/internal/jobs"
 	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/reaper"
@@ -50,6 +51,10 @@ type Daemon struct {
 	auditWrites atomic.Uint64
 	// publishAudit sends audit lines to the broker once connected.
 	publishAudit atomic.Pointer[func([]byte)]
+	// jobs is the job spool; jobsEnded is signalled when a job this
+	// daemon started ends, to audit its end (watchJobs).
+	jobs      *jobs.Spool
+	jobsEnded chan struct{}
 }
 
 // New builds a node from its configuration (file is its path, for reporting).
@@ -85,7 +90,23 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			log.Warn("refreshing facts after a run", "err", err)
 		}
 	}
-	cmAgents, cmPlugins, err := ConfigManagement(cfg, d.id.Name(), refresh, log)
+	d.jobsEnded = make(chan struct{}, 1)
+	if d.jobs, err = OpenJobs(cfg, d.id.Name(), func(st *jobs.State) {
+		select {
+		case d.jobsEnded <- struct{}{}:
+		default: // a look at the spool is due anyway
+		}
+		if st.Kind == "" {
+			refresh() // a Puppet or Chef run
+		}
+	}); err != nil {
+		return nil, err
+	}
+	cmAgents, cmPlugins, err := ConfigManagement(cfg, d.jobs, log)
+	if err != nil {
+		return nil, err
+	}
+	det, err := newDetacher(d.jobs, file, d.facts.Facts, d.facts.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -106,6 +127,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 		Libdirs:  cfg.Libdirs,
 		// plugin.<agent>.<key> lines
 		PluginConfig: cfg.PluginConfig,
+		Jobs:         det,
 	}
 	if cfg.PolicyDir != "" {
 		spec.Authorizer = node.Policy{A: authz.New(authz.Options{
@@ -277,6 +299,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel, before the connection closes
 	defer cancel()
+	if d.audit != nil {
+		aud := &node.Auditor{Log: d.audit, Node: d.id.Name()}
+		wg.Go(func() { watchJobs(ctx, d.jobs, aud, d.jobsEnded, d.log) })
+	}
 	wg.Go(func() {
 		if err := d.facts.Run(ctx); err != nil {
 			d.log.Error("facts watcher stopped", "err", err)

@@ -50,16 +50,30 @@ var ErrExists = errors.New("job already exists")
 
 // Spec is what to run and on whose behalf.
 type Spec struct {
-	ID        string    `json:"id"`
-	RequestID string    `json:"request_id"`
-	Caller    string    `json:"caller"`
-	Agent     string    `json:"agent"`
-	Action    string    `json:"action"`
-	Argv      []string  `json:"argv"`
-	Env       []string  `json:"env,omitempty"` // added to the daemon's environment
-	Dir       string    `json:"dir,omitempty"` // working directory ("" means /)
-	Created   time.Time `json:"created"`
-	PID       int       `json:"pid"`
+	ID        string   `json:"id"`
+	RequestID string   `json:"request_id"`
+	Caller    string   `json:"caller"`
+	Agent     string   `json:"agent"`
+	Action    string   `json:"action"`
+	Argv      []string `json:"argv"`
+	Env       []string `json:"env,omitempty"` // added to the daemon's environment
+	Dir       string   `json:"dir,omitempty"` // working directory ("" means /)
+	// Kind is KindRPC for an agent action run detached by the job runner
+	// (mco rpc --async), whose reply is in result.json; "" for a command
+	// (a Puppet or Chef run) whose outcome is its exit code and output.
+	Kind string `json:"kind,omitempty"`
+	// InputHash identifies the action's inputs (KindRPC), so that an
+	// identical job is not started twice at once without storing the
+	// inputs, which may hold secrets, in job.json.
+	InputHash string `json:"input_hash,omitempty"`
+	// Timeout is the action's timeout, which the runner enforces (KindRPC).
+	Timeout time.Duration `json:"timeout,omitempty"`
+	// Files are written into the job's directory (mode 0600) before the
+	// command starts: what the command needs to read (the runner's
+	// request). Not part of job.json.
+	Files   map[string][]byte `json:"-"`
+	Created time.Time         `json:"created"`
+	PID     int               `json:"pid"`
 	// procStart is the process's start time in clock ticks since boot
 	// (/proc/PID/stat field 22): with the PID it tells our process from a
 	// later one that reused the PID.
@@ -161,6 +175,16 @@ func (s *Spool) Start(spec Spec, check func() error) (*State, error) {
 			return nil, fmt.Errorf("job %s: %w", spec.ID, ErrExists)
 		}
 		return nil, fmt.Errorf("job spool: %w", err)
+	}
+	for name, b := range spec.Files {
+		if name != filepath.Base(name) || reserved[name] {
+			_ = os.RemoveAll(jd)
+			return nil, fmt.Errorf("job %s: file name %q is not allowed", spec.ID, name)
+		}
+		if err := os.WriteFile(filepath.Join(jd, name), b, 0o600); err != nil {
+			_ = os.RemoveAll(jd)
+			return nil, fmt.Errorf("job spool: %w", err)
+		}
 	}
 	spec.Created = s.opts.Now()
 	cmd := exec.Command("/bin/sh", append([]string{"-c", wrapper, "sh"}, spec.Argv...)...)

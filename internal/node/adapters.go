@@ -8,6 +8,7 @@ import (
 	"github.com/marionette/mco/internal/audit"
 	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/server"
+	"github.com/marionette/mco/protocol"
 )
 
 // The adapters below connect the pipeline's small interfaces
@@ -54,6 +55,7 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 		return a.Log.Append(&audit.CompleteRecord{
 			Kind: audit.KindComplete, Time: now, RequestID: req.ID, Status: int(ev.Status),
 			StatusMessage: audit.BoundMessage(ev.Message), DurationMS: ev.Duration.Milliseconds(), Node: a.Node,
+			JobID: ev.JobID,
 		})
 	}
 	decision := audit.Deny
@@ -68,6 +70,30 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 		Kind: audit.KindRequest, Time: now, RequestID: req.ID, RequestTime: req.Created(),
 		Caller: req.CallerID, Signer: ev.Signer, Sender: req.Sender, Collective: req.Collective, Agent: req.Agent,
 		Action: req.Action, Arguments: audit.BoundArguments(audit.MaskArguments(req.Data, secrets)), Decision: decision,
-		PolicyLine: ev.Decision.Rule, Node: a.Node,
+		PolicyLine: ev.Decision.Rule, Node: a.Node, JobID: ev.JobID,
+	})
+}
+
+// JobEnd is what AuditJob records of a detached job that ended.
+type JobEnd struct {
+	ID, Agent, Action, Caller string
+	State                     string // finished, timeout or lost
+	ExitCode                  int
+	Status                    protocol.StatusCode
+	Message                   string
+	Duration                  time.Duration
+}
+
+// AuditJob records a detached job's end, under its id (the id of the
+// request that started it).
+func (a *Auditor) AuditJob(j JobEnd) error {
+	now := time.Now()
+	if a.Now != nil {
+		now = a.Now()
+	}
+	return a.Log.Append(&audit.JobRecord{
+		Kind: audit.KindJob, Time: now, RequestID: j.ID, JobID: j.ID, Agent: j.Agent, Action: j.Action,
+		Caller: j.Caller, State: j.State, ExitCode: j.ExitCode, Status: int(j.Status),
+		StatusMessage: audit.BoundMessage(j.Message), DurationMS: j.Duration.Milliseconds(), Node: a.Node,
 	})
 }

@@ -85,6 +85,11 @@ type Spec struct {
 	// PluginConfig holds each agent's plugin.<agent>.<key> settings, by agent
 	// then key; built-in and external agents get theirs.
 	PluginConfig map[string]map[string]string
+	// OnlyExternal, when set, loads only the external agent of that name
+	// (a detached job's runner, which runs one action of one agent).
+	OnlyExternal string
+	// Jobs starts Async requests as detached jobs (server.Options.Jobs).
+	Jobs server.Detacher
 	// QuietLoad does not log external agents that fail to load (an
 	// in-process collective reports them for its first node only).
 	QuietLoad bool
@@ -129,7 +134,7 @@ func Build(spec Spec) (*Node, error) {
 		Facts: n.spec.Facts, Agents: n.agents, Data: n.data, Authorizer: spec.Authorizer,
 		AuditFailOpen: spec.AuditFailOpen, MaxMessageSize: spec.MaxMessageSize,
 		Skew: spec.Skew, MaxTTL: spec.MaxTTL, ReplayFile: spec.ReplayFile, Version: spec.Version, Logger: spec.Logger,
-		Concurrency: spec.Concurrency,
+		Concurrency: spec.Concurrency, Jobs: spec.Jobs,
 	}
 	if spec.Audit != nil {
 		opts.Auditor = &Auditor{Log: spec.Audit, Node: spec.Identity.Name(), Secrets: n.agents.Secrets}
@@ -160,7 +165,7 @@ func Build(spec Spec) (*Node, error) {
 	}
 	n.agents.Replace(nil, builtin...)
 	if len(spec.Libdirs) > 0 {
-		n.loader = external.NewLoader(external.Options{LibDirs: spec.Libdirs, Facts: n.spec.Facts.Facts, Logger: spec.Logger, Config: spec.PluginConfig, Groups: spec.AgentGroups})
+		n.loader = external.NewLoader(external.Options{LibDirs: spec.Libdirs, Facts: n.spec.Facts.Facts, Logger: spec.Logger, Config: spec.PluginConfig, Groups: spec.AgentGroups, Only: spec.OnlyExternal})
 		if _, err := n.Reload(); err != nil {
 			return nil, err
 		}

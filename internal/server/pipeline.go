@@ -101,6 +101,7 @@ type request struct {
 	decision Decision
 	audited  bool // the request record is in the audit log
 	admitted bool // holds one of its caller's running slots
+	started  bool // its detached job started: the reply names it
 }
 
 func (r *request) done() {
@@ -155,6 +156,10 @@ func (s *Server) finish(r *request, inline bool) {
 	}
 	s.stats.Passed.Add(1)
 	s.wg.Add(1)
+	if r.req.Async {
+		go s.detach(r)
+		return
+	}
 	if inline && r.agent.Quick(r.req.Action) {
 		s.run(r)
 		return
@@ -242,8 +247,13 @@ func (s *Server) authenticate(r *request) *refusal {
 	bad := func(reason, format string, args ...any) *refusal {
 		return drop(reason, format, args...).counting(&s.stats.Unvalidated)
 	}
-	if req.Protocol != protocol.RequestProtocol {
+	switch {
+	case req.Protocol != protocol.RequestProtocol && req.Protocol != protocol.AsyncRequestProtocol:
 		return bad(dropProtocol, "unknown request protocol %q", req.Protocol)
+	case req.Async != (req.Protocol == protocol.AsyncRequestProtocol):
+		// A detached job is asked for in both places or in neither: a
+		// request that says so in one only was not built by our client.
+		return bad(dropMalformed, "request from %q: async %v with protocol %q", r.caller, req.Async, req.Protocol)
 	}
 	if err := protocol.CheckRequestID(req.ID); req.ID != "" && err != nil {
 		// Before anything stores or logs the id in full.
@@ -410,7 +420,7 @@ func (s *Server) writeAudit(r *request) bool {
 		r.audited = true
 		return true
 	}
-	if err := s.opts.Auditor.Audit(AuditEvent{Request: r.req, Signer: r.caller, Decision: r.decision}); err != nil {
+	if err := s.opts.Auditor.Audit(AuditEvent{Request: r.req, Signer: r.caller, Decision: r.decision, JobID: r.jobID()}); err != nil {
 		s.stats.AuditErrors.Add(1)
 		s.log.Error("audit write failed", "id", r.req.ID, "err", err)
 		return false
@@ -424,7 +434,7 @@ func (s *Server) auditComplete(r *request, status protocol.StatusCode, msg strin
 	if s.opts.Auditor == nil {
 		return
 	}
-	ev := AuditEvent{Request: r.req, Signer: r.caller, Decision: r.decision, Status: status, Message: msg, Duration: d, Complete: true}
+	ev := AuditEvent{Request: r.req, Signer: r.caller, Decision: r.decision, Status: status, Message: msg, Duration: d, Complete: true, JobID: r.jobID()}
 	if err := s.opts.Auditor.Audit(ev); err != nil {
 		s.stats.AuditErrors.Add(1)
 		s.log.Error("audit write failed", "id", r.req.ID, "err", err)
@@ -452,7 +462,8 @@ func (s *Server) validateInput(r *request) *refusal {
 // and are not counted), so one caller cannot occupy the node with hundreds
 // of long actions.
 func (s *Server) admit(r *request) *refusal {
-	if r.agent.Quick(r.req.Action) {
+	// A detached job runs outside the daemon: starting it takes no slot.
+	if r.agent.Quick(r.req.Action) || r.req.Async {
 		return nil
 	}
 	s.runningMu.Lock()
@@ -489,11 +500,7 @@ func (s *Server) run(r *request) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	h, _ := r.agent.Handler(r.req.Action)
-	areq := &agent.Request{
-		ID: r.req.ID, Agent: r.req.Agent, Action: r.req.Action, CallerID: r.req.CallerID,
-		Sender: r.req.Sender, Collective: r.req.Collective, Time: r.req.Created(),
-		TTL: time.Duration(r.req.TTL) * time.Second, Data: r.req.Data,
-	}
+	areq := s.agentRequest(r)
 	rep := &agent.Reply{Data: r.action.OutputDefaults()}
 	start := time.Now()
 	var answered sync.Once
@@ -542,6 +549,9 @@ func (s *Server) reply(r *request, status protocol.StatusCode, msg string, data 
 		Protocol: protocol.ReplyProtocol, RequestID: r.req.ID, Sender: s.Identity(),
 		Agent: r.req.Agent, Action: r.req.Action, Status: status, Message: msg, Data: data,
 		Time: s.now().UnixNano(),
+	}
+	if r.started {
+		rep.JobID = r.req.ID
 	}
 	body, err := json.Marshal(&rep)
 	if err != nil {

@@ -4,7 +4,8 @@
 //	decode → authenticate → freshness and replay → filter (no data plugins)
 //	→ authorize → filter data plugins → agent and action → audit
 //	→ validate input → admit (per-caller limit) → run (with the action
-//	timeout) → sign reply → publish
+//	timeout; an Async request starts a detached job instead, detach.go)
+//	→ sign reply → publish
 //
 // Every step returns nil or a refusal, handled in one place (refuse). A
 // request that fails a step before authorization is dropped with a counted
@@ -76,6 +77,9 @@ type AuditEvent struct {
 	Message  string
 	Duration time.Duration
 	Complete bool
+	// JobID is the detached job an Async request starts (its own id), on
+	// both its request and its completion record.
+	JobID string
 }
 
 // Auditor records every request that passed authentication.
@@ -128,6 +132,9 @@ type Options struct {
 	Concurrency int
 	Version     string
 	Logger      *slog.Logger
+	// Jobs starts Async requests as detached jobs; nil refuses them (with
+	// a reply saying so, after authorization and audit like any other).
+	Jobs Detacher
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }

@@ -80,6 +80,10 @@ type Options struct {
 	// starts and when it ends (reaper.Groups), so a daemon restarted after a
 	// crash can kill the runs its predecessor left behind.
 	Groups ProcessGroups
+	// Only, when set, loads just the agent of that name: a detached job's
+	// runner needs one agent, and loading means asking each agent whether
+	// to activate, which runs it.
+	Only string
 }
 
 // ProcessGroups records running agent process groups (their leader's pid).
@@ -128,7 +132,7 @@ func discover(opts Options) ([]*agent.Agent, []error) {
 		}
 		for _, e := range entries {
 			name, ok := ddlName(e.Name())
-			if !ok || e.IsDir() {
+			if !ok || e.IsDir() || (opts.Only != "" && name != opts.Only) {
 				continue
 			}
 			ddlPath := filepath.Join(dir, e.Name())

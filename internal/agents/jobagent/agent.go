@@ -64,9 +64,14 @@ type handlers struct {
 }
 
 func (h handlers) fields(st *jobs.State) map[string]any {
+	command := strings.Join(st.Argv, " ")
+	if st.Kind == jobs.KindRPC {
+		// The runner's command line says nothing; the action does.
+		command = "mco rpc " + st.Agent + " " + st.Action + " --async"
+	}
 	m := map[string]any{
 		"id": st.ID, "agent": st.Agent, "action": st.Action, "caller": st.Caller,
-		"command": strings.Join(st.Argv, " "), "state": st.Status, "running": st.Status == jobs.Running,
+		"command": command, "state": st.Status, "running": st.Status == jobs.Running,
 		"exit_code": st.ExitCode, "pid": st.PID, "started": st.Created.Unix(), "finished": int64(0),
 		"duration": h.now().Sub(st.Created).Seconds(),
 	}
@@ -137,5 +142,19 @@ func (h handlers) results(_ context.Context, req *agent.Request, rep *agent.Repl
 	rep.Data["stdout"], rep.Data["stderr"], rep.Data["truncated"] = stdout, stderr, truncated
 	if st.Status == jobs.Lost {
 		rep.Fail("job %s was lost: its process ended without recording an exit code", st.ID)
+		return
 	}
+	if st.Kind != jobs.KindRPC || st.Status != jobs.Finished {
+		return
+	}
+	res, err := h.spool.Result(st.ID)
+	if err != nil {
+		rep.Fail("job %s ended without a result: its runner exited %d (see its stderr)", st.ID, st.ExitCode)
+		return
+	}
+	data := res.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	rep.Data["reply"], rep.Data["reply_status"], rep.Data["reply_message"], rep.Data["timed_out"] = data, int(res.Status), res.Message, res.TimedOut
 }
