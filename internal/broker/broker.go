@@ -13,14 +13,17 @@
 package broker
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
-	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -67,6 +70,12 @@ type Broker struct {
 	verifier *security.Verifier
 	log      *slog.Logger
 	counters *counters
+	peers    *routePeers // nil unless clustering with TLS
+
+	// reloadMu guards opts: the options the NATS server runs with now (it
+	// keeps the pointer it was given), cloned for each ReloadOptions.
+	reloadMu sync.Mutex
+	opts     *server.Options
 }
 
 // Start starts the broker and waits until it accepts connections.
@@ -107,6 +116,7 @@ func Start(opts Options) (*Broker, error) {
 		no.TLSConfig = security.ServerTLSFrom(opts.CurrentIdentity, opts.Verifier.Roots())
 		no.CustomClientAuthentication = &authenticator{opts: opts, counters: cs}
 	}
+	var peers *routePeers
 	if opts.ClusterListen != "" {
 		chost, cport, err := splitHostPort(opts.ClusterListen)
 		if err != nil {
@@ -116,6 +126,8 @@ func Start(opts Options) (*Broker, error) {
 		if !opts.Insecure {
 			ctls := security.ServerTLSFrom(opts.CurrentIdentity, opts.Verifier.Roots())
 			ctls.VerifyPeerCertificate = onlyBrokers(opts.Verifier)
+			peers = &routePeers{keys: map[string]string{}}
+			ctls.VerifyConnection = peers.record
 			no.Cluster.TLSConfig = ctls
 			no.Cluster.TLSTimeout = 5
 		}
@@ -147,7 +159,7 @@ func Start(opts Options) (*Broker, error) {
 		ns.Shutdown()
 		return nil, fmt.Errorf("broker did not start listening on %s", opts.Listen)
 	}
-	return &Broker{ns: ns, verifier: opts.Verifier, log: opts.Logger, counters: cs}, nil
+	return &Broker{ns: ns, verifier: opts.Verifier, log: opts.Logger, counters: cs, peers: peers, opts: no}, nil
 }
 
 // URL is the address clients and nodes connect to.
@@ -219,15 +231,37 @@ func (a *authenticator) check(c server.ClientAuthentication) bool {
 		a.opts.Logger.Warn("refusing connection", "remote", c.RemoteAddress(), "certname", leaf.Subject.CommonName, "reason", "role "+string(role)+" may not connect as a client")
 		return false
 	}
-	c.RegisterUser(&server.User{Username: userName(leaf), Permissions: perms})
-	a.counters.roles.Store(userName(leaf), role)
+	// No NATS user name: nats-server closes, at every configuration reload
+	// (dropRevokedRoutes), each connection whose user name is not among its
+	// configured users. Connections are told apart by their certificate.
+	c.RegisterUser(&server.User{Permissions: perms})
+	a.counters.certs.Store(certKey(leaf), connCert{name: leaf.Subject.CommonName, serial: leaf.SerialNumber.Text(16), role: role})
 	return true
 }
 
-// userName is the NATS user of a connection: the certname, and the serial so
-// that DropRevoked can find the connections of a revoked certificate.
-func userName(cert *x509.Certificate) string {
-	return cert.Subject.CommonName + "#" + cert.SerialNumber.Text(16)
+// connCert is what the broker remembers of a certificate that connected.
+type connCert struct {
+	name, serial string
+	role         pki.Role
+}
+
+// certKey identifies a certificate as nats-server's connection list does
+// (ConnInfo.TLSPeerCerts[0].CertSha256): the SHA-256 of its DER.
+func certKey(cert *x509.Certificate) string {
+	sum := sha256.Sum256(cert.Raw)
+	return hex.EncodeToString(sum[:])
+}
+
+// connCertOf looks up the certificate a listed connection presented.
+func (cs *counters) connCertOf(ci *server.ConnInfo) (connCert, bool) {
+	if len(ci.TLSPeerCerts) == 0 {
+		return connCert{}, false
+	}
+	v, ok := cs.certs.Load(ci.TLSPeerCerts[0].CertSha256)
+	if !ok {
+		return connCert{}, false
+	}
+	return v.(connCert), true
 }
 
 // DropRevoked disconnects every client and node whose certificate is now
@@ -243,24 +277,124 @@ func (b *Broker) DropRevoked() {
 	}
 	// Collect first, then disconnect: a disconnect removes the connection
 	// from the list at once, and paging while removing would skip some.
-	var drop []server.ConnInfo
+	type dropped struct {
+		cid  uint64
+		ip   string
+		cert connCert
+	}
+	var drop []dropped
 	for offset := 0; ; {
 		conns, err := b.ns.Connz(&server.ConnzOptions{Username: true, Offset: offset, Limit: 1024})
 		if err != nil || len(conns.Conns) == 0 {
 			break
 		}
 		for _, ci := range conns.Conns {
-			if i := strings.LastIndexByte(ci.AuthorizedUser, '#'); i >= 0 && revoked[ci.AuthorizedUser[i+1:]] {
-				drop = append(drop, *ci)
+			if cc, ok := b.counters.connCertOf(ci); ok && revoked[cc.serial] {
+				drop = append(drop, dropped{ci.Cid, ci.IP, cc})
 			}
 		}
 		offset += len(conns.Conns)
 	}
-	for _, ci := range drop {
-		b.log.Warn("disconnecting a revoked certificate", "user", ci.AuthorizedUser, "remote", ci.IP)
-		_ = b.ns.DisconnectClientByID(ci.Cid)
+	for _, d := range drop {
+		b.log.Warn("disconnecting a revoked certificate", "certname", d.cert.name, "serial", d.cert.serial, "remote", d.ip)
+		_ = b.ns.DisconnectClientByID(d.cid)
 		b.counters.revokedDrops.Add(1)
 	}
+	b.dropRevokedRoutes(revoked)
+}
+
+// routePeers remembers the certificate of every broker a route handshake
+// (accepted or dialled) succeeded with: its serial and the SHA-256 of its
+// public key, the form nats-server pins route certificates by. Only broker
+// certificates from the collective's CA get this far, one entry each.
+type routePeers struct {
+	mu   sync.Mutex
+	keys map[string]string // serial (hex) -> SPKI SHA-256 (hex)
+}
+
+// record is the cluster TLS configuration's VerifyConnection: it runs after
+// onlyBrokers accepted the peer, on both sides of a route.
+func (p *routePeers) record(cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		return nil
+	}
+	leaf := cs.PeerCertificates[0]
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	p.mu.Lock()
+	p.keys[leaf.SerialNumber.Text(16)] = hex.EncodeToString(sum[:])
+	p.mu.Unlock()
+	return nil
+}
+
+// split takes the revoked peers out of the record and returns the public
+// keys to keep (every other peer's, minus the revoked ones: a key a revoked
+// certificate shares with a valid one is dropped too, and its route
+// reconnects with the valid certificate) and whether any peer was revoked.
+func (p *routePeers) split(revoked map[string]bool) (map[string]struct{}, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	gone := map[string]bool{}
+	for serial, key := range p.keys {
+		if revoked[serial] {
+			gone[key] = true
+			delete(p.keys, serial)
+		}
+	}
+	if len(gone) == 0 {
+		return nil, false
+	}
+	keep := map[string]struct{}{}
+	for _, key := range p.keys {
+		if !gone[key] {
+			keep[key] = struct{}{}
+		}
+	}
+	return keep, true
+}
+
+// dropRevokedRoutes closes every route, accepted or dialled, configured or
+// learnt from the cluster, whose peer presented a certificate that is now
+// revoked. nats-server has no call to close one route, but re-checks every
+// route's certificate against the cluster's pinned keys when a reload
+// changes them: the broker pins the keys of the peers still trusted, which
+// closes the others, then unpins at once so that new brokers may join
+// again. A closed route that dials again meets onlyBrokers and is refused.
+func (b *Broker) dropRevokedRoutes(revoked map[string]bool) {
+	if b.peers == nil {
+		return
+	}
+	keep, found := b.peers.split(revoked)
+	if !found {
+		return
+	}
+	before := b.ns.NumRoutes()
+	if err := b.reloadPinned(server.PinnedCertSet(keep)); err != nil {
+		b.log.Error("could not drop the routes of a revoked broker certificate", "err", err)
+		return
+	}
+	if err := b.reloadPinned(nil); err != nil {
+		b.log.Error("could not let brokers route again after dropping a revoked one", "err", err)
+		return
+	}
+	b.log.Warn("dropped the routes of a revoked broker certificate", "routes_before", before, "routes_after", b.ns.NumRoutes())
+}
+
+// reloadPinned reloads the NATS server with its current options but the
+// given pinned route keys (nil: none). Any reload also re-checks every
+// client connection's certificate through the authenticator.
+func (b *Broker) reloadPinned(pinned server.PinnedCertSet) error {
+	b.reloadMu.Lock()
+	defer b.reloadMu.Unlock()
+	next := b.opts.Clone()
+	// Clone copies the TLS configurations; the originals carry callbacks,
+	// which never compare equal, and would make the reload re-apply them.
+	next.TLSConfig, next.Cluster.TLSConfig = b.opts.TLSConfig, b.opts.Cluster.TLSConfig
+	next.Cluster.TLSPinnedCerts = pinned
+	if err := b.ns.ReloadOptions(next); err != nil {
+		return fmt.Errorf("reloading the NATS server: %w", err)
+	}
+	b.opts = next
+	return nil
 }
 
 func (a *authenticator) permissions(cert *x509.Certificate, role pki.Role) (*server.Permissions, bool) {

@@ -16,7 +16,7 @@ import (
 // counters are what the broker counts itself; message and byte counts come
 // from the NATS server's own statistics.
 type counters struct {
-	roles        sync.Map // NATS user name -> pki.Role of authenticated connections
+	certs        sync.Map // certKey -> connCert of every certificate that connected
 	refused      atomic.Uint64
 	revokedDrops atomic.Uint64
 }
@@ -58,8 +58,8 @@ func (b *Broker) connectionsByRole() map[string]int {
 		}
 		for _, ci := range conns.Conns {
 			role := "unknown"
-			if r, ok := b.counters.roles.Load(ci.AuthorizedUser); ok {
-				role = string(r.(pki.Role))
+			if cc, ok := b.counters.connCertOf(ci); ok {
+				role = string(cc.role)
 			}
 			out[role]++
 		}

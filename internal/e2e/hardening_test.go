@@ -566,3 +566,73 @@ func TestClientRefusesRevokedBroker(t *testing.T) {
 		t.Fatalf("ping through a revoked broker: exit %d\n%s%s", r.code, r.stdout, r.stderr)
 	}
 }
+
+// TestRevokedBrokerRoutesDroppedE2E: three `mco broker run` processes, each
+// with a certificate of its own, form a full-mesh cluster with a node on
+// each. Broker C's certificate is revoked; A and B (which read the
+// revocation file; C, the attacker, does not) close the routes C already
+// had, whichever side dialled them, and refuse it again when it dials back.
+// Requests no longer cross to or from C, while A and B stay routed and
+// their nodes keep answering.
+func TestRevokedBrokerRoutesDroppedE2E(t *testing.T) {
+	t.Parallel()
+	c := newCollective(t, collectiveOptions{})
+	names := []string{"a", "b", "c"}
+	routePorts := map[string]int{}
+	for _, n := range names {
+		routePorts[n] = freePort(t)
+		if _, err := c.store.Issue(pki.RoleBroker, "broker-"+n+".e2e", []string{"127.0.0.1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	brokers := map[string]*runningBroker{}
+	for _, n := range names {
+		var routes []string
+		for _, o := range names {
+			if o != n {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", routePorts[o]))
+			}
+		}
+		extra := []string{"cluster.name = e2e", fmt.Sprintf("cluster.listen = 127.0.0.1:%d", routePorts[n]),
+			"cluster.routes = " + strings.Join(routes, ", ")}
+		if n != "c" {
+			extra = append(extra, "security.revocation_file = "+c.store.RevokedPath())
+		}
+		brokers[n] = startBrokerAs(t, c, "broker-"+n, "broker-"+n+".e2e", 0, extra...)
+	}
+	a, b, cc := brokers["a"], brokers["b"], brokers["c"]
+	for _, br := range brokers {
+		waitUntil(t, br.name+" to route to both peers", func() bool { return br.numRoutes(t) == 2 })
+	}
+	onA := confFor(t, c, "alice.mcollective", a.url)
+	onC := confFor(t, c, "alice.mcollective", cc.url)
+	for _, n := range names {
+		runDaemon(t, c, brokers[n].url, "node-"+n+".e2e", onA)
+	}
+	alice := c.connect(onA)
+
+	if r := mco(t, "", "pki", "revoke", "broker-c.e2e", "--dir", c.store.Dir); r.code != 0 {
+		t.Fatalf("pki revoke: exit %d\n%s%s", r.code, r.stdout, r.stderr)
+	}
+	waitUntil(t, "A and B to drop their routes to C", func() bool {
+		return a.numRoutes(t) == 1 && b.numRoutes(t) == 1 && cc.numRoutes(t) == 0
+	})
+	for _, br := range []*runningBroker{a, b} {
+		br.p.waitStderr(t, "dropped the routes of a revoked broker certificate")
+	}
+	// C's configured routes dial again and are refused.
+	a.p.waitStderr(t, "is revoked")
+	if a.numRoutes(t) != 1 || b.numRoutes(t) != 1 || cc.numRoutes(t) != 0 {
+		t.Fatalf("after C dialled again: routes A %d, B %d, C %d; want 1, 1, 0", a.numRoutes(t), b.numRoutes(t), cc.numRoutes(t))
+	}
+	waitUntil(t, "node C to stop answering through A", func() bool { return !pingOK(alice, "node-c.e2e") })
+	for _, n := range []string{"node-a.e2e", "node-b.e2e"} {
+		if !pingOK(alice, n) {
+			t.Errorf("%s stopped answering through A", n)
+		}
+	}
+	r := mco(t, "", "-c", onC, "ping", "-t", "2s")
+	if strings.Contains(r.stdout, "node-a.e2e") || strings.Contains(r.stdout, "node-b.e2e") || !strings.Contains(r.stdout, "node-c.e2e") {
+		t.Fatalf("mco ping through C: want node C only\n%s%s", r.stdout, r.stderr)
+	}
+}

@@ -306,10 +306,16 @@ type runningBroker struct {
 // lines) and waits for its "broker ready" line.
 func startNamedBroker(t *testing.T, c *collective, name string, port int, extra ...string) *runningBroker {
 	t.Helper()
+	return startBrokerAs(t, c, name, "broker.e2e", port, extra...)
+}
+
+// startBrokerAs is startNamedBroker with the broker certificate certname.
+func startBrokerAs(t *testing.T, c *collective, name, certname string, port int, extra ...string) *runningBroker {
+	t.Helper()
 	br := &runningBroker{name: name, monitor: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
 	conf := filepath.Join(c.dir, name+".conf")
 	writeFile(t, conf, fmt.Sprintf("listen = 127.0.0.1:%d\nmonitor = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n%s\n",
-		port, br.monitor, c.store.CACertPath(), c.store.CertPath("broker.e2e"), c.store.KeyPath("broker.e2e"), strings.Join(extra, "\n")))
+		port, br.monitor, c.store.CACertPath(), c.store.CertPath(certname), c.store.KeyPath(certname), strings.Join(extra, "\n")))
 	br.p = startProcess(t, name, "", "broker", "run", "-c", conf)
 	log := br.p.waitStderr(t, "broker ready")
 	re := regexp.MustCompile(`broker ready.* url=(\S+)`)
