@@ -2,13 +2,18 @@ package server
 
 import (
 	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/marionette/mco/filter"
+	"github.com/marionette/mco/internal/authz"
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -127,5 +132,52 @@ func TestRunningLimitPerCaller(t *testing.T) {
 	n.s.Handle(signed(t, bobID, bob))
 	if rep := n.reply(bob.ID); rep.Status != protocol.OK {
 		t.Fatalf("bob while alice is at her limit: status %d %q", rep.Status, rep.Message)
+	}
+}
+
+// policy adapts the real ActionPolicy to the server's Authorizer, as
+// internal/node does (which the server cannot import).
+type policy struct{ a *authz.Authorizer }
+
+func (p policy) Authorize(caller, agent, action string, node filter.Node) Decision {
+	d := p.a.Authorize(authz.Request{Caller: caller, Agent: agent, Action: action, Node: node})
+	return Decision{Allowed: d.Allowed, Rule: d.String()}
+}
+
+// TestPolicyDataCallOffDeliveryGoroutine: an ActionPolicy rule that calls a
+// data plugin (here in a 5-field rule's compound facts column) is evaluated
+// off the delivery goroutine: while alice's request waits for its data call,
+// bob's request (decided by an earlier rule without data) is delivered and
+// answered first; then alice's is authorized by her rule and answered too.
+// The data call counts against the request's data budget as a filter's does.
+func TestPolicyDataCallOffDeliveryGoroutine(t *testing.T) {
+	p := newTestPKI(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "test.policy"), []byte("policy default deny\n"+
+		"allow\tcert=bob.mcollective\t*\t*\t*\n"+
+		"allow\tcert=alice.mcollective\t*\tfstat('/etc/hosts').size>0\t*\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	a := authz.New(authz.Options{Dir: dir}, slog.New(slog.DiscardHandler))
+	data := &gatedData{gate: make(chan struct{})}
+	n := newNode(t, p, natstest.Start(t), func(o *Options) { o.Data = data; o.Authorizer = policy{a} })
+	slow := newRequest()
+	n.s.Handle(signed(t, p.alice, slow)) // returns although the policy's data call blocks
+	poll.Until(t, "the policy's data call to start", func() bool { return data.calls.Load() == 1 })
+
+	bobID := issue(t, p.ca, pki.RoleClient, "bob.mcollective")
+	bob := newRequest()
+	bob.Sender, bob.CallerID = bobID.Name(), "cert="+bobID.Name()
+	bob.ReplyTo = protocol.ReplySubject(testCollective, protocol.CallerHash(bobID.Name()), bob.ID)
+	n.s.Handle(signed(t, bobID, bob))
+	if rep := n.reply(bob.ID); rep.Status != protocol.OK {
+		t.Fatalf("bob while alice's policy data call blocks: status %d %q", rep.Status, rep.Message)
+	}
+	close(data.gate)
+	if rep := n.reply(slow.ID); rep.Status != protocol.OK {
+		t.Fatalf("alice, allowed by a rule with a data call: status %d %q", rep.Status, rep.Message)
+	}
+	if c := data.calls.Load(); c != 1 {
+		t.Errorf("%d data calls, want 1 (bob's rule needs none)", c)
 	}
 }

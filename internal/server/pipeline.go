@@ -28,15 +28,16 @@ import (
 // lateSteps; docs/architecture.md lists them.
 //
 // Early steps run on the message's delivery goroutine and must be cheap;
-// late steps run there too unless the request's filter needs data plugins,
-// in which case they run on their own goroutine (a data call may hash a big
-// file and must never hold up delivery).
+// late steps run there too unless the request's filter or the ActionPolicy
+// rule that decides it needs data plugins, in which case they run on their
+// own goroutine (a data call may hash a big file and must never hold up
+// delivery).
 func (s *Server) earlySteps() []step {
 	return []step{s.decode, s.authenticate, s.checkFreshness, s.matchFilter, s.authorize}
 }
 
 func (s *Server) lateSteps() []step {
-	return []step{s.matchDataFilter, s.resolveAgent, s.auditRequest, s.validateInput, s.admit}
+	return []step{s.authorizeWithData, s.matchDataFilter, s.resolveAgent, s.auditRequest, s.validateInput, s.admit}
 }
 
 // step is one stage of the pipeline.
@@ -89,6 +90,9 @@ type request struct {
 	// filter needed one, so its outcome is decided after authorization.
 	deferData    bool
 	dataDeferred bool
+	// policyDeferred: ActionPolicy reached a rule with a data call on the
+	// delivery goroutine; authorizeWithData decides, off it.
+	policyDeferred bool
 
 	raw      []byte
 	subject  string // the subject it arrived on; "" from Handle (tests)
@@ -135,7 +139,7 @@ func (s *Server) handle(subject string, data []byte, inline bool) {
 		r.done()
 		return
 	}
-	if r.dataDeferred {
+	if r.dataDeferred || r.policyDeferred {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
@@ -354,15 +358,43 @@ func (s *Server) matchFilter(r *request) *refusal {
 	return s.notForUs()
 }
 
-// authorize is step 5 (ActionPolicy). A denied caller whose filter needs a
-// data plugin is not told anything: whether the filter selects this node is
-// unknown, and evaluating it for them is what must not happen.
+// authorize is step 5 (ActionPolicy), on the delivery goroutine and so
+// without data plugins: a policy rule that calls one (puppet().enabled=false,
+// fstat(...) in a compound column) is reached only by evaluating the rules
+// before it, and if one is reached the decision is left to
+// authorizeWithData, off the delivery goroutine. Rules are first match, so a
+// policy whose deciding rule makes no data call is decided here.
 func (s *Server) authorize(r *request) *refusal {
 	if s.opts.Authorizer == nil {
 		r.decision = Decision{Allowed: true, Rule: "authorization disabled"}
 		return nil
 	}
-	r.decision = s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, s.view(r))
+	filterDeferred := r.dataDeferred
+	r.deferData, r.dataDeferred = true, false
+	d := s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, s.view(r))
+	r.policyDeferred = r.dataDeferred
+	r.deferData, r.dataDeferred = false, filterDeferred
+	if r.policyDeferred {
+		return nil // d may be a deny for the deferred call: not a decision
+	}
+	return s.decided(r, d)
+}
+
+// authorizeWithData begins step 6 (the data calls): ActionPolicy again,
+// data plugins included (within the request's data budget), when authorize
+// had to leave it.
+func (s *Server) authorizeWithData(r *request) *refusal {
+	if !r.policyDeferred {
+		return nil
+	}
+	return s.decided(r, s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, s.view(r)))
+}
+
+// decided applies an ActionPolicy decision. A denied caller whose filter
+// needs a data plugin is not told anything: whether the filter selects this
+// node is unknown, and evaluating it for them is what must not happen.
+func (s *Server) decided(r *request, d Decision) *refusal {
+	r.decision = d
 	switch {
 	case r.decision.Allowed:
 		return nil
@@ -375,8 +407,8 @@ func (s *Server) authorize(r *request) *refusal {
 
 const deniedMessage = "You are not authorized to call this agent or action"
 
-// matchDataFilter is step 6: for an authorized caller, the filter again,
-// data plugins included, within the request's data budget.
+// matchDataFilter is the rest of step 6: for an authorized caller, the
+// filter again, data plugins included, within the request's data budget.
 func (s *Server) matchDataFilter(r *request) *refusal {
 	if !r.dataDeferred || r.req.Filter.Match(s.view(r)) {
 		return nil
