@@ -23,4 +23,10 @@
 // re-collects built-ins and command sources on an interval. A file that fails
 // to parse keeps its last good content; a command that fails keeps its last
 // good output. Both are logged.
+//
+// # Classes
+//
+// Classes come from the classes file and from sources that push them
+// ([Store.SetClasses]: Puppet's classes.txt located through Puppet's
+// settings, a Chef run list), merged in that order with repeats dropped.
 package facts

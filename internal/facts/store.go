@@ -34,7 +34,8 @@ type Options struct {
 	// override earlier ones, and all of them override command sources and
 	// built-ins.
 	Files []string
-	// ClassesFile holds one class per line; empty means no classes.
+	// ClassesFile holds one class per line; empty means none. Classes
+	// other components push (SetClasses) are added after it.
 	ClassesFile string
 	// Commands are argv lists run without a shell (e.g. {"facter", "-j"});
 	// their output, a JSON object, is merged above built-ins and below
@@ -94,6 +95,15 @@ type Store struct {
 	builtins map[string]any
 	cmdOut   []map[string]any // last good output per command, nil until one succeeds
 	watched  []*watchedFile   // facts files in merge order, then the classes file
+	// pushed are the classes other components set (SetClasses), by
+	// source, in the order the sources first appeared.
+	pushed []pushedClasses
+}
+
+// pushedClasses is one source's classes set through SetClasses.
+type pushedClasses struct {
+	source  string
+	classes []string
 }
 
 // watchedFile is one facts or classes file with its last good content.
@@ -206,6 +216,35 @@ func (s *Store) Version() uint64 { return s.Snapshot().Version }
 // Changed returns a channel closed at the next change after this call's
 // snapshot; call it again after it fires.
 func (s *Store) Changed() <-chan struct{} { return s.Snapshot().changed }
+
+// SetClasses sets the classes a named source contributes (Puppet's
+// classes.txt located from Puppet's settings, a Chef run list), replacing
+// that source's previous ones; nil removes them. They are merged after the
+// classes file, in the order the sources were first set, repeats dropped.
+// Components that learn classes from their own tools push them here, so
+// that filters, policies and registration see them like any other class.
+func (s *Store) SetClasses(source string, classes []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	classes = slices.Clone(classes)
+	for i := range s.pushed {
+		if s.pushed[i].source == source {
+			s.pushed[i].classes = classes
+			s.publish()
+			return
+		}
+	}
+	s.pushed = append(s.pushed, pushedClasses{source: source, classes: classes})
+	s.publish()
+}
+
+// Recollect re-runs the built-ins and command sources now, as on the
+// interval: after a Puppet or Chef run, whose changes facter and ohai
+// report. Files are not re-read (their watcher does that); failures are
+// logged and keep the last good output.
+func (s *Store) Recollect(ctx context.Context) {
+	_ = s.refreshSources(ctx, false)
+}
 
 // Refresh re-collects everything now: built-ins, every command source and
 // every file, whether changed or not. Failures keep the last good content,
@@ -389,6 +428,22 @@ func (s *Store) publish() {
 		case w.facts != nil:
 			merged = merge(merged, w.facts)
 		}
+	}
+	if len(s.pushed) > 0 {
+		seen := make(map[string]bool, len(classes))
+		all := slices.Clone(classes)
+		for _, c := range classes {
+			seen[c] = true
+		}
+		for _, p := range s.pushed {
+			for _, c := range p.classes {
+				if !seen[c] {
+					seen[c] = true
+					all = append(all, c)
+				}
+			}
+		}
+		classes = all
 	}
 
 	prev := s.current.Load()

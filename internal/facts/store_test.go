@@ -416,3 +416,41 @@ func TestZeroStore(t *testing.T) {
 		t.Errorf("got facts %v classes %v version %d, want empty at version 1", s.Facts(), s.Classes(), s.Version())
 	}
 }
+
+func TestSetClassesMergesSources(t *testing.T) {
+	dir := t.TempDir()
+	classes := filepath.Join(dir, "classes.txt")
+	writeFile(t, classes, "base\nweb\n")
+	s, err := New(Options{ClassesFile: classes})
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		source  string
+		classes []string
+		want    []string
+	}{
+		{"puppet", []string{"settings", "web", "apache"}, []string{"base", "web", "settings", "apache"}},
+		{"chef", []string{"role.web", "recipe.nginx"}, []string{"base", "web", "settings", "apache", "role.web", "recipe.nginx"}},
+		// A source's new classes replace its old ones, in place.
+		{"puppet", []string{"nginx"}, []string{"base", "web", "nginx", "role.web", "recipe.nginx"}},
+		{"puppet", nil, []string{"base", "web", "role.web", "recipe.nginx"}},
+	}
+	for i, st := range steps {
+		before := s.Snapshot()
+		s.SetClasses(st.source, st.classes)
+		if diff := cmp.Diff(st.want, s.Classes()); diff != "" {
+			t.Fatalf("step %d (%s): classes (-want +got):\n%s", i, st.source, diff)
+		}
+		select {
+		case <-before.Changed():
+		default:
+			t.Fatalf("step %d: no change notification", i)
+		}
+	}
+	v := s.Version()
+	s.SetClasses("chef", []string{"role.web", "recipe.nginx"})
+	if s.Version() != v {
+		t.Fatal("setting the same classes again bumped the version")
+	}
+}
