@@ -49,6 +49,9 @@ type settingsCache struct {
 	err      error
 	loading  bool
 	loadedCh chan struct{} // closed when the first load ends
+	// reloaded receives a value after every successful load, so that a
+	// watcher learns of a reload that a request started.
+	reloaded chan struct{}
 }
 
 type fileStamp struct {
@@ -66,7 +69,7 @@ func stampOf(path string) fileStamp {
 }
 
 func newSettingsCache(puppet, confdir string) *settingsCache {
-	return &settingsCache{puppet: puppet, confdir: confdir, loadedCh: make(chan struct{})}
+	return &settingsCache{puppet: puppet, confdir: confdir, loadedCh: make(chan struct{}), reloaded: make(chan struct{}, 1)}
 }
 
 // get returns the current settings. The first call loads them (waiting at
@@ -126,14 +129,51 @@ func (c *settingsCache) load() {
 	c.loading = false
 	if err == nil {
 		c.cur, c.stamp, c.err = s, stamp, nil
+		select {
+		case c.reloaded <- struct{}{}:
+		default:
+		}
 	} else if c.cur == nil {
-		c.err = err // a failed reload keeps the last good settings
+		c.err = err
+	} else {
+		// A failed reload keeps the last good settings and is not tried
+		// again until puppet.conf changes once more: a broken puppet.conf
+		// must not cost a fork per request or per poll.
+		c.stamp = stampOf(c.cur.Config)
 	}
 	select {
 	case <-c.loadedCh:
 	default:
 		close(c.loadedCh)
 	}
+}
+
+// sync returns the current settings, first reading them in the calling
+// goroutine when they were never read or puppet.conf changed since: the
+// watcher's way, which must not return before a change is taken in. When a
+// request's background reload is under way it returns the settings as they
+// are; the reload then signals reloaded.
+func (c *settingsCache) sync(ctx context.Context) (*Settings, error) {
+	c.mu.Lock()
+	stale := c.cur == nil || stampOf(c.cur.Config) != c.stamp
+	if stale && !c.loading {
+		c.loading = true
+		c.mu.Unlock()
+		c.load()
+	} else {
+		c.mu.Unlock()
+	}
+	select {
+	case <-c.loadedCh:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == nil {
+		return nil, c.err
+	}
+	return c.cur, nil
 }
 
 // readSettings runs `puppet config print --render-as json` for the agent
