@@ -19,9 +19,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,10 +79,16 @@ type Options struct {
 	Jobs *jobs.Spool
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Logger receives warnings (run list entries skipped); nil discards
+	// them.
+	Logger *slog.Logger
 }
 
 // Chef is the agent's state.
-type Chef struct{ opts Options }
+type Chef struct {
+	opts Options
+	log  *slog.Logger
+}
 
 // New checks that chef-client is installed.
 func New(opts Options) (*Chef, error) {
@@ -107,7 +115,11 @@ func New(opts Options) (*Chef, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Chef{opts: opts}, nil
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Chef{opts: opts, log: log}, nil
 }
 
 // SetJobs sets the spool runs start in.
@@ -147,29 +159,79 @@ func (c *Chef) report() (*Report, time.Time, error) {
 	return &r, end, nil
 }
 
-// Classes turns the last run's run list into classes: role[web] becomes
-// role.web and recipe[nginx::default] recipe.nginx::default (square
-// brackets are not allowed in class names).
+// Classes turns the last run's run list into classes (RunListClasses);
+// entries that cannot be classes are logged and skipped.
 func (c *Chef) Classes() []string {
 	r, _, err := c.report()
-	if err != nil || r == nil {
+	if err != nil {
+		c.log.Warn("chef: run report unreadable; no classes from the run list", "file", c.opts.ReportFile, "err", err)
 		return nil
 	}
-	return RunListClasses(r.RunList)
+	if r == nil {
+		return nil
+	}
+	classes, skipped := RunListClasses(r.RunList)
+	for _, item := range skipped {
+		c.log.Warn("chef: run list entry skipped: not role[NAME], recipe[COOKBOOK::RECIPE@VERSION] or COOKBOOK::RECIPE", "entry", item, "file", c.opts.ReportFile)
+	}
+	return classes
 }
 
-// RunListClasses munges a Chef run list to class names.
-func RunListClasses(runList []string) []string {
-	var out []string
+var (
+	// roleName is what Chef allows in a role's name.
+	roleName = regexp.MustCompile(`^[A-Za-z0-9_-]+$`)
+	// recipeName is COOKBOOK or COOKBOOK::RECIPE, with an optional
+	// @VERSION pin (Chef's cookbook and recipe names: letters, digits,
+	// '_', '-' and '.').
+	recipeName = regexp.MustCompile(`^([A-Za-z0-9_.-]+(?:::[A-Za-z0-9_.-]+)?)(?:@[0-9]+(?:\.[0-9]+){0,2})?$`)
+)
+
+// RunListClasses munges a Chef run list to class names, since square
+// brackets are not allowed in class names: role[web] becomes role.web,
+// recipe[apache2::mod_ssl] recipe.apache2::mod_ssl (the "::" stays, as in
+// Puppet's class names, so -C recipe.apache2::mod_ssl matches it), and a
+// version pin is dropped (recipe[apache2@1.2.0] is recipe.apache2: the
+// class says what the node runs, the pin how it was chosen). An entry
+// without brackets is a recipe, as Chef reads it (apache2::mod_ssl is
+// recipe.apache2::mod_ssl). recipe[apache2] stays recipe.apache2; Chef's
+// implied ::default is not added. Repeats are dropped. Entries that fit none
+// of these forms are returned in skipped, for the caller to report.
+func RunListClasses(runList []string) (classes, skipped []string) {
+	seen := map[string]bool{}
 	for _, item := range runList {
-		kind, rest, ok := strings.Cut(item, "[")
-		name, closed := strings.CutSuffix(rest, "]")
-		if !ok || !closed || name == "" {
+		class, ok := runListClass(strings.TrimSpace(item))
+		if !ok {
+			skipped = append(skipped, item)
 			continue
 		}
-		out = append(out, kind+"."+name)
+		if !seen[class] {
+			seen[class] = true
+			classes = append(classes, class)
+		}
 	}
-	return out
+	return classes, skipped
+}
+
+func runListClass(item string) (string, bool) {
+	kind, name := "recipe", item
+	if k, rest, ok := strings.Cut(item, "["); ok {
+		n, closed := strings.CutSuffix(rest, "]")
+		if !closed {
+			return "", false
+		}
+		kind, name = k, n
+	}
+	switch kind {
+	case "role":
+		if roleName.MatchString(name) {
+			return "role." + name, true
+		}
+	case "recipe":
+		if m := recipeName.FindStringSubmatch(name); m != nil {
+			return "recipe." + m[1], true
+		}
+	}
+	return "", false
 }
 
 func livePID(path string) (int, time.Time, bool) {

@@ -4,13 +4,17 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/internal/jobs"
@@ -182,8 +186,116 @@ func TestWakeDaemon(t *testing.T) {
 }
 
 func TestRunListClasses(t *testing.T) {
-	got := RunListClasses([]string{"role[web]", "recipe[nginx::default]", "bogus", "role[]"})
-	if strings.Join(got, ",") != "role.web,recipe.nginx::default" {
-		t.Fatalf("got %v", got)
+	tests := []struct {
+		name    string
+		in      []string
+		classes []string
+		skipped []string
+	}{
+		{"role", []string{"role[web]"}, []string{"role.web"}, nil},
+		{"recipe with ::", []string{"recipe[apache2::mod_ssl]"}, []string{"recipe.apache2::mod_ssl"}, nil},
+		{"recipe, default recipe not added", []string{"recipe[apache2]"}, []string{"recipe.apache2"}, nil},
+		{"version pin dropped", []string{"recipe[apache2::mod_ssl@1.2.0]", "recipe[ntp@2]"}, []string{"recipe.apache2::mod_ssl", "recipe.ntp"}, nil},
+		{"bare entries are recipes", []string{"apache2::mod_ssl", "ntp"}, []string{"recipe.apache2::mod_ssl", "recipe.ntp"}, nil},
+		{"repeats dropped", []string{"role[web]", "recipe[ntp]", "ntp", "role[web]"}, []string{"role.web", "recipe.ntp"}, nil},
+		{"surrounding space trimmed", []string{" role[db] "}, []string{"role.db"}, nil},
+		{"bad entries skipped", []string{
+			"role[]", "recipe[]", "role[web", "environment[prod]", "role[web::x]", "role[a b]",
+			"recipe[a:::b]", "recipe[nginx@latest]", "recipe[x]]", "", "recipe[a\nb]", "role[web]",
+		}, []string{"role.web"}, []string{
+			"role[]", "recipe[]", "role[web", "environment[prod]", "role[web::x]", "role[a b]",
+			"recipe[a:::b]", "recipe[nginx@latest]", "recipe[x]]", "", "recipe[a\nb]",
+		}},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			classes, skipped := RunListClasses(tt.in)
+			if strings.Join(classes, ",") != strings.Join(tt.classes, ",") || strings.Join(skipped, "|") != strings.Join(tt.skipped, "|") {
+				t.Fatalf("RunListClasses(%q) = %q, skipped %q; want %q, skipped %q", tt.in, classes, skipped, tt.classes, tt.skipped)
+			}
+		})
+	}
+}
+
+// Watch reports the run list's classes at start and after a run rewrote
+// the report, logs the entries it skips by name, and reports the run.
+func TestWatchReport(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	dir := t.TempDir()
+	report := filepath.Join(dir, "report.json")
+	var logs syncBuf
+	bin := t.TempDir()
+	if err := os.WriteFile(filepath.Join(bin, "chef-client"), []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
+	c, err := New(Options{ReportFile: report, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var got [][]string
+	runs := 0
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		c.Watch(ctx, time.Hour, Hooks{
+			Classes:     func(cl []string) { mu.Lock(); got = append(got, cl); mu.Unlock() },
+			RunFinished: func() { mu.Lock(); runs++; mu.Unlock() },
+		})
+		close(done)
+	}()
+	defer func() { cancel(); <-done }()
+	wait := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(time.Minute)
+		for {
+			mu.Lock()
+			ok := cond()
+			mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s (classes %q, runs %d)", what, got, runs)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	wait("the first report", func() bool { return len(got) == 1 })
+	if got[0] != nil || runs != 0 {
+		t.Fatalf("without a report: classes %q, runs %d", got[0], runs)
+	}
+	tmp := report + ".tmp"
+	if err := os.WriteFile(tmp, []byte(`{"status":"success","run_list":["role[web]","recipe[apache2::mod_ssl@1.0.0]","role[bad name]"]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, report); err != nil {
+		t.Fatal(err)
+	}
+	wait("classes after the run", func() bool { return len(got) == 2 && runs == 1 })
+	if strings.Join(got[1], ",") != "role.web,recipe.apache2::mod_ssl" {
+		t.Fatalf("classes %q", got[1])
+	}
+	if !strings.Contains(logs.String(), `entry="role[bad name]"`) {
+		t.Fatalf("skipped entry not logged by name:\n%s", logs.String())
+	}
+}
+
+// syncBuf is a log sink safe across goroutines.
+type syncBuf struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
