@@ -130,6 +130,8 @@ tls.cert = $work/pki/certs/$name.crt
 tls.key = $work/pki/private/$name.key
 facts = $work/$d/facts.yaml
 agents.disabled = package, service
+# Not from Puppet's classfile: one puppet config print per daemon at start.
+puppet.classes = false
 policy.dir = $work/policy
 audit.log = $work/$d/audit.log
 request.replay_file = $work/$d/replay.seen

@@ -132,6 +132,7 @@ type Chef struct {
 	LockFile   string   // disables runs while it exists
 	RunLock    string   // chef-client's own run lock
 	PIDFile    string   // the chef-client daemon's PID file
+	Classes    bool     // add the report's run list to the node's classes (default true)
 }
 
 // Puppet configures the built-in puppet agent.
@@ -142,6 +143,7 @@ type Puppet struct {
 	ResourceAllow []string // resource types the resource action may manage
 	ResourceDeny  []string // resource types it may not
 	AllowManaged  bool     // allow resources Puppet's catalog manages
+	Classes       bool     // classes from Puppet's classfile when classes is unset (default true)
 }
 
 // Packaged defaults: a node is secure without any policy or audit key. With
@@ -169,6 +171,8 @@ func DefaultServer() *Server {
 		MaxTTL:             time.Hour,
 		AgentPolicyDefault: map[string]string{},
 		PluginConfig:       map[string]map[string]string{},
+		Puppet:             Puppet{Classes: true},
+		Chef:               Chef{Classes: true},
 	}
 	s.defaults()
 	return s
@@ -240,6 +244,8 @@ func (s *Server) keys(base string) keys {
 		"puppet.resource.allow":         {"resource types the puppet resource action may manage, comma separated (unset with no deny list: the action is refused)", strs(&s.Puppet.ResourceAllow)},
 		"puppet.resource.deny":          {"resource types the puppet resource action may not manage, comma separated", strs(&s.Puppet.ResourceDeny)},
 		"puppet.resource.allow_managed": {"let the resource action touch resources Puppet's catalog manages (default false)", boolean(&s.Puppet.AllowManaged)},
+		"puppet.classes":                {"when classes is unset, take the node's classes from Puppet's classfile (its classfile setting, followed when puppet.conf changes); default true", boolean(&s.Puppet.Classes)},
+		"chef.classes":                  {"add the last chef-client run's run list to the node's classes, as role.NAME and recipe.NAME; default true", boolean(&s.Chef.Classes)},
 		"chef.command":                  {"chef-client executable for the chef agent (default chef-client on PATH; the agent is active only where it is installed)", str(&s.Chef.Command)},
 		"chef.run_command":              {"command chef runonce runs, without a shell (default chef-client --once)", func(v string) error { s.Chef.RunCommand = strings.Fields(v); return nil }},
 		"chef.report":                   {"JSON report written by the documented report handler (default /var/chef/cache/marionette-report.json)", path(base, &s.Chef.ReportFile)},

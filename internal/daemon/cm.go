@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"sync"
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/internal/agents/chefagent"
@@ -12,6 +14,7 @@ import (
 	"github.com/marionette/mco/internal/agents/puppetagent"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/data"
+	"github.com/marionette/mco/internal/filewatch"
 	"github.com/marionette/mco/internal/jobs"
 	"github.com/marionette/mco/internal/node"
 )
@@ -36,13 +39,52 @@ func OpenJobs(cfg *config.Server, identity string, onFinish func(*jobs.State)) (
 	return spool, nil
 }
 
+// CM is what the configuration management tools add to a node: agents, the
+// puppet data plugin, and watchers of the tools' own files.
+type CM struct {
+	// Agents builds the puppet, chef and job agents.
+	Agents node.AgentFunc
+	// Plugins are the data plugins (puppet).
+	Plugins []data.Plugin
+	// watch runs the watchers (Run).
+	watch []func(context.Context)
+}
+
+// Run runs the watchers of Puppet's and Chef's files until ctx ends.
+func (c *CM) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, w := range c.watch {
+		wg.Go(func() { w(ctx) })
+	}
+	wg.Wait()
+}
+
+// CMHooks receive what the watchers learn; nil fields are not wanted.
+type CMHooks struct {
+	// Classes sets one source's classes ("puppet", "chef"): the node's
+	// facts store (facts.Store.SetClasses).
+	Classes func(source string, classes []string)
+	// RunFinished is called when a Puppet or Chef run ended (its summary or
+	// report was rewritten), to re-collect facts. It must not block.
+	RunFinished func()
+}
+
 // ConfigManagement builds the configuration management agents — puppet and
-// chef, each active only where its tool is installed, their runs detached
-// jobs in spool — the job agent over the spool (on every node: any action
-// can run detached) and the puppet data plugin, which shares the agent's
-// state (one Puppet per node: the data plugin depends on the node's
-// puppet.confdir, so it is not one of the machine-wide plugins).
-func ConfigManagement(cfg *config.Server, spool *jobs.Spool, log *slog.Logger) (node.AgentFunc, []data.Plugin, error) {
+// chef, each active only where its tool is installed, and the job agent
+// over the spool their runs use — the puppet data plugin, which shares the
+// agent's state (one Puppet per node: the data plugin depends on the node's
+// puppet.confdir, so it is not one of the machine-wide plugins), and the
+// watchers that feed the tools' classes and finished runs to hooks. Their
+// runs are detached jobs in spool; the job agent serves the spool on every
+// node (any action can run detached).
+//
+// Classes come from Puppet's classfile when the node sets no classes file
+// and puppet.classes is not false (which costs one `puppet config print`
+// at start), and from the Chef report's run list unless chef.classes is
+// false. Puppet's files are watched for finished runs whenever hooks want
+// them and the node has fact commands to re-run.
+func ConfigManagement(cfg *config.Server, spool *jobs.Spool, hooks CMHooks, log *slog.Logger) (*CM, error) {
+	cm := &CM{Agents: func(*node.Node) ([]*agent.Agent, error) { return nil, nil }}
 	pc := cfg.Puppet
 	pp, err := puppetagent.New(puppetagent.Options{
 		Puppet: pc.Command, ConfDir: pc.ConfDir, RunCommand: pc.RunCommand,
@@ -53,28 +95,48 @@ func ConfigManagement(cfg *config.Server, spool *jobs.Spool, log *slog.Logger) (
 	if errors.Is(err, puppetagent.ErrNotInstalled) {
 		log.Info("puppet agent inactive", "reason", err)
 	} else if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	cc := cfg.Chef
 	chef, err := chefagent.New(chefagent.Options{
 		Command: cc.Command, RunCommand: cc.RunCommand, ReportFile: cc.ReportFile,
-		LockFile: cc.LockFile, RunLock: cc.RunLock, PIDFile: cc.PIDFile,
+		LockFile: cc.LockFile, RunLock: cc.RunLock, PIDFile: cc.PIDFile, Logger: log,
 	})
 	haveChef := err == nil
 	if errors.Is(err, chefagent.ErrNotInstalled) {
 		log.Info("chef agent inactive", "reason", err)
 	} else if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	var plugins []data.Plugin
+	wantRuns := hooks.RunFinished != nil && (len(cfg.FactCommand) > 0 || len(cfg.FactSources) > 0)
 	if havePuppet {
 		pp.SetJobs(spool)
-		plugins = append(plugins, data.NewPuppet(pp.Data))
+		cm.Plugins = append(cm.Plugins, data.NewPuppet(pp.Data))
+		var h puppetagent.Hooks
+		if hooks.Classes != nil && pc.Classes && cfg.ClassesFile == "" {
+			h.Classes = func(c []string) { hooks.Classes("puppet", c) }
+		}
+		if wantRuns {
+			h.RunFinished = hooks.RunFinished
+		}
+		if h.Classes != nil || h.RunFinished != nil {
+			cm.watch = append(cm.watch, func(ctx context.Context) { pp.Watch(ctx, filewatch.DefaultPoll, h) })
+		}
 	}
 	if haveChef {
 		chef.SetJobs(spool)
+		var h chefagent.Hooks
+		if hooks.Classes != nil && cc.Classes {
+			h.Classes = func(c []string) { hooks.Classes("chef", c) }
+		}
+		if wantRuns {
+			h.RunFinished = hooks.RunFinished
+		}
+		if h.Classes != nil || h.RunFinished != nil {
+			cm.watch = append(cm.watch, func(ctx context.Context) { chef.Watch(ctx, filewatch.DefaultPoll, h) })
+		}
 	}
-	agents := func(*node.Node) ([]*agent.Agent, error) {
+	cm.Agents = func(*node.Node) ([]*agent.Agent, error) {
 		var out []*agent.Agent
 		if havePuppet {
 			pa, err := pp.Agent()
@@ -96,5 +158,5 @@ func ConfigManagement(cfg *config.Server, spool *jobs.Spool, log *slog.Logger) (
 		}
 		return append(out, ja), nil
 	}
-	return agents, plugins, nil
+	return cm, nil
 }

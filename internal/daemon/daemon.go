@@ -45,8 +45,11 @@ type Daemon struct {
 	ids      *security.IdentityFiles // the certificate and key in use, renewed on disk
 	verifier *security.Verifier
 	facts    *facts.Store
-	audit    *audit.Log
-	node     *node.Node
+	cm       *CM
+	// recollect asks Run to re-run the fact commands (a run ended).
+	recollect chan struct{}
+	audit     *audit.Log
+	node      *node.Node
 	// auditWrites counts audit lines written (metrics).
 	auditWrites atomic.Uint64
 	// publishAudit sends audit lines to the broker once connected.
@@ -81,28 +84,29 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 	if err != nil {
 		return nil, fmt.Errorf("facts: %w", err)
 	}
-	// Facts change with a Puppet run (a package installed, a file
-	// written): re-collect them when one of our runs ends.
-	refresh := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*facts.DefaultCommandTimeout)
-		defer cancel()
-		if err := d.facts.Refresh(ctx); err != nil {
-			log.Warn("refreshing facts after a run", "err", err)
-		}
-	}
 	d.jobsEnded = make(chan struct{}, 1)
-	if d.jobs, err = OpenJobs(cfg, d.id.Name(), func(st *jobs.State) {
+	if d.jobs, err = OpenJobs(cfg, d.id.Name(), func(*jobs.State) {
 		select {
 		case d.jobsEnded <- struct{}{}:
 		default: // a look at the spool is due anyway
 		}
-		if st.Kind == "" {
-			refresh() // a Puppet or Chef run
-		}
 	}); err != nil {
 		return nil, err
 	}
-	cmAgents, cmPlugins, err := ConfigManagement(cfg, d.jobs, log)
+	// Facts change with a Puppet or Chef run (a package installed, a file
+	// written): Run re-collects them when one ends, as the tools' summary
+	// or report says, whoever started the run (a run that outlived a
+	// daemon restart included).
+	d.recollect = make(chan struct{}, 1)
+	d.cm, err = ConfigManagement(cfg, d.jobs, CMHooks{
+		Classes: d.facts.SetClasses,
+		RunFinished: func() {
+			select {
+			case d.recollect <- struct{}{}:
+			default: // one is pending: it will see this run's changes too
+			}
+		},
+	}, log)
 	if err != nil {
 		return nil, err
 	}
@@ -114,7 +118,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 		Identity: d.id, Verifier: d.verifier, Collectives: cfg.Collectives, Facts: d.facts,
 		AuditFailOpen: cfg.AuditFailOpen, MaxMessageSize: cfg.MaxMessageSize, Skew: cfg.Skew,
 		MaxTTL: cfg.MaxTTL, Version: version, Logger: log, ReplayFile: cfg.ReplayFile,
-		MachinePlugins: append(node.MachinePlugins(log), cmPlugins...),
+		MachinePlugins: append(node.MachinePlugins(log), d.cm.Plugins...),
 		RPCUtil: rpcutil.Options{ConfigFile: file, ConfigItems: map[string]any{
 			"identity": d.id.Name(), "collectives": cfg.Collectives, "libdir": cfg.Libdirs,
 			"facts": cfg.FactFiles, "classes": cfg.ClassesFile, "policy.dir": cfg.PolicyDir,
@@ -122,7 +126,7 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 			"request.skew":    cfg.Skew.String(),
 			"request.max_ttl": cfg.MaxTTL.String(), "max_message_size": cfg.MaxMessageSize,
 		}},
-		Agents:   append(BuiltinAgents(cfg, log), cmAgents),
+		Agents:   append(BuiltinAgents(cfg, log), d.cm.Agents),
 		Disabled: cfg.DisabledAgents,
 		Libdirs:  cfg.Libdirs,
 		// plugin.<agent>.<key> lines
@@ -306,6 +310,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	wg.Go(func() {
 		if err := d.facts.Run(ctx); err != nil {
 			d.log.Error("facts watcher stopped", "err", err)
+		}
+	})
+	wg.Go(func() { d.cm.Run(ctx) })
+	wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-d.recollect:
+				d.log.Debug("a Puppet or Chef run ended: re-collecting facts")
+				d.facts.Recollect(ctx)
+			}
 		}
 	})
 	// Registration: announce now, on the interval and whenever the facts or

@@ -133,14 +133,14 @@ func jobAgent(cfg *config.Server, version string, jr *jobRequest, log *slog.Logg
 	if err != nil {
 		return nil, err
 	}
-	cmAgents, _, err := ConfigManagement(cfg, spool, log)
+	cm, err := ConfigManagement(cfg, spool, CMHooks{}, log)
 	if err != nil {
 		return nil, err
 	}
 	n, err := node.Build(node.Spec{
 		Identity: id, Verifier: verifier, Collectives: cfg.Collectives,
 		Facts: staticFacts{facts: jr.Facts, classes: jr.Classes}, Version: version, Logger: log,
-		Agents: append(BuiltinAgents(cfg, log), cmAgents), Disabled: cfg.DisabledAgents,
+		Agents: append(BuiltinAgents(cfg, log), cm.Agents), Disabled: cfg.DisabledAgents,
 		Libdirs: cfg.Libdirs, PluginConfig: cfg.PluginConfig, OnlyExternal: jr.Agent,
 	})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Chef Infra Client cannot be installed here (Debian does not package it),
@@ -17,7 +18,9 @@ const chefStandIn = `#!/bin/sh
 [ "$1" = "--once" ] || { echo "stand-in chef-client: only --once" >&2; exit 2; }
 if [ -e "$DIR/disabled.lock" ]; then echo "disabled: $(cat "$DIR/disabled.lock")" >&2; exit 3; fi
 echo "Chef Infra Client (stand-in) converging"
-printf '{"status":"success","start_time":"%s","end_time":"%s","elapsed_time":0.5,"updated_resources":3,"total_resources":9,"run_list":["role[web]"],"exception":null}' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$DIR/report.json"
+printf '{"status":"success","start_time":"%s","end_time":"%s","elapsed_time":0.5,"updated_resources":3,"total_resources":9,"run_list":["role[web]","recipe[apache2::mod_ssl@1.0.0]","role[bad name]"],"exception":null}' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" > "$DIR/report.json.tmp"
+echo '{"chef_converged": "yes"}' > "$DIR/facts.json"
+mv "$DIR/report.json.tmp" "$DIR/report.json"
 `
 
 func TestChefAgentThroughDaemon(t *testing.T) {
@@ -33,7 +36,13 @@ func TestChefAgentThroughDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
-	c.startDaemon("chef.e2e",
+	// The fact command reports what the run changed; its interval is an
+	// hour, so only the end of the run can bring the new fact in.
+	factCmd := filepath.Join(dir, "facts.sh")
+	if err := os.WriteFile(factCmd, []byte("#!/bin/sh\ncat "+filepath.Join(dir, "facts.json")+" 2>/dev/null || echo '{}'\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := c.startDaemon("chef.e2e", "facts.command = "+factCmd, "facts.interval = 1h",
 		"chef.report = "+filepath.Join(dir, "report.json"), "chef.lock = "+filepath.Join(dir, "disabled.lock"),
 		"chef.run_lock = "+filepath.Join(dir, "running.pid"), "chef.pidfile = "+filepath.Join(dir, "client.pid"),
 		"jobs.dir = "+filepath.Join(dir, "jobs"))
@@ -71,5 +80,26 @@ func TestChefAgentThroughDaemon(t *testing.T) {
 	r = mco(t, "", "chef", "status", "-I", "chef.e2e", "-c", conf, "--json")
 	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Data["last_run_status"] != "success" || reps[0].Data["enabled"] != true {
 		t.Fatalf("status: %s", r.stdout)
+	}
+	// The run list became classes (role.NAME, recipe.NAME, version pin
+	// dropped) and the run's fact is in, without waiting for the interval.
+	find := func(args ...string) string {
+		r := mco(t, "", append([]string{"find", "-c", conf}, args...)...)
+		return strings.TrimSpace(r.stdout)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for find("-C", "role.web", "-C", "recipe.apache2::mod_ssl", "-F", "chef_converged=yes") != "chef.e2e" {
+		if time.Now().After(deadline) {
+			r := mco(t, "", "rpc", "rpcutil", "inventory", "-I", "chef.e2e", "-c", conf, "--json")
+			t.Fatalf("classes or facts not updated after the chef run:\n%s", r.stdout)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	// The bad entry is skipped, and the daemon's log names it.
+	if got := find("-C", "/bad/"); got != "" {
+		t.Fatalf("-C /bad/ matched %q", got)
+	}
+	if log := d.stop(t); !strings.Contains(log, `entry="role[bad name]"`) {
+		t.Fatalf("skipped run list entry not logged by name:\n%s", log)
 	}
 }

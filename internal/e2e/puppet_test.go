@@ -433,3 +433,96 @@ func TestPuppetDataInActionPolicy(t *testing.T) {
 		t.Fatalf("daemon_stats denied while Puppet is disabled: %s", r.stdout)
 	}
 }
+
+// Classes come from Puppet's own classes.txt, located through Puppet's
+// settings (the classfile setting of the node's confdir), when the node
+// sets no classes file; an explicit classes file still wins. Facts and
+// classes a run changes are seen in discovery and ActionPolicy as soon as
+// the run ends, not on the fact interval (an hour here).
+func TestPuppetClassesAndFactsAfterRun(t *testing.T) {
+	needPuppet(t)
+	c := newCollective(t, collectiveOptions{})
+	conf := c.clientConf()
+	policyDir := filepath.Join(c.dir, "policy")
+	// daemon_stats only where the webserver class is: the class column
+	// of an ActionPolicy rule sees Puppet's classes too.
+	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"),
+		"policy default deny\nallow\tcert=alice.mcollective\tping\t*\t*\nallow\tcert=alice.mcollective\tdaemon_stats\t*\twebserver\n")
+	writeFile(t, filepath.Join(policyDir, "puppet.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	writeFile(t, filepath.Join(policyDir, "job.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	manifestFor := func(dir string) string {
+		return "class webserver {\n  file { '" + filepath.Join(dir, "deployed.json") + "': content => '{\"deployed\": \"yes\"}' }\n}\ninclude webserver\n"
+	}
+	// The fact command reports what the run deployed.
+	factCmd := func(dir string) string {
+		script := filepath.Join(dir, "facts.sh")
+		writeFile(t, script, "#!/bin/sh\ncat "+filepath.Join(dir, "deployed.json")+" 2>/dev/null || echo '{}'\n")
+		if err := os.Chmod(script, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		return script
+	}
+	dir1 := filepath.Join(c.dir, "puppet", "pc1.e2e")
+	_, lines1 := newPuppetNode(t, c, "pc1.e2e", manifestFor(dir1))
+	lines1 = append(lines1, "facts.command = "+factCmd(dir1), "facts.interval = 1h", "policy.dir = "+policyDir, "audit.disabled = true")
+	c.startDaemon("pc1.e2e", lines1...)
+
+	// pc2 ran Puppet before and has its own classes file: that one wins.
+	dir2 := filepath.Join(c.dir, "puppet", "pc2.e2e")
+	p2, lines2 := newPuppetNode(t, c, "pc2.e2e", manifestFor(dir2))
+	if out, err := exec.Command("puppet", "apply", "--confdir", p2.confdir, "--write-catalog-summary", "--color=false", p2.manifest).CombinedOutput(); err != nil {
+		t.Fatalf("puppet apply on pc2: %v\n%s", err, out)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir2, "var", "state", "classes.txt")); err != nil || !strings.Contains(string(b), "webserver") {
+		t.Fatalf("puppet wrote no classes.txt with webserver where its settings say: %q %v", b, err)
+	}
+	explicit := filepath.Join(dir2, "explicit-classes.txt")
+	writeFile(t, explicit, "hand_made\n")
+	lines2 = append(lines2, "classes = "+explicit, "policy.dir = "+policyDir, "audit.disabled = true")
+	c.startDaemon("pc2.e2e", lines2...)
+	waitPuppetReady(t, conf, 2)
+
+	find := func(args ...string) string {
+		t.Helper()
+		r := mco(t, "", append([]string{"find", "-c", conf}, args...)...)
+		return strings.Join(strings.Fields(r.stdout), " ")
+	}
+	if got := find("-C", "webserver"); got != "" {
+		t.Fatalf("-C webserver before any run matched %q (pc2's explicit classes file must win)", got)
+	}
+	if got := find("-C", "hand_made"); got != "pc2.e2e" {
+		t.Fatalf("-C hand_made: %q", got)
+	}
+	if got := find("-F", "deployed=yes"); got != "" {
+		t.Fatalf("-F deployed=yes before the run: %q", got)
+	}
+	r := mco(t, "", "rpc", "rpcutil", "daemon_stats", "-I", "pc1.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Statuscode == 0 {
+		t.Fatalf("daemon_stats allowed without the webserver class: %s", r.stdout)
+	}
+
+	r = mco(t, "", "puppet", "runonce", "-I", "pc1.e2e", "-c", conf, "--json")
+	reps := decodeCall(t, r).Replies
+	if len(reps) != 1 || reps[0].Statuscode != 0 {
+		t.Fatalf("runonce: %s\n%s", r.stdout, r.stderr)
+	}
+	id := strings.Fields(strings.TrimPrefix(reps[0].Data["summary"].(string), "Started a Puppet run as job "))[0]
+	if r = mco(t, "", "job", "results", id, "--wait", "--interval", "200ms", "-c", conf); r.code != 0 {
+		t.Fatalf("job results: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for find("-C", "webserver") != "pc1.e2e" || find("-F", "deployed=yes", "-C", "webserver") != "pc1.e2e" {
+		if time.Now().After(deadline) {
+			t.Fatalf("after the run: -C webserver %q, -F deployed=yes %q", find("-C", "webserver"), find("-F", "deployed=yes"))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	r = mco(t, "", "rpc", "rpcutil", "daemon_stats", "-I", "pc1.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Statuscode != 0 {
+		t.Fatalf("daemon_stats denied with the webserver class: %s", r.stdout)
+	}
+	// Puppet's own "settings" class is in classes.txt too, as in MCollective.
+	if got := find("-C", "settings"); got != "pc1.e2e" {
+		t.Fatalf("-C settings: %q", got)
+	}
+}
