@@ -145,3 +145,42 @@ func TestSearchBadNode(t *testing.T) {
 		t.Error("Search accepted a node name with a path")
 	}
 }
+
+// TestSearchJoinsJobEnd: a detached job's end line joins its request by
+// the job id, after the completion (which only says it started).
+func TestSearchJoinsJobEnd(t *testing.T) {
+	dir := t.TempDir()
+	col, err := NewCollector(dir, quietLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := Open(filepath.Join(t.TempDir(), "a.log"), Options{OnAppend: func(line []byte) {
+		if err := col.Handle("a", line); err != nil {
+			t.Fatal(err)
+		}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	r := testRequest(1, "a")
+	r.JobID = r.RequestID
+	other := testRequest(2, "a")
+	for _, rec := range []any{
+		r,
+		CompleteRecord{Kind: KindComplete, Time: r.Time, RequestID: r.RequestID, StatusMessage: "started job " + r.RequestID, Node: "a", JobID: r.RequestID},
+		other,
+		JobRecord{Kind: KindJob, Time: r.Time.Add(time.Minute), RequestID: r.RequestID, JobID: r.RequestID, State: "timeout", Status: 1, Node: "a"},
+	} {
+		if err := l.Append(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := Search(dir, Query{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got[0].Job == nil || got[0].Job.State != "timeout" || got[0].Completion == nil || got[1].Job != nil {
+		t.Fatalf("search: %+v", got)
+	}
+}

@@ -252,7 +252,7 @@ func (s *Server) keys(base string) keys {
 		"chef.lock":                     {"lock file that disables chef-client runs (default /var/chef/cache/marionette-disabled.lock)", path(base, &s.Chef.LockFile)},
 		"chef.run_lock":                 {"chef-client's own run lock (default /var/chef/cache/chef-client-running.pid)", path(base, &s.Chef.RunLock)},
 		"chef.pidfile":                  {"the chef-client daemon's PID file (default /var/run/chef/client.pid)", path(base, &s.Chef.PIDFile)},
-		"jobs.dir":                      {"spool of detached jobs (Puppet and Chef runs); default /var/lib/marionette/jobs/<identity>", path(base, &s.JobsDir)},
+		"jobs.dir":                      {"spool of detached jobs (Puppet and Chef runs, mco rpc --async); default /var/lib/marionette/jobs/<identity>", path(base, &s.JobsDir)},
 		"jobs.max":                      {"finished jobs kept in the spool (default 100)", integer(&s.JobsMax)},
 		"jobs.max_age":                  {"finished jobs older than this are removed (default 168h)", duration(&s.JobsMaxAge)},
 	}

@@ -61,6 +61,10 @@ func notDetachable(agentName, action string) error {
 	return nil
 }
 
+// maxRunningJobsPerCaller bounds one caller's running detached actions on
+// a node, as server.DefaultMaxRunningPerCaller bounds its foreground ones.
+const maxRunningJobsPerCaller = 20
+
 // detacher implements server.Detacher over the node's spool.
 type detacher struct {
 	spool   *jobs.Spool
@@ -95,12 +99,27 @@ func (d *detacher) Detach(a *agent.Agent, req *agent.Request) error {
 	hash := inputHash(req.Data)
 	// Two identical runs at once are a mistake more often than not (a
 	// retried command line): the second is refused with the first's id,
-	// never queued behind it.
+	// never queued behind it. And one caller may not fill the machine with
+	// processes the daemon's own per-caller limit never sees.
 	same := func() error {
-		for _, st := range d.spool.Running(req.Agent, req.Action) {
-			if st.InputHash == hash {
+		all, err := d.spool.List()
+		if err != nil {
+			return err
+		}
+		mine := 0
+		for _, st := range all {
+			if st.Status != jobs.Running {
+				continue
+			}
+			if st.Agent == req.Agent && st.Action == req.Action && st.InputHash == hash {
 				return fmt.Errorf("an identical job is already running: %s, started %s by %s", st.ID, st.Created.UTC().Format(time.RFC3339), st.Caller)
 			}
+			if st.Caller == req.CallerID && st.Kind == jobs.KindRPC {
+				mine++
+			}
+		}
+		if mine >= maxRunningJobsPerCaller {
+			return fmt.Errorf("%d detached jobs of %s are already running on this node (the limit): try again later", mine, req.CallerID)
 		}
 		return nil
 	}

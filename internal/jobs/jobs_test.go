@@ -138,3 +138,43 @@ func TestCleanBoundsTheSpool(t *testing.T) {
 		t.Fatalf("expired job dir left: %v", err)
 	}
 }
+
+// TestFilesResultAndAuditMark: Spec.Files are in place before the command
+// starts (it reads them), may not overwrite the spool's own files, and a
+// result written by the job and the audited mark read back.
+func TestFilesResultAndAuditMark(t *testing.T) {
+	s, _ := Open(t.TempDir(), Options{})
+	if _, err := s.Start(Spec{ID: "f1", Kind: KindRPC, Argv: []string{"sh", "-c", `cat "$MCO_JOB_DIR/request.json"`},
+		Files: map[string][]byte{RequestFile: []byte(`{"x":1}`)}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, s, "f1", Finished)
+	if out, _, _, _ := s.Output("f1", 100); out != `{"x":1}` {
+		t.Fatalf("the command read %q from its request file", out)
+	}
+	if _, err := s.Result("f1"); !errors.Is(err, ErrNoResult) {
+		t.Fatalf("result before one was written: %v", err)
+	}
+	want := &Result{Status: 1, Message: "timeout after 2s", TimedOut: true, Data: map[string]any{"k": "v"}}
+	if err := WriteResult(s.JobDir("f1"), want); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Result("f1")
+	if err != nil || got.Message != want.Message || !got.TimedOut || got.Data["k"] != "v" {
+		t.Fatalf("result %+v, %v", got, err)
+	}
+	if s.Audited("f1") {
+		t.Fatal("audited before the mark")
+	}
+	if err := s.MarkAudited("f1"); err != nil || !s.Audited("f1") {
+		t.Fatalf("mark: %v", err)
+	}
+	for _, name := range []string{"exit", "job.json", "../x", ResultFile} {
+		if _, err := s.Start(Spec{ID: "f2", Argv: []string{"true"}, Files: map[string][]byte{name: nil}}, nil); err == nil {
+			t.Errorf("file name %q accepted", name)
+		}
+		if _, err := s.Get("f2"); !errors.Is(err, ErrNotFound) {
+			t.Errorf("refused start with file %q left a job: %v", name, err)
+		}
+	}
+}

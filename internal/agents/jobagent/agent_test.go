@@ -74,3 +74,49 @@ func TestListStatusResults(t *testing.T) {
 		t.Fatalf("unknown job: %v", rep.Data)
 	}
 }
+
+// TestResultsOfAnAsyncAction: a detached action's recorded reply is in
+// results; one that ended without a result fails clearly.
+func TestResultsOfAnAsyncAction(t *testing.T) {
+	spool, err := jobs.Open(filepath.Join(t.TempDir(), "jobs"), jobs.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(spool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"withresult", "without"} {
+		if _, err := spool.Start(jobs.Spec{ID: id, Kind: jobs.KindRPC, Agent: "napper", Action: "nap", Argv: []string{"true"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := jobs.WriteResult(spool.JobDir("withresult"), &jobs.Result{Status: 1, Message: "timeout after 2s", TimedOut: true,
+		Data: map[string]any{"message": "partial"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"withresult", "without"} {
+		deadline := time.Now().Add(20 * time.Second)
+		for st, _ := spool.Get(id); st.Status != jobs.Finished; st, _ = spool.Get(id) {
+			if time.Now().After(deadline) {
+				t.Fatalf("job %s still %s", id, st.Status)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	rep := call(t, a, "results", map[string]any{"id": "withresult"})
+	reply, _ := rep.Data["reply"].(map[string]any)
+	if rep.Status != 0 || rep.Data["reply_status"] != 1 || rep.Data["reply_message"] != "timeout after 2s" || rep.Data["timed_out"] != true || reply["message"] != "partial" {
+		t.Fatalf("results: %d %q %v", rep.Status, rep.Message, rep.Data)
+	}
+	if rep.Data["command"] != nil {
+		t.Errorf("results has a command field: %v", rep.Data["command"])
+	}
+	if st := call(t, a, "status", map[string]any{"id": "withresult"}); st.Data["command"] != "mco rpc napper nap --async" {
+		t.Errorf("status command %q", st.Data["command"])
+	}
+	rep = call(t, a, "results", map[string]any{"id": "without"})
+	if rep.Status == 0 || rep.Message != "job without ended without a result: its runner exited 0 (see its stderr)" {
+		t.Fatalf("results without a result: %d %q", rep.Status, rep.Message)
+	}
+}
