@@ -21,7 +21,13 @@
 set -euo pipefail
 
 IDLE_S=${IDLE_S:-30}
+REQUESTS=${REQUESTS-100 1000}
 [[ $IDLE_S =~ ^[0-9]+$ && $IDLE_S -ge 1 ]] || { echo "IDLE_S must be a positive integer" >&2; exit 2; }
+prev=0
+for n in $REQUESTS; do
+	[[ $n =~ ^[0-9]+$ && $n -gt $prev && $((n % 8)) -eq 0 ]] || { echo "REQUESTS must be increasing multiples of 8 (got '$REQUESTS')" >&2; exit 2; }
+	prev=$n
+done
 for tool in go python3; do
 	command -v "$tool" >/dev/null || { echo "idle.sh: $tool is required" >&2; exit 1; }
 done
@@ -52,6 +58,9 @@ fi
 cd "$work"
 # Separate copies: the broker and client must not share the daemon's pages.
 cp mco mco-daemon
+# As on a host where the package was installed long ago: the daemon's binary
+# is on disk, not in the page cache until the daemon reads it.
+python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' mco-daemon
 mco=$work/mco
 
 "$mco" pki init --dir pki >/dev/null
@@ -106,33 +115,67 @@ sleep 3
 
 mem() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$daemon_pid/smaps_rollup"; }
 sched() { awk '{ ns += $1; n += $3 } END { printf "%d %d", ns, n }' /proc/"$daemon_pid"/task/*/schedstat; }
-mem_start="$(mem Rss) $(mem Pss) $(mem Pss_Anon) $(mem Pss_File)"
+# The binary's pages in the page cache (kB), mapped or not: what the host
+# holds for the daemon's binary beyond its PSS.
+cached() { if command -v fincore >/dev/null; then fincore -b -n -o RES mco-daemon | awk '{ print int($1 / 1024) }'; else echo -1; fi; }
+# One row: label, then RSS, PSS, anon, file and cached kB.
+rows=()
+snap() { rows+=("$1 $(mem Rss) $(mem Pss) $(mem Pss_Anon) $(mem Pss_File) $(cached)"); }
+snap "ready (start-up settled)"
 read -r ns0 n0 <<<"$(sched)"
 t0=$EPOCHREALTIME
 sleep "$IDLE_S"
 read -r ns1 n1 <<<"$(sched)"
 t1=$EPOCHREALTIME
 threads=$(ls /proc/"$daemon_pid"/task | wc -l)
+snap "after $IDLE_S s idle"
 
-log "100 requests (ping, inventory), then memory again"
-for _ in $(seq 50); do
-	"$mco" -c client.conf rpc rpcutil ping --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
-	"$mco" -c client.conf rpc rpcutil inventory --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
+# n requests from 4 clients at once, half pings, half inventory (a larger
+# reply: facts, agents, classes).
+requests() {
+	local per=$(($1 / 8)) pids=()
+	for _ in 1 2 3 4; do
+		for _ in $(seq "$per"); do
+			"$mco" -c client.conf rpc rpcutil ping --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
+			"$mco" -c client.conf rpc rpcutil inventory --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
+		done &
+		pids+=($!)
+	done
+	wait "${pids[@]}"
+}
+done_requests=0
+for target in $REQUESTS; do
+	log "$((target - done_requests)) more requests (to $target), then memory again"
+	requests $((target - done_requests))
+	done_requests=$target
+	sleep 1
+	snap "after $target requests"
 done
-sleep 1
-mem_after="$(mem Rss) $(mem Pss) $(mem Pss_Anon) $(mem Pss_File)"
+if [[ -n $REQUESTS ]]; then
+	# The daemon hands memory back 15-30 s after the last request
+	# (daemon.QuietRelease): wait past that.
+	quiet=$((IDLE_S > 35 ? IDLE_S : 35))
+	log "idle again for $quiet s"
+	sleep "$quiet"
+	snap "$quiet s after the last request"
+fi
 
-python3 - "$ns0" "$n0" "$ns1" "$n1" "$t0" "$t1" "$threads" $mem_start $mem_after <<'EOF'
+python3 - "$ns0" "$n0" "$ns1" "$n1" "$t0" "$t1" "$threads" "${rows[@]}" <<'EOF'
 import os, sys, time
 ns0, n0, ns1, n1 = map(int, sys.argv[1:5])
 t0, t1 = map(float, sys.argv[5:7])
 threads = sys.argv[7]
-m = [int(x) / 1024 for x in sys.argv[8:16]]
 model = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "unknown CPU")
 load = open("/proc/loadavg").read().split()[:3]
 wall = t1 - t0
 print(f"### One node daemon alone ({model}, {os.cpu_count()} CPUs, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}, load average {' '.join(load)})\n")
-print("| idle window (s) | idle CPU (ms per s) | wake-ups per s | threads | RSS / PSS (MB) | PSS anon / file (MB) | after 100 requests: RSS / PSS anon / file (MB) |")
-print("|---|---|---|---|---|---|---|")
-print(f"| {wall:.0f} | {(ns1 - ns0) / 1e6 / wall:.3f} | {(n1 - n0) / wall:.2f} | {threads} | {m[0]:.1f} / {m[1]:.1f} | {m[2]:.1f} / {m[3]:.1f} | {m[4]:.1f} / {m[6]:.1f} / {m[7]:.1f} |")
+print("| idle window (s) | idle CPU (ms per s) | wake-ups per s | threads |")
+print("|---|---|---|---|")
+print(f"| {wall:.0f} | {(ns1 - ns0) / 1e6 / wall:.3f} | {(n1 - n0) / wall:.2f} | {threads} |\n")
+print("| when | RSS (MB) | PSS (MB) | PSS anon (MB) | PSS file (MB) | binary in the page cache (MB) |")
+print("|---|---|---|---|---|---|")
+mb = lambda kb: f"{int(kb) / 1024:.1f}" if int(kb) >= 0 else "—"
+for row in sys.argv[8:]:
+    *label, rss, pss, anon, file, cached = row.split()
+    print(f"| {' '.join(label)} | {mb(rss)} | {mb(pss)} | {mb(anon)} | {mb(file)} | {mb(cached)} |")
 EOF

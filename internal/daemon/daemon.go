@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
@@ -29,9 +30,11 @@ import (
 	"github.com/marionette/mco/internal/jobs"
 	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/quiesce"
 	"github.com/marionette/mco/internal/reaper"
 	"github.com/marionette/mco/internal/registration"
 	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/server"
 	"github.com/marionette/mco/internal/transport"
 	"github.com/marionette/mco/protocol"
 )
@@ -58,11 +61,30 @@ type Daemon struct {
 	// daemon started ends, to audit its end (watchJobs).
 	jobs      *jobs.Spool
 	jobsEnded chan struct{}
+	// metrics observes every answered request (RegisterMetrics); nil
+	// without a metrics endpoint.
+	metrics server.Observer
+	// activity gets a token when a request is answered, so that the
+	// memory a burst of requests brought in is handed back once they stop
+	// (settle); it holds at most one.
+	activity chan struct{}
+}
+
+// Completed implements server.Observer: metrics, and the activity that
+// settle waits for.
+func (d *Daemon) Completed(agent, action string, status protocol.StatusCode, took time.Duration) {
+	if d.metrics != nil {
+		d.metrics.Completed(agent, action, status, took)
+	}
+	select {
+	case d.activity <- struct{}{}:
+	default: // a token is already waiting
+	}
 }
 
 // New builds a node from its configuration (file is its path, for reporting).
 func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, file: file, log: log}
+	d := &Daemon{cfg: cfg, file: file, log: log, activity: make(chan struct{}, 1)}
 	var err error
 	if d.ids, err = security.LoadIdentityFiles(cfg.Cert, cfg.Key); err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
@@ -291,14 +313,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		publish := func(line []byte) { _ = nc.Publish(subject, line) }
 		d.publishAudit.Store(&publish)
 	}
+	d.node.Server().SetObserver(d)
 	if err := d.node.Start(nc); err != nil {
 		return err
 	}
 	d.log.Info("node ready", "identity", d.id.Name(), "collectives", d.cfg.Collectives, "agents", d.node.AgentNames())
-	// Start-up garbage (configuration, certificates, DDLs, built-in facts,
-	// the TLS handshake) is most of the heap by now: hand it back to the OS
-	// rather than keep it resident while the node waits for requests.
-	debug.FreeOSMemory()
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel, before the connection closes
@@ -307,6 +326,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		aud := &node.Auditor{Log: d.audit, Node: d.id.Name()}
 		wg.Go(func() { watchJobs(ctx, d.jobs, aud, d.jobsEnded, d.log) })
 	}
+	wg.Go(func() { d.settle(ctx) })
 	wg.Go(func() {
 		if err := d.facts.Run(ctx); err != nil {
 			d.log.Error("facts watcher stopped", "err", err)
@@ -373,6 +393,76 @@ func (d *Daemon) Run(ctx context.Context) error {
 	cancel()
 	<-regDone // no announcement on a closing connection
 	return nil
+}
+
+// SettleDelay is how long after "node ready" the daemon hands its
+// start-up memory back: by then the watchers are set up and the first
+// registration announcement is out.
+const SettleDelay = 2 * time.Second
+
+// QuietRelease is how long requests must have stopped before the daemon
+// hands back again the memory they brought in (it checks every
+// QuietRelease, so that happens between one and two QuietRelease after the
+// last request).
+const QuietRelease = 15 * time.Second
+
+// settle returns memory the idle node does not need: SettleDelay after
+// start, and again each time requests have stopped for QuietRelease. Between
+// those it waits on d.activity, not on a timer: an idle node is never woken.
+// While requests come, it wakes once per QuietRelease to see whether they
+// still do (the request counter moved).
+func (d *Daemon) settle(ctx context.Context) {
+	if !sleep(ctx, SettleDelay) {
+		return
+	}
+	stats := d.node.Server().Stats()
+	for {
+		d.release()
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.activity:
+		}
+		for {
+			seen := stats.Total.Load()
+			if !sleep(ctx, QuietRelease) {
+				return
+			}
+			if stats.Total.Load() == seen {
+				break
+			}
+		}
+		select { // the token of the burst just ended
+		case <-d.activity:
+		default:
+		}
+	}
+}
+
+// release hands back the heap's free memory (most of it start-up or
+// request garbage by then: configuration, certificates, DDLs, built-in
+// facts, the TLS handshake, decoded requests) and the binary's pages
+// (quiesce.ReleaseBinaryPages). What a later request needs faults back in
+// when it runs.
+func (d *Daemon) release() {
+	debug.FreeOSMemory()
+	if n, err := quiesce.ReleaseBinaryPages(); err != nil {
+		d.log.Warn("pages of the binary kept resident", "err", err)
+	} else {
+		d.log.Debug("pages of the binary released", "mapped_bytes", n)
+	}
+}
+
+// sleep waits for d or for ctx to end, and reports whether d passed.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 // RevocationPoll is how often the node checks its revocation file even

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -160,12 +161,36 @@ func TestValidIdentity(t *testing.T) {
 		{"a b", false},
 		{"a\x00b", false},
 		{strings.Repeat("a", 254), false},
+		{strings.Repeat("a", 253), true},
+		{"_a", true},
+		{"-a", false},
+		{"@a", false},
+		{"a.", true},
+		{"é", false},
+		{"a\n", false},
 	}
+	// The rule as the regular expression it replaced (kept out of the
+	// binary's start-up): both must agree on every case.
+	re := regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,252}$`)
 	for _, tt := range tests {
 		if err := ValidIdentity(tt.id); (err == nil) != tt.ok {
 			t.Errorf("ValidIdentity(%q) = %v, want ok=%v", tt.id, err, tt.ok)
 		}
+		if got := re.MatchString(tt.id); got != tt.ok {
+			t.Errorf("the regular expression says %v for %q, the table %v", got, tt.id, tt.ok)
+		}
 	}
+}
+
+func FuzzValidIdentity(f *testing.F) {
+	f.Add("web1.example.com")
+	f.Add("..")
+	re := regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.@-]{0,252}$`)
+	f.Fuzz(func(t *testing.T, id string) {
+		if got, want := ValidIdentity(id) == nil, re.MatchString(id); got != want {
+			t.Errorf("ValidIdentity(%q) ok=%v, the regular expression says %v", id, got, want)
+		}
+	})
 }
 
 func TestStoreRefusesTraversal(t *testing.T) {
