@@ -3,11 +3,13 @@
 package node_test
 
 import (
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,11 +41,20 @@ func BenchmarkNode(b *testing.B) {
 		// The production configuration: the replay cache persisted too.
 		{"policy+audit+replayfile", true, true, true},
 	} {
-		b.Run(tc.name, func(b *testing.B) { benchNode(b, tc.policy, tc.audit, tc.replay) })
+		b.Run(tc.name, func(b *testing.B) { benchNode(b, tc.policy, tc.audit, tc.replay, false) })
+		b.Run("inprocess/"+tc.name, func(b *testing.B) { benchNode(b, tc.policy, tc.audit, tc.replay, true) })
 	}
 }
 
-func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile bool) {
+// benchNode measures one node. With inProcess, the pre-signed requests are
+// handed straight to the node (Server.Deliver: as its subscription would,
+// up to Options.Concurrency = GOMAXPROCS at once) instead of being
+// published through the broker: the node's own throughput, without the
+// publisher and the broker's routing of every request taking their share
+// of the same cores. Replies still go out on the node's connection to the
+// embedded broker (which drops them: nobody subscribes), so signing and
+// publishing them is measured.
+func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile, inProcess bool) {
 	ca := pkitest.New(b, "bench CA")
 	id, alice := ca.Node("node1.bench"), ca.Client("alice.mcollective")
 	spec := node.Spec{Identity: id, Verifier: ca.Verifier()}
@@ -110,13 +121,19 @@ func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile bool) {
 	b.ResetTimer()
 	cpu0 := processCPU(b)
 	start := time.Now()
-	for _, m := range msgs {
-		if err := pub.Publish(subject, m); err != nil {
+	if inProcess {
+		for _, m := range msgs {
+			s.Deliver(subject, m)
+		}
+	} else {
+		for _, m := range msgs {
+			if err := pub.Publish(subject, m); err != nil {
+				b.Fatal(err)
+			}
+		}
+		if err := pub.Flush(); err != nil {
 			b.Fatal(err)
 		}
-	}
-	if err := pub.Flush(); err != nil {
-		b.Fatal(err)
 	}
 	// Every request delivered, then Stop waits for those still in hand.
 	for s.Stats().Total.Load() < int64(b.N) {
@@ -149,4 +166,59 @@ func processCPU(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkMandatoryCrypto is the ceiling BenchmarkNode cannot pass: what
+// every request costs in cryptography alone, whatever else the node does,
+// the ed25519 verification of a signed rpcutil ping and the signature of
+// its reply, on every core at once (RunParallel: GOMAXPROCS goroutines).
+// "verify" and "sign" are each step alone on every core; req/s is
+// operations per second of wall-clock time.
+// Run with: go test -run x -bench MandatoryCrypto ./internal/node/
+func BenchmarkMandatoryCrypto(b *testing.B) {
+	ca := pkitest.New(b, "bench CA")
+	node, alice := ca.Node("node1.bench"), ca.Client("alice.mcollective")
+	body, err := json.Marshal(&protocol.Request{
+		Protocol: protocol.RequestProtocol, ID: strings.Repeat("a", 32), Sender: alice.Name(), CallerID: security.CallerID(alice.Name()),
+		Collective: "mcollective", Agent: "rpcutil", Action: "ping",
+		ReplyTo: protocol.ReplySubject("mcollective", protocol.CallerHash(alice.Name()), strings.Repeat("a", 32)),
+		Time:    time.Now().UnixNano(), TTL: 3600, ProcessResults: true,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sig := alice.Sign(body)
+	pub := alice.Cert.PublicKey.(ed25519.PublicKey)
+	reply, err := json.Marshal(&protocol.Reply{
+		Protocol: protocol.ReplyProtocol, RequestID: strings.Repeat("a", 32), Sender: node.Name(),
+		Agent: "rpcutil", Action: "ping", Status: protocol.OK, Message: "OK",
+		Data: map[string]any{"pong": time.Now().Unix()}, Time: time.Now().UnixNano(),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name         string
+		verify, sign bool
+	}{
+		{"verify+sign", true, true},
+		{"verify", true, false},
+		{"sign", false, true},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if tc.verify && !ed25519.Verify(pub, body, sig) {
+						b.Error("signature does not verify")
+						return
+					}
+					if tc.sign {
+						_ = node.Sign(reply)
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		})
+	}
 }

@@ -109,13 +109,21 @@ func TestSignatureCacheNeverWidens(t *testing.T) {
 		t.Fatal(err)
 	}
 	id := &Identity{Cert: cert, Key: key}
-	v, err := NewVerifier(VerifierOptions{CA: ca.Cert})
-	if err != nil {
-		t.Fatal(err)
+	for _, shared := range []bool{true, false} {
+		v, err := NewVerifier(VerifierOptions{CA: ca.Cert, SharedSignatures: shared})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkCachedSignature(t, v, id)
 	}
+}
+
+func checkCachedSignature(t *testing.T, v *Verifier, id *Identity) {
+	t.Helper()
+	cert := id.Cert
 	msg := []byte("request")
 	sig := id.Sign(msg)
-	for range 2 { // the second time from the cache
+	for range 2 { // the second time from the cache, if any
 		if _, err := v.Verify(cert.Raw, msg, sig, pki.RoleClient); err != nil {
 			t.Fatal(err)
 		}

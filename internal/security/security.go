@@ -83,6 +83,12 @@ type VerifierOptions struct {
 	Privileged *Matcher
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// SharedSignatures remembers verified signatures for a while, for a
+	// verifier that many nodes emulated in one process share (mco dev):
+	// each would otherwise check one broadcast's signature once per node.
+	// A real node or client sees every signed message once, so the cache
+	// would only cost it a hash and a map entry per message; off by default.
+	SharedSignatures bool
 }
 
 // Verifier checks certificates and signatures against one CA.
@@ -97,6 +103,8 @@ type Verifier struct {
 	signatures sync.Map // [32]byte hash of (cert, message, signature) -> verified
 	signed     atomic.Int64
 	revoked    atomic.Pointer[map[string]bool]
+	// rememberSignatures is VerifierOptions.SharedSignatures.
+	rememberSignatures bool
 }
 
 type verified struct {
@@ -110,7 +118,7 @@ func NewVerifier(opts VerifierOptions) (*Verifier, error) {
 	if opts.CA == nil {
 		return nil, errors.New("verifier needs a CA certificate")
 	}
-	v := &Verifier{roots: x509.NewCertPool(), ca: opts.CA, allow: opts.Allowlist, privileged: opts.Privileged, now: opts.Now}
+	v := &Verifier{roots: x509.NewCertPool(), ca: opts.CA, allow: opts.Allowlist, privileged: opts.Privileged, now: opts.Now, rememberSignatures: opts.SharedSignatures}
 	v.roots.AddCert(opts.CA)
 	var err error
 	if v.allow == nil {
@@ -229,14 +237,20 @@ var ErrBadSignature = errors.New("signature does not verify")
 
 // Verify checks a signature made by the holder of a verified certificate.
 //
-// The certificate checks run on every call. The signature check is
-// remembered for a short while (successes only): a node verifies each message
-// once anyway, but nodes emulated in one process share a verifier and would
-// otherwise check one broadcast's signature once per node.
+// The certificate checks run on every call. With
+// VerifierOptions.SharedSignatures the signature check is remembered for a
+// short while (successes only).
 func (v *Verifier) Verify(der, msg, sig []byte, role pki.Role) (*x509.Certificate, error) {
 	cert, err := v.Certificate(der, role)
 	if err != nil {
 		return nil, err
+	}
+	pub := cert.PublicKey.(ed25519.PublicKey)
+	if !v.rememberSignatures {
+		if !ed25519.Verify(pub, msg, sig) {
+			return nil, fmt.Errorf("%w (signer %q)", ErrBadSignature, cert.Subject.CommonName)
+		}
+		return cert, nil
 	}
 	h := sha256.New()
 	for _, part := range [][]byte{der, msg, sig} {
@@ -250,7 +264,7 @@ func (v *Verifier) Verify(der, msg, sig []byte, role pki.Role) (*x509.Certificat
 	if _, ok := v.signatures.Load(key); ok {
 		return cert, nil
 	}
-	if !ed25519.Verify(cert.PublicKey.(ed25519.PublicKey), msg, sig) {
+	if !ed25519.Verify(pub, msg, sig) {
 		return nil, fmt.Errorf("%w (signer %q)", ErrBadSignature, cert.Subject.CommonName)
 	}
 	if v.signed.Add(1) > maxCachedSignatures {

@@ -329,6 +329,13 @@ func (s *Server) Stop() {
 	}
 }
 
+// Deliver hands a message to the node exactly as its subscription on
+// subject would, Options.Concurrency included: for benchmarks that measure
+// the node's own throughput without a broker delivering the requests.
+func (s *Server) Deliver(subject string, data []byte) {
+	s.dispatch(subject, data, !strings.Contains(subject, ".node."))
+}
+
 func (s *Server) onBroadcast(m *nats.Msg) { s.dispatch(m.Subject, m.Data, true) }
 
 func (s *Server) onDirected(m *nats.Msg) { s.dispatch(m.Subject, m.Data, false) }
@@ -336,7 +343,9 @@ func (s *Server) onDirected(m *nats.Msg) { s.dispatch(m.Subject, m.Data, false) 
 // dispatch handles a request on a goroutine of its own while fewer than
 // Options.Concurrency are in progress, else waits for one to finish: the
 // wait holds the subscription back, so the broker's pending limits bound a
-// flood instead of goroutines piling up here.
+// flood instead of goroutines piling up here. That goroutine is the
+// request's alone, so a quick action runs on it too (inline) rather than on
+// yet another one; a slow action still gets its own and frees the slot.
 func (s *Server) dispatch(subject string, data []byte, inline bool) {
 	if s.slots == nil {
 		s.handle(subject, data, inline)
@@ -347,7 +356,7 @@ func (s *Server) dispatch(subject string, data []byte, inline bool) {
 	go func() {
 		defer s.wg.Done()
 		defer func() { <-s.slots }()
-		s.handle(subject, data, inline)
+		s.handle(subject, data, true)
 	}()
 }
 
