@@ -7,12 +7,12 @@ import "testing"
 func BenchmarkCompoundEval(b *testing.B) {
 	e := mustCompound(b, "os.family=Debian and (cpus>=4 or /^role::web/) and not env=dev and kernelrelease=~/^6\\./ and fstat('/etc/issue').size>10")
 	n := bigNode()
-	if !e.Eval(n) {
+	if !e.Eval(b.Context(), n) {
 		b.Fatal("benchmark filter does not match")
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		e.Eval(n)
+		e.Eval(b.Context(), n)
 	}
 }
 
@@ -25,11 +25,11 @@ func BenchmarkFilterMatch(b *testing.B) {
 		Compound: []*Expr{mustCompound(b, "roles=web and not virtual=true")},
 	}
 	n := bigNode()
-	if !f.Match(n) {
+	if !f.Match(b.Context(), n) {
 		b.Fatal("benchmark filter does not match")
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		f.Match(n)
+		f.Match(b.Context(), n)
 	}
 }

@@ -273,7 +273,7 @@ func TestEval(t *testing.T) {
 			t.Errorf("ParseCompound(%q): %v", tt.in, err)
 			continue
 		}
-		if got := e.Eval(n); got != tt.want {
+		if got := e.Eval(t.Context(), n); got != tt.want {
 			t.Errorf("Eval(%q) = %v, want %v", tt.in, got, tt.want)
 		}
 	}
@@ -305,11 +305,11 @@ func TestEvalInvalidTree(t *testing.T) {
 		if tt.e.Validate() == nil {
 			t.Errorf("%s: Validate() = nil, want error", tt.name)
 		}
-		if tt.e.Eval(n) {
+		if tt.e.Eval(t.Context(), n) {
 			t.Errorf("%s: Eval = true, want false", tt.name)
 		}
 		f := &Filter{Compound: []*Expr{tt.e}}
-		if f.Match(n) || f.Validate() == nil {
+		if f.Match(t.Context(), n) || f.Validate() == nil {
 			t.Errorf("%s: Filter.Match = true or Validate = nil", tt.name)
 		}
 	}
@@ -344,7 +344,7 @@ func TestEvalErrNamesTheFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ok, err := e.EvalErr(newTestNode())
+	ok, err := e.EvalErr(t.Context(), newTestNode())
 	if ok || err == nil || !strings.Contains(err.Error(), "fstat('/broken')") {
 		t.Fatalf("EvalErr = %v, %v; want false and an error naming the call", ok, err)
 	}

@@ -1,6 +1,7 @@
 package filter_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 
@@ -32,8 +33,8 @@ func ExampleFilter_Match() {
 		Agent:    []string{"service"},
 		Compound: []*filter.Expr{expr},
 	}
-	fmt.Println(web.Identity(), f.Match(web))
-	fmt.Println(db.Identity(), f.Match(db))
+	fmt.Println(web.Identity(), f.Match(context.Background(), web))
+	fmt.Println(db.Identity(), f.Match(context.Background(), db))
 	// Output:
 	// web1.example.net true
 	// db1.example.net false

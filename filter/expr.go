@@ -1,6 +1,7 @@
 package filter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -131,21 +132,23 @@ func (e *Expr) build() error {
 // Eval reports whether the node satisfies the expression. An invalid tree
 // (see Validate) never matches, and neither does one whose evaluation needed
 // a data call that failed — not even under "not": a failure must not select
-// a node (or, in ActionPolicy, allow a request).
-func (e *Expr) Eval(n Node) bool {
-	ok, err := e.EvalErr(n)
+// a node (or, in ActionPolicy, allow a request). ctx is passed to the node's
+// Data for every data call: its cancellation (the request's data budget)
+// makes the remaining calls fail.
+func (e *Expr) Eval(ctx context.Context, n Node) bool {
+	ok, err := e.EvalErr(ctx, n)
 	return ok && err == nil
 }
 
 // EvalErr is Eval that also says why a tree could not be evaluated: it is
 // invalid, or a data call it needed failed. The bool is false whenever the
 // error is set.
-func (e *Expr) EvalErr(n Node) (bool, error) {
+func (e *Expr) EvalErr(ctx context.Context, n Node) (bool, error) {
 	if err := e.Validate(); err != nil {
 		return false, err
 	}
 	var failed error
-	ok := e.eval(n, &failed)
+	ok := e.eval(ctx, n, &failed)
 	if failed != nil {
 		return false, failed
 	}
@@ -154,31 +157,31 @@ func (e *Expr) EvalErr(n Node) (bool, error) {
 
 // eval assumes a validated tree. A data call that fails sets *failed (the
 // first failure) and counts as false; the caller discards the result.
-func (e *Expr) eval(n Node, failed *error) bool {
+func (e *Expr) eval(ctx context.Context, n Node, failed *error) bool {
 	switch e.Op {
 	case OpAnd:
 		for _, a := range e.Args {
-			if !a.eval(n, failed) {
+			if !a.eval(ctx, n, failed) {
 				return false
 			}
 		}
 		return true
 	case OpOr:
 		for _, a := range e.Args {
-			if a.eval(n, failed) {
+			if a.eval(ctx, n, failed) {
 				return true
 			}
 		}
 		return false
 	case OpNot:
-		return !e.Args[0].eval(n, failed)
+		return !e.Args[0].eval(ctx, n, failed)
 	case OpFact:
 		v, ok := n.Fact(e.Fact.Fact)
 		return ok && e.cache.cmp.match(v)
 	case OpClass:
 		return e.cache.class.MatchAny(n.Classes())
 	case OpData:
-		return e.evalData(n, failed)
+		return e.evalData(ctx, n, failed)
 	}
 	return false
 }
@@ -201,12 +204,12 @@ func toTri(b bool) tri {
 
 // eval3 is eval with data calls that return ErrUnknown as unknown (Kleene
 // logic). Other data call failures set *failed as in eval.
-func (e *Expr) eval3(n Node, failed *error) tri {
+func (e *Expr) eval3(ctx context.Context, n Node, failed *error) tri {
 	switch e.Op {
 	case OpAnd:
 		out := triTrue
 		for _, a := range e.Args {
-			switch a.eval3(n, failed) {
+			switch a.eval3(ctx, n, failed) {
 			case triFalse:
 				return triFalse
 			case triUnknown:
@@ -217,7 +220,7 @@ func (e *Expr) eval3(n Node, failed *error) tri {
 	case OpOr:
 		out := triFalse
 		for _, a := range e.Args {
-			switch a.eval3(n, failed) {
+			switch a.eval3(ctx, n, failed) {
 			case triTrue:
 				return triTrue
 			case triUnknown:
@@ -226,7 +229,7 @@ func (e *Expr) eval3(n Node, failed *error) tri {
 		}
 		return out
 	case OpNot:
-		switch e.Args[0].eval3(n, failed) {
+		switch e.Args[0].eval3(ctx, n, failed) {
 		case triTrue:
 			return triFalse
 		case triFalse:
@@ -235,7 +238,7 @@ func (e *Expr) eval3(n Node, failed *error) tri {
 		return triUnknown
 	case OpData:
 		var err error
-		v := e.evalData(n, &err)
+		v := e.evalData(ctx, n, &err)
 		if err != nil {
 			if errors.Is(err, ErrUnknown) {
 				return triUnknown
@@ -247,12 +250,12 @@ func (e *Expr) eval3(n Node, failed *error) tri {
 		}
 		return toTri(v)
 	}
-	return toTri(e.eval(n, failed))
+	return toTri(e.eval(ctx, n, failed))
 }
 
-func (e *Expr) evalData(n Node, failed *error) bool {
+func (e *Expr) evalData(ctx context.Context, n Node, failed *error) bool {
 	d := e.Data
-	res, err := n.Data(d.Plugin, d.Query)
+	res, err := n.Data(ctx, d.Plugin, d.Query)
 	if err != nil {
 		if *failed == nil {
 			*failed = fmt.Errorf("data plugin %s('%s'): %w", d.Plugin, d.Query, err)

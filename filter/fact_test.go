@@ -127,7 +127,7 @@ func TestFactMatch(t *testing.T) {
 			t.Errorf("%q on node = %v, want %v", tt.filter, got, tt.want)
 		}
 		f := &Filter{Fact: []FactFilter{ff}}
-		if got := f.Match(n); got != tt.want {
+		if got := f.Match(t.Context(), n); got != tt.want {
 			t.Errorf("Filter{Fact: %q}.Match = %v, want %v", tt.filter, got, tt.want)
 		}
 	}
@@ -162,7 +162,7 @@ func TestFactMatchValueTypes(t *testing.T) {
 			t.Errorf("%s: %+v.Match(%#v) = %v, want %v", tt.name, tt.ff, tt.fact, got, tt.want)
 		}
 		f := &Filter{Fact: []FactFilter{tt.ff}}
-		if got := f.Match(n); got != tt.want {
+		if got := f.Match(t.Context(), n); got != tt.want {
 			t.Errorf("%s: Filter.Match = %v, want %v", tt.name, got, tt.want)
 		}
 	}

@@ -11,6 +11,7 @@
 package filter
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -37,8 +38,14 @@ type Node interface {
 	Fact(path string) (any, bool)
 	Classes() []string
 	Agents() []string
-	// Data runs a data plugin query (fstat('/etc/issue')) and returns its fields.
-	Data(plugin, query string) (map[string]any, error)
+	// Data runs a data plugin query (fstat('/etc/issue')) and returns its
+	// fields. ctx is the context given to Match, Decide or Eval: on a node it
+	// is the request's data budget, shared by every data call the request's
+	// filter and policy make. A Data that is still running when ctx is done
+	// must give up and return an error (wrapping ctx.Err()); a call made
+	// after ctx is done must fail without starting. A failed call never
+	// selects the node.
+	Data(ctx context.Context, plugin, query string) (map[string]any, error)
 }
 
 // compiledFilter is built once by the first Match.
@@ -79,8 +86,10 @@ func (f *Filter) Validate() error {
 }
 
 // Match reports whether the node satisfies every part of the filter. An
-// invalid filter matches no node.
-func (f *Filter) Match(n Node) bool {
+// invalid filter matches no node. ctx bounds the data plugin calls of
+// compound expressions (it is passed to the node's Data); a filter without
+// data calls never looks at it.
+func (f *Filter) Match(ctx context.Context, n Node) bool {
 	if f.Empty() {
 		return true
 	}
@@ -88,7 +97,7 @@ func (f *Filter) Match(n Node) bool {
 	if f.compiled.err != nil {
 		return false
 	}
-	return f.compiled.m.match(n)
+	return f.compiled.m.match(ctx, n)
 }
 
 // ErrUnknown is what a Node's Data returns (wrapped) when a data function
@@ -103,8 +112,9 @@ var ErrUnknown = errors.New("not known here")
 // false when the outcome depends on an unknown call; match is then true, so
 // that the node is addressed and decides itself. Every other part (identity,
 // facts, classes, agents) is decided as by Match, and a data call that
-// failed for another reason never selects the node.
-func (f *Filter) Decide(n Node) (match, known bool) {
+// failed for another reason never selects the node. ctx is passed to Data
+// as in Match.
+func (f *Filter) Decide(ctx context.Context, n Node) (match, known bool) {
 	if f.Empty() {
 		return true, true
 	}
@@ -115,13 +125,13 @@ func (f *Filter) Decide(n Node) (match, known bool) {
 	m := f.compiled.m
 	plain := *m
 	plain.compound = nil
-	if !plain.match(n) {
+	if !plain.match(ctx, n) {
 		return false, true
 	}
 	result := triTrue
 	for _, e := range m.compound {
 		var failed error
-		switch v := e.eval3(n, &failed); {
+		switch v := e.eval3(ctx, n, &failed); {
 		case failed != nil || v == triFalse:
 			return false, true
 		case v == triUnknown:
@@ -208,7 +218,7 @@ func compilePatterns(kind string, values []string) ([]pattern, error) {
 	return ps, nil
 }
 
-func (m *matcher) match(n Node) bool {
+func (m *matcher) match(ctx context.Context, n Node) bool {
 	if len(m.identity) > 0 {
 		id := n.Identity()
 		ok := false
@@ -246,7 +256,7 @@ func (m *matcher) match(n Node) bool {
 	}
 	for _, e := range m.compound {
 		var failed error
-		if !e.eval(n, &failed) || failed != nil {
+		if !e.eval(ctx, n, &failed) || failed != nil {
 			return false // a failed data call never selects a node
 		}
 	}

@@ -1,7 +1,9 @@
 package filter
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -68,11 +70,11 @@ func TestFilterMatch(t *testing.T) {
 		{"nil compound", &Filter{Compound: []*Expr{nil}}, false},
 	}
 	for _, tt := range tests {
-		if got := tt.f.Match(n); got != tt.want {
+		if got := tt.f.Match(t.Context(), n); got != tt.want {
 			t.Errorf("%s: Match = %v, want %v", tt.name, got, tt.want)
 		}
 		// Compiled form is cached: a second call must agree.
-		if got := tt.f.Match(n); got != tt.want {
+		if got := tt.f.Match(t.Context(), n); got != tt.want {
 			t.Errorf("%s: second Match = %v, want %v", tt.name, got, tt.want)
 		}
 		if valid := tt.f.Validate() == nil; !valid && tt.want {
@@ -121,7 +123,7 @@ func TestFilterJSONRoundTrip(t *testing.T) {
 		},
 	}
 	n := newTestNode()
-	want := f.Match(n) // populate caches: they must not leak into JSON
+	want := f.Match(t.Context(), n) // populate caches: they must not leak into JSON
 	b, err := json.Marshal(f)
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +135,7 @@ func TestFilterJSONRoundTrip(t *testing.T) {
 	if diff := cmp.Diff(f, &got); diff != "" {
 		t.Errorf("round trip mismatch (-want +got):\n%s\njson: %s", diff, b)
 	}
-	if got.Match(n) != want {
+	if got.Match(t.Context(), n) != want {
 		t.Errorf("decoded filter Match = %v, want %v", !want, want)
 	}
 	for i := range f.Compound {
@@ -159,7 +161,7 @@ func TestFilterJSONHostileCompound(t *testing.T) {
 		if err := json.Unmarshal([]byte(in), &f); err != nil {
 			t.Fatalf("%s: %v", in, err)
 		}
-		if f.Match(n) {
+		if f.Match(t.Context(), n) {
 			t.Errorf("%s matched, want no match", in)
 		}
 	}
@@ -182,7 +184,7 @@ func TestFilterConcurrentMatch(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for range 50 {
-				results[i] = f.Match(n)
+				results[i] = f.Match(t.Context(), n)
 			}
 		}()
 	}
@@ -266,7 +268,7 @@ func TestFilterEqual(t *testing.T) {
 	a := &Filter{Class: []string{"x"}, Compound: []*Expr{mustCompound(t, "a or b")}}
 	b := &Filter{Class: []string{"x"}, Compound: []*Expr{mustCompound(t, "a or b")}}
 	c := &Filter{Class: []string{"x"}, Compound: []*Expr{mustCompound(t, "a and b")}}
-	a.Match(newTestNode()) // caches must not affect equality
+	a.Match(t.Context(), newTestNode()) // caches must not affect equality
 	if !a.Equal(b) || a.Equal(c) || !(*Filter)(nil).Equal(&Filter{}) || a.Equal(nil) {
 		t.Error("Filter.Equal disagrees with the wire fields")
 	}
@@ -281,7 +283,7 @@ func TestCombinedQuotesAndRegexFlags(t *testing.T) {
 		t.Fatalf("facts %+v classes %v", facts, classes)
 	}
 	n := StaticTestNode{facts: map[string]any{"role": "web server", "os": "deb ian"}, classes: []string{"apache"}}
-	if !(&Filter{Fact: facts, Class: classes}).Match(n) {
+	if !(&Filter{Fact: facts, Class: classes}).Match(t.Context(), n) {
 		t.Error("quoted values and /re/i did not match")
 	}
 	if _, _, err := ParseCombined(`role="web`); err == nil {
@@ -308,14 +310,14 @@ func (n StaticTestNode) Identity() string             { return "n" }
 func (n StaticTestNode) Fact(path string) (any, bool) { return Lookup(n.facts, path) }
 func (n StaticTestNode) Classes() []string            { return n.classes }
 func (StaticTestNode) Agents() []string               { return nil }
-func (StaticTestNode) Data(string, string) (map[string]any, error) {
+func (StaticTestNode) Data(context.Context, string, string) (map[string]any, error) {
 	return nil, nil
 }
 
 // unknownNode is a node whose data functions are all unknown.
 type unknownNode struct{ StaticTestNode }
 
-func (unknownNode) Data(string, string) (map[string]any, error) {
+func (unknownNode) Data(context.Context, string, string) (map[string]any, error) {
 	return nil, fmt.Errorf("no data here: %w", ErrUnknown)
 }
 
@@ -336,15 +338,15 @@ func TestDecideThreeValued(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		match, known := (&Filter{Compound: []*Expr{e}}).Decide(n)
+		match, known := (&Filter{Compound: []*Expr{e}}).Decide(t.Context(), n)
 		if match != tt.match || known != tt.known {
 			t.Errorf("Decide(%s) = %v, %v; want %v, %v", tt.expr, match, known, tt.match, tt.known)
 		}
-		if (&Filter{Compound: []*Expr{e}}).Match(n) && !known {
+		if (&Filter{Compound: []*Expr{e}}).Match(t.Context(), n) && !known {
 			t.Errorf("Match(%s) selected a node on an unknown", tt.expr)
 		}
 	}
-	if m, _ := (&Filter{Fact: []FactFilter{{Fact: "role", Operator: "==", Value: "db"}}}).Decide(n); m {
+	if m, _ := (&Filter{Fact: []FactFilter{{Fact: "role", Operator: "==", Value: "db"}}}).Decide(t.Context(), n); m {
 		t.Error("a false fact was selected")
 	}
 }
@@ -363,5 +365,76 @@ func TestBooleansMatchOneAndZero(t *testing.T) {
 		if got := ff.Match(n); got != want {
 			t.Errorf("%s = %v, want %v", expr, got, want)
 		}
+	}
+}
+
+// ctxNode records the context each data call receives.
+type ctxNode struct {
+	StaticTestNode
+	got []context.Context
+}
+
+type ctxKey struct{}
+
+func (n *ctxNode) Data(ctx context.Context, _, _ string) (map[string]any, error) {
+	n.got = append(n.got, ctx)
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return map[string]any{"present": true}, nil
+}
+
+// TestDataGetsTheCallersContext: Match, Decide, Eval and EvalErr hand their
+// context to every data call (on a node it is the request's data budget),
+// and a call under a context that is done fails, so it selects nothing.
+func TestDataGetsTheCallersContext(t *testing.T) {
+	e, err := ParseCompound("fstat('/a') and fstat('/b')")
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := map[string]func(context.Context, Node) bool{
+		"Match": func(ctx context.Context, n Node) bool { return (&Filter{Compound: []*Expr{e}}).Match(ctx, n) },
+		"Decide": func(ctx context.Context, n Node) bool {
+			m, _ := (&Filter{Compound: []*Expr{e}}).Decide(ctx, n)
+			return m
+		},
+		"Eval":    e.Eval,
+		"EvalErr": func(ctx context.Context, n Node) bool { ok, _ := e.EvalErr(ctx, n); return ok },
+	}
+	for name, f := range eval {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.WithValue(t.Context(), ctxKey{}, name)
+			n := &ctxNode{}
+			if !f(ctx, n) {
+				t.Fatalf("%s = false with a live context; want true", name)
+			}
+			if len(n.got) != 2 {
+				t.Fatalf("%d data calls, want 2", len(n.got))
+			}
+			for _, c := range n.got {
+				if c.Value(ctxKey{}) != name {
+					t.Fatalf("data call got a context other than the caller's")
+				}
+			}
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			if f(done, &ctxNode{}) {
+				t.Fatalf("%s = true under a cancelled context; want false", name)
+			}
+		})
+	}
+}
+
+// TestStaticNodeDataHonoursContext: a StaticNode fails data calls under a
+// context that is done, like a node whose data budget is spent.
+func TestStaticNodeDataHonoursContext(t *testing.T) {
+	n := &StaticNode{Results: map[string]map[string]any{"fstat(/x)": {"present": true}}}
+	if _, err := n.Data(t.Context(), "fstat", "/x"); err != nil {
+		t.Fatalf("live context: %v", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := n.Data(ctx, "fstat", "/x"); !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled context: err = %v, want context.Canceled", err)
 	}
 }

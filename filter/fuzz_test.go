@@ -45,7 +45,7 @@ func FuzzParseCompound(f *testing.F) {
 		if err := json.Unmarshal(b, &decoded); err != nil || !decoded.Equal(e) {
 			t.Fatalf("JSON round trip of %q failed: %v", s, err)
 		}
-		if decoded.Eval(n) != e.Eval(n) {
+		if decoded.Eval(t.Context(), n) != e.Eval(t.Context(), n) {
 			t.Fatalf("decoded %q evaluates differently", s)
 		}
 	})

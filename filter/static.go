@@ -1,6 +1,9 @@
 package filter
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+)
 
 // StaticNode is a Node made of fixed values: a simulated node for tests,
 // examples and tools that evaluate a filter against facts they were given
@@ -27,8 +30,13 @@ func (n *StaticNode) Classes() []string { return n.ClassNames }
 // Agents implements Node.
 func (n *StaticNode) Agents() []string { return n.AgentNames }
 
-// Data implements Node.
-func (n *StaticNode) Data(plugin, query string) (map[string]any, error) {
+// Data implements Node. The results are fixed, so there is nothing to
+// cancel; a ctx that is already done still fails the call, as on a node
+// whose data budget is spent.
+func (n *StaticNode) Data(ctx context.Context, plugin, query string) (map[string]any, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("%s(%s): %w", plugin, query, err)
+	}
 	if res, ok := n.Results[plugin+"("+query+")"]; ok {
 		return res, nil
 	}

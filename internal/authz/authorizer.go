@@ -2,6 +2,7 @@ package authz
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -108,8 +109,9 @@ func validateOptions(o Options) error {
 // Authorize decides one request. It never returns an error: every failure
 // (missing or broken files, bad names) is a deny with the reason filled in.
 // The groups file is consulted only for policies that name groups, so a broken
-// groups file denies exactly those.
-func (a *Authorizer) Authorize(req Request) Decision {
+// groups file denies exactly those. ctx bounds the data plugin calls a
+// policy's compound conditions make (see Policy.Evaluate).
+func (a *Authorizer) Authorize(ctx context.Context, req Request) Decision {
 	if a.configErr != nil {
 		return Decision{Reason: "authorization config invalid: " + a.configErr.Error()}
 	}
@@ -128,7 +130,7 @@ func (a *Authorizer) Authorize(req Request) Decision {
 		}
 		groups = g.groups
 	}
-	d = p.Evaluate(req.Caller, req.Action, groups, req.Node)
+	d = p.Evaluate(ctx, req.Caller, req.Action, groups, req.Node)
 	if d.Default && !p.hasDefault {
 		if v, src := a.configuredDefault(req.Agent); v != "" {
 			d.Allowed = v == "allow"

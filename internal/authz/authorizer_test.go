@@ -116,7 +116,7 @@ func TestAuthorize(t *testing.T) {
 			opts := tt.opts
 			opts.Dir = dir
 			a := New(opts, nil)
-			d := a.Authorize(Request{Caller: tt.caller, Agent: tt.agent, Action: "status"})
+			d := a.Authorize(t.Context(), Request{Caller: tt.caller, Agent: tt.agent, Action: "status"})
 			file := ""
 			if d.File != "" {
 				file = filepath.Base(d.File)
@@ -184,7 +184,7 @@ func TestReloadOnChange(t *testing.T) {
 			}
 		}
 		clock.advance(s.advance)
-		d := a.Authorize(req)
+		d := a.Authorize(t.Context(), req)
 		if d.Allowed != s.allowed || !strings.Contains(d.Reason, s.reason) {
 			t.Fatalf("%s: Authorize = %+v, want allowed=%v reason~%q", s.name, d, s.allowed, s.reason)
 		}
@@ -204,7 +204,7 @@ func TestReloadRenamedFile(t *testing.T) {
 	path := filepath.Join(dir, "package.policy")
 	req := Request{Caller: "cert=alice", Agent: "package", Action: "status"}
 	writeFiles(t, dir, map[string]string{"package.policy": "policy default allow\n"})
-	if d := a.Authorize(req); !d.Allowed {
+	if d := a.Authorize(t.Context(), req); !d.Allowed {
 		t.Fatalf("before rename: %+v", d)
 	}
 	tmp := filepath.Join(dir, "package.policy.tmp")
@@ -219,14 +219,14 @@ func TestReloadRenamedFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	clock.advance(time.Second)
-	if d := a.Authorize(req); !d.Allowed { // the touched mtime is a change too
+	if d := a.Authorize(t.Context(), req); !d.Allowed { // the touched mtime is a change too
 		t.Fatalf("after touch: %+v", d)
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
 	clock.advance(time.Second)
-	if d := a.Authorize(req); d.Allowed {
+	if d := a.Authorize(t.Context(), req); d.Allowed {
 		t.Fatalf("rename with same size and mtime not noticed: %+v", d)
 	}
 }
@@ -243,7 +243,7 @@ func TestAuthorizeConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 200 {
-				a.Authorize(Request{Caller: "cert=carol", Agent: []string{"package", "service"}[(g+i)%2], Action: "status"})
+				a.Authorize(t.Context(), Request{Caller: "cert=carol", Agent: []string{"package", "service"}[(g+i)%2], Action: "status"})
 			}
 		}()
 	}
@@ -251,7 +251,7 @@ func TestAuthorizeConcurrent(t *testing.T) {
 		writeFiles(t, dir, map[string]string{"package.policy": strings.Repeat("# rev\n", i) + "allow\tops\t*\t*\t*\n"})
 	}
 	wg.Wait()
-	if d := a.Authorize(Request{Caller: "cert=carol", Agent: "package", Action: "status"}); !d.Allowed {
+	if d := a.Authorize(t.Context(), Request{Caller: "cert=carol", Agent: "package", Action: "status"}); !d.Allowed {
 		t.Fatalf("final decision %+v", d)
 	}
 }

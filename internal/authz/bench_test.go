@@ -44,7 +44,7 @@ func BenchmarkEvaluate50Lines(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if d := p.Evaluate("cert=bench", "status", groups, node); d.Allowed || d.Line != 2 {
+		if d := p.Evaluate(b.Context(), "cert=bench", "status", groups, node); d.Allowed || d.Line != 2 {
 			b.Fatalf("unexpected decision %+v", d)
 		}
 	}

@@ -77,7 +77,7 @@ func TestCompoundColumnErrors(t *testing.T) {
 			if len(errs) != 1 || !strings.Contains(errs[0].Error(), "x.policy:1: "+tc.want) {
 				t.Fatalf("errors = %v, want one containing %q", errs, tc.want)
 			}
-			if d := p.Evaluate("cert=a", "x", Groups{}, &filter.StaticNode{ClassNames: []string{"one"}}); d.Allowed {
+			if d := p.Evaluate(t.Context(), "cert=a", "x", Groups{}, &filter.StaticNode{ClassNames: []string{"one"}}); d.Allowed {
 				t.Fatalf("invalid file allowed: %+v", d)
 			}
 		})

@@ -21,7 +21,7 @@ func TestDataFailureDenies(t *testing.T) {
 			if len(errs) > 0 {
 				t.Fatal(errs)
 			}
-			d := p.Evaluate("cert=alice.mcollective", "ping", Groups{}, node)
+			d := p.Evaluate(t.Context(), "cert=alice.mcollective", "ping", Groups{}, node)
 			if d.Allowed || d.Line != 2 || !strings.HasPrefix(d.Reason, ReasonDataError) || !strings.Contains(d.Reason, "package('bash')") {
 				t.Fatalf("decision = %+v, want a deny on line 2 naming the failed data call", d)
 			}

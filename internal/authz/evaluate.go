@@ -1,6 +1,7 @@
 package authz
 
 import (
+	"context"
 	"fmt"
 	"slices"
 
@@ -51,11 +52,14 @@ func (d Decision) String() string {
 
 // Evaluate decides whether caller may run action. groups resolves group names
 // used in the callers field; node supplies facts and classes and may be nil, in
-// which case rules with fact, class or compound conditions never match.
+// which case rules with fact, class or compound conditions never match. ctx
+// is passed to the node's Data for the data calls of compound conditions (on
+// a node, the request's data budget): a call it cuts short fails the rule as
+// any failed data call does.
 //
 // An invalid policy, or one naming a group that groups does not define, denies
 // every request: a typo must never widen or narrow access silently.
-func (p *Policy) Evaluate(caller, action string, groups Groups, node filter.Node) Decision {
+func (p *Policy) Evaluate(ctx context.Context, caller, action string, groups Groups, node filter.Node) Decision {
 	if p == nil {
 		return Decision{Reason: "no policy"}
 	}
@@ -70,7 +74,7 @@ func (p *Policy) Evaluate(caller, action string, groups Groups, node filter.Node
 	}
 	for i := range p.rules {
 		r := &p.rules[i]
-		ok, err := r.matches(caller, action, groups, node)
+		ok, err := r.matches(ctx, caller, action, groups, node)
 		if err != nil {
 			return Decision{File: p.name, Line: r.line, Rule: r.text, Reason: ReasonDataError + ": " + err.Error()}
 		}
@@ -87,7 +91,7 @@ func (p *Policy) Evaluate(caller, action string, groups Groups, node filter.Node
 // matches checks the cheap string fields first so node lookups (facts, data
 // plugins) only run for rules that concern this caller and action. The error
 // is set when a data function the rule needed failed.
-func (r *rule) matches(caller, action string, groups Groups, node filter.Node) (bool, error) {
+func (r *rule) matches(ctx context.Context, caller, action string, groups Groups, node filter.Node) (bool, error) {
 	if !r.anyCaller && !slices.Contains(r.callers, caller) && !inAnyGroup(r.groups, caller, groups) {
 		return false, nil
 	}
@@ -118,7 +122,7 @@ func (r *rule) matches(caller, action string, groups Groups, node filter.Node) (
 		if e == nil {
 			continue
 		}
-		if ok, err := e.EvalErr(node); err != nil || !ok {
+		if ok, err := e.EvalErr(ctx, node); err != nil || !ok {
 			return false, err
 		}
 	}

@@ -33,7 +33,7 @@ func runEvalCases(t *testing.T, cases []evalCase) {
 			if err != nil {
 				t.Fatalf("groups: %v", err)
 			}
-			d := p.Evaluate(tc.caller, tc.action, groups, tc.node)
+			d := p.Evaluate(t.Context(), tc.caller, tc.action, groups, tc.node)
 			if d.Allowed != tc.allowed || d.Line != tc.line || !strings.Contains(d.Reason, tc.reason) {
 				t.Errorf("Evaluate(%q, %q) = %+v\nwant allowed=%v line=%d reason~%q\nparse errors: %v",
 					tc.caller, tc.action, d, tc.allowed, tc.line, tc.reason, errs)
@@ -190,7 +190,7 @@ func TestEvaluateFactsClasses(t *testing.T) {
 
 func TestEvaluateNilPolicy(t *testing.T) {
 	var p *Policy
-	if d := p.Evaluate("cert=a", "x", Groups{}, nil); d.Allowed {
+	if d := p.Evaluate(t.Context(), "cert=a", "x", Groups{}, nil); d.Allowed {
 		t.Fatalf("nil policy allowed: %+v", d)
 	}
 }

@@ -35,11 +35,11 @@ func FuzzParsePolicy(f *testing.F) {
 			}
 		}
 		for _, caller := range []string{"cert=carol", "cert=a"} {
-			d := p.Evaluate(caller, "status", groups, node)
+			d := p.Evaluate(t.Context(), caller, "status", groups, node)
 			if len(errs) > 0 && d.Allowed {
 				t.Fatalf("invalid policy allowed: %+v", d)
 			}
-			p.Evaluate(caller, "status", Groups{}, nil)
+			p.Evaluate(t.Context(), caller, "status", Groups{}, nil)
 		}
 	})
 }

@@ -75,7 +75,7 @@ func TestParsePolicyErrors(t *testing.T) {
 			if p == nil || p.Err() == nil {
 				t.Fatalf("policy with errors must be non-nil and report Err")
 			}
-			if d := p.Evaluate("cert=a", "x", Groups{}, nil); d.Allowed || !strings.Contains(d.Reason, "policy file invalid: x.policy:") {
+			if d := p.Evaluate(t.Context(), "cert=a", "x", Groups{}, nil); d.Allowed || !strings.Contains(d.Reason, "policy file invalid: x.policy:") {
 				t.Errorf("invalid policy decided %+v, want deny naming the bad line", d)
 			}
 		})

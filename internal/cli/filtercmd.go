@@ -76,8 +76,7 @@ facts file, agent at the --agents list.`,
 			if err != nil {
 				return &ExitError{Code: 2, Err: err}
 			}
-			n.ctx = cmd.Context()
-			if flt.Match(n) {
+			if flt.Match(cmd.Context(), n) {
 				fmt.Fprintln(app.Stdout, "match")
 				return nil
 			}
@@ -98,7 +97,6 @@ facts file, agent at the --agents list.`,
 
 // localNode is a filter.Node made of files on this machine, for filter test.
 type localNode struct {
-	ctx      context.Context
 	identity string
 	facts    map[string]any
 	classes  []string
@@ -111,7 +109,7 @@ func newLocalNode(identity, factsPath, classesPath string, agents []string) (*lo
 	if err != nil {
 		return nil, err
 	}
-	n := &localNode{ctx: context.Background(), identity: identity, facts: fm, classes: []string{}}
+	n := &localNode{identity: identity, facts: fm, classes: []string{}}
 	for _, a := range agents {
 		if a = strings.TrimSpace(a); a != "" {
 			n.agents = append(n.agents, a)
@@ -146,6 +144,6 @@ func (n *localNode) Fact(path string) (any, bool) { return filter.Lookup(n.facts
 func (n *localNode) Classes() []string            { return n.classes }
 func (n *localNode) Agents() []string             { return n.agents }
 
-func (n *localNode) Data(plugin, query string) (map[string]any, error) {
-	return n.plugins.Query(n.ctx, plugin, query)
+func (n *localNode) Data(ctx context.Context, plugin, query string) (map[string]any, error) {
+	return n.plugins.Query(ctx, plugin, query)
 }

@@ -54,7 +54,7 @@ every exact -I node answered).`,
 				if disc, err = f.discoverer(app, cl, method); err != nil {
 					return err
 				}
-				key, req.Expect = disc.Expect(cl.Collective(), flt)
+				key, req.Expect = disc.Expect(cmd.Context(), cl.Collective(), flt)
 			case method == discovery.Direct && ro.limit == nil:
 			default:
 				if d, err = f.discover(cmd.Context(), app, cl, flt); err != nil {

@@ -99,7 +99,7 @@ func runPolicyCheck(ctx context.Context, app *App, f policyCheckFlags) error {
 	if err != nil {
 		return err
 	}
-	node, err := newPolicyNode(ctx, f.facts, f.classes)
+	node, err := newPolicyNode(f.facts, f.classes)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func runPolicyCheck(ctx context.Context, app *App, f policyCheckFlags) error {
 	if node != nil {
 		n = node
 	}
-	d := p.Evaluate(f.caller, f.action, groups, n)
+	d := p.Evaluate(ctx, f.caller, f.action, groups, n)
 	verdict := "deny"
 	if d.Allowed {
 		verdict = "allow"
@@ -188,7 +188,6 @@ func splitJoined(err error) []error {
 // policyNode is the node a policy check simulates: facts and classes from
 // files, no agents, and data functions answered on this machine.
 type policyNode struct {
-	ctx     context.Context
 	facts   map[string]any
 	classes []string
 	plugins *data.Registry
@@ -196,11 +195,11 @@ type policyNode struct {
 
 // newPolicyNode builds the simulated node, or returns nil when neither file
 // is given (then rules with conditions never match, as Evaluate documents).
-func newPolicyNode(ctx context.Context, factsPath, classesPath string) (*policyNode, error) {
+func newPolicyNode(factsPath, classesPath string) (*policyNode, error) {
 	if factsPath == "" && classesPath == "" {
 		return nil, nil
 	}
-	n := &policyNode{ctx: ctx, facts: map[string]any{}, classes: []string{}}
+	n := &policyNode{facts: map[string]any{}, classes: []string{}}
 	if factsPath != "" {
 		fm, err := facts.LoadFile(factsPath)
 		if err != nil {
@@ -228,8 +227,8 @@ func (n *policyNode) Classes() []string            { return n.classes }
 func (n *policyNode) Agents() []string             { return nil }
 
 // Data bounds each data function so a slow file cannot hang the check.
-func (n *policyNode) Data(plugin, query string) (map[string]any, error) {
-	ctx, cancel := context.WithTimeout(n.ctx, 10*time.Second)
+func (n *policyNode) Data(ctx context.Context, plugin, query string) (map[string]any, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	return n.plugins.Query(ctx, plugin, query)
 }

@@ -229,7 +229,7 @@ func (d *Discoverer) Discover(ctx context.Context, r Request) (*Result, error) {
 		if collective == "" {
 			collective = d.Client.Collective()
 		}
-		res.Nodes, res.Unknown, err = d.inventory(r, collective)
+		res.Nodes, res.Unknown, err = d.inventory(ctx, r, collective)
 	case External:
 		res.Nodes, err = d.external(ctx, r, timeout)
 	default:
@@ -243,7 +243,7 @@ func (d *Discoverer) Discover(ctx context.Context, r Request) (*Result, error) {
 		sel := &filter.Filter{Identity: r.Identities}
 		var kept []string
 		for _, n := range res.Nodes {
-			if sel.Match(identityOnly(n)) {
+			if sel.Match(ctx, identityOnly(n)) {
 				kept = append(kept, n)
 			}
 		}
@@ -261,7 +261,7 @@ func (d *Discoverer) broadcast(ctx context.Context, r Request) ([]string, *clien
 	if collective == "" {
 		collective = d.Client.Collective()
 	}
-	key, expect := d.Expect(collective, r.Filter)
+	key, expect := d.Expect(ctx, collective, r.Filter)
 	disc, err := d.Client.DiscoverNodes(ctx, client.DiscoverRequest{
 		Collective: r.Collective, Filter: r.Filter, Timeout: r.Timeout, Quiet: r.Window, Expect: expect,
 	})
@@ -276,11 +276,11 @@ func (d *Discoverer) broadcast(ctx context.Context, r Request) ([]string, *clien
 // reason to expect (recent answers in the cache, recent announcements in the
 // registration store), and the cache key to report the answers under.
 // mco ping, whose ping is itself the broadcast, uses it directly.
-func (d *Discoverer) Expect(collective string, flt *filter.Filter) (key string, expect []string) {
+func (d *Discoverer) Expect(ctx context.Context, collective string, flt *filter.Filter) (key string, expect []string) {
 	key = CacheKey(d.Scope, collective, flt)
 	expect = d.Cache.Expected(key)
 	if d.InventoryDir != "" {
-		expect = append(expect, d.inventoryExpected(collective, flt)...)
+		expect = append(expect, d.inventoryExpected(ctx, collective, flt)...)
 	}
 	return key, Dedupe(expect)
 }
@@ -295,7 +295,7 @@ func (d *Discoverer) Answered(key string, nodes []string) {
 // inventoryExpected are the nodes of the registration store that announced
 // recently and match the filter: broadcast discovery waits for them. A store
 // that cannot be read expects nothing (the inventory method reports it).
-func (d *Discoverer) inventoryExpected(collective string, flt *filter.Filter) []string {
+func (d *Discoverer) inventoryExpected(ctx context.Context, collective string, flt *filter.Filter) []string {
 	recs, err := LoadInventory(d.InventoryDir, nil)
 	if err != nil {
 		return nil
@@ -303,7 +303,7 @@ func (d *Discoverer) inventoryExpected(collective string, flt *filter.Filter) []
 	now := time.Now()
 	var out []string
 	for _, rec := range recs {
-		if rec.InCollective(collective) && !rec.Silent(now, rec.MaxAge(registration.DefaultMaxAge)) && flt.Match(rec.Node()) {
+		if rec.InCollective(collective) && !rec.Silent(now, rec.MaxAge(registration.DefaultMaxAge)) && flt.Match(ctx, rec.Node()) {
 			out = append(out, rec.Identity)
 		}
 	}
@@ -324,6 +324,6 @@ func (i identityOnly) Identity() string      { return string(i) }
 func (identityOnly) Fact(string) (any, bool) { return nil, false }
 func (identityOnly) Classes() []string       { return nil }
 func (identityOnly) Agents() []string        { return nil }
-func (identityOnly) Data(string, string) (map[string]any, error) {
+func (identityOnly) Data(context.Context, string, string) (map[string]any, error) {
 	return nil, errors.New("a node list has no data")
 }

@@ -100,7 +100,7 @@ type externalInput struct {
 // the stored announcements of the collective's nodes. Nodes that stopped
 // announcing are still returned, so a call reports them under "No response
 // from".
-func (d *Discoverer) inventory(r Request, collective string) (nodes, unknown []string, err error) {
+func (d *Discoverer) inventory(ctx context.Context, r Request, collective string) (nodes, unknown []string, err error) {
 	dir := r.Source
 	if dir == "" {
 		dir = d.InventoryDir
@@ -120,7 +120,7 @@ func (d *Discoverer) inventory(r Request, collective string) (nodes, unknown []s
 		if !rec.InCollective(collective) {
 			continue
 		}
-		if match, known := r.Filter.Decide(rec.Node()); match {
+		if match, known := r.Filter.Decide(ctx, rec.Node()); match {
 			nodes = append(nodes, rec.Identity)
 			if !known {
 				unknown = append(unknown, rec.Identity)

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -18,8 +19,8 @@ import (
 type Policy struct{ A *authz.Authorizer }
 
 // Authorize implements server.Authorizer.
-func (p Policy) Authorize(caller, agent, action string, node filter.Node) server.Decision {
-	d := p.A.Authorize(authz.Request{Caller: caller, Agent: agent, Action: action, Node: node})
+func (p Policy) Authorize(ctx context.Context, caller, agent, action string, node filter.Node) server.Decision {
+	d := p.A.Authorize(ctx, authz.Request{Caller: caller, Agent: agent, Action: action, Node: node})
 	return server.Decision{Allowed: d.Allowed, Rule: decidingLine(d)}
 }
 

@@ -307,7 +307,7 @@ func TestRecordNodeMatchesFilters(t *testing.T) {
 		}, false},
 	}
 	for _, tt := range tests {
-		if got := tt.flt().Match(rec.Node()); got != tt.want {
+		if got := tt.flt().Match(t.Context(), rec.Node()); got != tt.want {
 			t.Errorf("%s: Match = %v, want %v", tt.name, got, tt.want)
 		}
 	}

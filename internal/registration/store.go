@@ -1,6 +1,7 @@
 package registration
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -73,7 +74,7 @@ func (n recordNode) Identity() string             { return n.r.Identity }
 func (n recordNode) Fact(path string) (any, bool) { return filter.Lookup(n.r.Facts, path) }
 func (n recordNode) Classes() []string            { return n.r.Classes }
 func (n recordNode) Agents() []string             { return n.r.Agents }
-func (recordNode) Data(string, string) (map[string]any, error) {
+func (recordNode) Data(context.Context, string, string) (map[string]any, error) {
 	return nil, ErrNoData
 }
 

@@ -139,8 +139,8 @@ func TestRunningLimitPerCaller(t *testing.T) {
 // internal/node does (which the server cannot import).
 type policy struct{ a *authz.Authorizer }
 
-func (p policy) Authorize(caller, agent, action string, node filter.Node) Decision {
-	d := p.a.Authorize(authz.Request{Caller: caller, Agent: agent, Action: action, Node: node})
+func (p policy) Authorize(ctx context.Context, caller, agent, action string, node filter.Node) Decision {
+	d := p.a.Authorize(ctx, authz.Request{Caller: caller, Agent: agent, Action: action, Node: node})
 	return Decision{Allowed: d.Allowed, Rule: d.String()}
 }
 

@@ -347,7 +347,8 @@ func (s *Server) notForUs() *refusal {
 // decided by matchDataFilter, after authorization.
 func (s *Server) matchFilter(r *request) *refusal {
 	r.deferData = true
-	matched := r.req.Filter.Match(s.view(r))
+	ctx, node := s.view(r)
+	matched := r.req.Filter.Match(ctx, node)
 	r.deferData = false
 	switch {
 	case matched:
@@ -371,7 +372,8 @@ func (s *Server) authorize(r *request) *refusal {
 	}
 	filterDeferred := r.dataDeferred
 	r.deferData, r.dataDeferred = true, false
-	d := s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, s.view(r))
+	ctx, node := s.view(r)
+	d := s.opts.Authorizer.Authorize(ctx, r.req.CallerID, r.req.Agent, r.req.Action, node)
 	r.policyDeferred = r.dataDeferred
 	r.deferData, r.dataDeferred = false, filterDeferred
 	if r.policyDeferred {
@@ -387,7 +389,8 @@ func (s *Server) authorizeWithData(r *request) *refusal {
 	if !r.policyDeferred {
 		return nil
 	}
-	return s.decided(r, s.opts.Authorizer.Authorize(r.req.CallerID, r.req.Agent, r.req.Action, s.view(r)))
+	ctx, node := s.view(r)
+	return s.decided(r, s.opts.Authorizer.Authorize(ctx, r.req.CallerID, r.req.Agent, r.req.Action, node))
 }
 
 // decided applies an ActionPolicy decision. A denied caller whose filter
@@ -410,7 +413,10 @@ const deniedMessage = "You are not authorized to call this agent or action"
 // matchDataFilter is the rest of step 6: for an authorized caller, the
 // filter again, data plugins included, within the request's data budget.
 func (s *Server) matchDataFilter(r *request) *refusal {
-	if !r.dataDeferred || r.req.Filter.Match(s.view(r)) {
+	if !r.dataDeferred {
+		return nil
+	}
+	if ctx, node := s.view(r); r.req.Filter.Match(ctx, node) {
 		return nil
 	}
 	return s.notForUs()
@@ -617,19 +623,21 @@ type nodeView struct {
 // errDataDeferred is what a data call returns in the first filter pass.
 var errDataDeferred = errors.New("data plugins run after authorization")
 
-// view returns the node view for a request, its data budget starting now.
-func (s *Server) view(r *request) nodeView {
+// view returns the node view for a request and the context its data calls
+// run under: the request's data budget, which starts at the first view and
+// is shared by the filter's and the policy's data calls.
+func (s *Server) view(r *request) (context.Context, nodeView) {
 	if r.dataCtx == nil {
 		r.dataCtx, r.dataCancel = context.WithTimeout(context.Background(), s.opts.DataBudget)
 	}
-	return nodeView{s: s, r: r}
+	return r.dataCtx, nodeView{s: s, r: r}
 }
 
 func (v nodeView) Identity() string             { return v.s.Identity() }
 func (v nodeView) Fact(path string) (any, bool) { return v.s.opts.Facts.Fact(path) }
 func (v nodeView) Classes() []string            { return v.s.opts.Facts.Classes() }
 func (v nodeView) Agents() []string             { return v.s.opts.Agents.AgentNames() }
-func (v nodeView) Data(plugin, query string) (map[string]any, error) {
+func (v nodeView) Data(ctx context.Context, plugin, query string) (map[string]any, error) {
 	if v.r.deferData {
 		v.r.dataDeferred = true
 		return nil, errDataDeferred
@@ -637,10 +645,10 @@ func (v nodeView) Data(plugin, query string) (map[string]any, error) {
 	if v.s.opts.Data == nil {
 		return nil, fmt.Errorf("no data plugins on this node")
 	}
-	if err := v.r.dataCtx.Err(); err != nil {
+	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("data plugin %s: the request's %s budget for data calls is spent", plugin, v.s.opts.DataBudget)
 	}
-	return v.s.opts.Data.Query(v.r.dataCtx, plugin, query)
+	return v.s.opts.Data.Query(ctx, plugin, query)
 }
 
 var _ filter.Node = nodeView{}

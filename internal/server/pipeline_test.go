@@ -413,13 +413,13 @@ func TestPipelineFilter(t *testing.T) {
 
 type denyAll struct{}
 
-func (denyAll) Authorize(caller, agent, action string, _ filter.Node) Decision {
+func (denyAll) Authorize(_ context.Context, caller, agent, action string, _ filter.Node) Decision {
 	return Decision{Rule: "deny all (test)"}
 }
 
 type allowAll struct{}
 
-func (allowAll) Authorize(string, string, string, filter.Node) Decision {
+func (allowAll) Authorize(context.Context, string, string, string, filter.Node) Decision {
 	return Decision{Allowed: true, Rule: "allow all (test)"}
 }
 

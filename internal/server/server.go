@@ -60,9 +60,11 @@ type Decision struct {
 	Rule    string // the policy line or default that decided, for the audit log
 }
 
-// Authorizer decides whether a caller may run an action on this node.
+// Authorizer decides whether a caller may run an action on this node. ctx is
+// the request's data budget: an Authorizer whose policies call data plugins
+// passes it to node.Data.
 type Authorizer interface {
-	Authorize(caller, agent, action string, node filter.Node) Decision
+	Authorize(ctx context.Context, caller, agent, action string, node filter.Node) Decision
 }
 
 // AuditEvent is what the server tells the auditor about a request.
