@@ -330,7 +330,7 @@ func (c *Client) verifyNext() bool {
 // is the reply's sender.
 func (c *Client) verifyReply(data []byte, id string, received time.Time) Result {
 	var env protocol.SecureReply
-	if err := json.Unmarshal(data, &env); err != nil || env.Protocol != protocol.SecureReplyProtocol {
+	if err := protocol.DecodeSecureReply(data, &env); err != nil || env.Protocol != protocol.SecureReplyProtocol {
 		return Result{Received: received, Err: fmt.Errorf("undecodable reply envelope")}
 	}
 	cert, err := c.verifier.Verify(env.Cert, env.Reply, env.Signature, pki.RoleNode)

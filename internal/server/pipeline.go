@@ -220,7 +220,7 @@ func (s *Server) decode(r *request) *refusal {
 		return drop(dropOversized, "message of %d bytes exceeds the %d byte limit", len(r.raw), s.opts.MaxMessageSize)
 	}
 	var env protocol.SecureRequest
-	if err := json.Unmarshal(r.raw, &env); err != nil {
+	if err := protocol.DecodeSecureRequest(r.raw, &env); err != nil {
 		return drop(dropMalformed, "undecodable envelope: %v", err)
 	}
 	if env.Protocol != protocol.SecureRequestProtocol {
@@ -598,7 +598,7 @@ func (s *Server) reply(r *request, status protocol.StatusCode, msg string, data 
 		body, _ = json.Marshal(&rep)
 	}
 	id := s.identity.Load()
-	env, err := json.Marshal(&protocol.SecureReply{
+	env, err := protocol.EncodeSecureReply(&protocol.SecureReply{
 		Protocol: protocol.SecureReplyProtocol, Reply: body,
 		Signature: id.Sign(body), Cert: id.Cert.Raw,
 	})
