@@ -110,6 +110,7 @@ func TestGolden(t *testing.T) {
 		{regexp.MustCompile(`in [0-9.]+ ms`), "in N ms"},
 		{regexp.MustCompile(`"(rtt_ms|discovery_ms|request_ms)": [0-9.e+-]+`), `"$1": 0`},
 		{regexp.MustCompile(`"request_id": "[^"]*"`), `"request_id": "ID"`},
+		{regexp.MustCompile(`("job_id": "|job )[0-9a-f]{32}\b`), "${1}ID"},
 		{regexp.MustCompile(regexp.QuoteMeta(dir)), "TMP"},
 	}
 	if host != "" {
@@ -133,6 +134,10 @@ func TestGolden(t *testing.T) {
 		{name: "rpc_greeter", args: []string{"rpc", "greeter", "hello", "name=world", "-I", "web1.dev"}},
 		{name: "rpc_greeter_invalid", args: []string{"rpc", "greeter", "hello", "name=world;reboot"}},
 		{name: "rpc_unknown_action", args: []string{"rpc", "greeter", "goodbye"}},
+		// In-process nodes keep no job spool: each says so, none pretends.
+		{name: "rpc_async_without_spool", args: []string{"rpc", "greeter", "hello", "name=world", "--async", "-I", "web1.dev", "-I", "db1.dev"}},
+		{name: "rpc_async_json", args: []string{"rpc", "greeter", "hello", "name=world", "--async", "-I", "web1.dev", "--json"}},
+		{name: "rpc_async_batch_refused", args: []string{"rpc", "greeter", "hello", "name=world", "--async", "--batch", "1"}},
 		{name: "package_status", args: []string{"package", "openssl", "status"}},
 		{name: "package_status_action_first", args: []string{"package", "status", "openssl", "-W", "role=web"}},
 		{name: "package_bad_name", args: []string{"package", "openssl;reboot", "status"}},

@@ -153,14 +153,26 @@ func newDetacher(spool *jobs.Spool, file string, facts func() map[string]any, cl
 // any is running; it does not poll when none is.
 const jobWatch = 2 * time.Second
 
-// watchJobs audits the end of every job in the spool once: at start (jobs
-// that ended while no daemon ran), when a job this daemon started ends
-// (ended), and on a timer while jobs a predecessor started still run.
+// jobClean is how often the spool is cleaned to its bounds (jobs.max,
+// jobs.max_age) besides before every start, so that a node that stopped
+// starting jobs still lets old ones go.
+const jobClean = time.Hour
+
+// watchJobs audits the end of every job in the spool once (when aud is
+// not nil): at start (jobs that ended while no daemon ran), when a job
+// this daemon started ends (ended), and on a timer while jobs a
+// predecessor started still run. It cleans the spool to its bounds at
+// start, after every end and hourly.
 func watchJobs(ctx context.Context, spool *jobs.Spool, aud *node.Auditor, ended <-chan struct{}, log *slog.Logger) {
-	var tick <-chan time.Time
+	clean := time.NewTicker(jobClean)
+	defer clean.Stop()
 	for {
-		running := auditEnded(spool, aud, log)
-		tick = nil
+		running := false
+		if aud != nil {
+			running = auditEnded(spool, aud, log)
+		}
+		spool.Clean()
+		var tick <-chan time.Time
 		if running {
 			tick = time.After(jobWatch)
 		}
@@ -169,6 +181,7 @@ func watchJobs(ctx context.Context, spool *jobs.Spool, aud *node.Auditor, ended 
 			return
 		case <-ended:
 		case <-tick:
+		case <-clean.C:
 		}
 	}
 }

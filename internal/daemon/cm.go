@@ -32,7 +32,9 @@ func OpenJobs(cfg *config.Server, identity string, onFinish func(*jobs.State)) (
 	if dir == "" {
 		dir = filepath.Join(defaultJobsRoot, identity)
 	}
-	spool, err := jobs.Open(dir, jobs.Options{MaxJobs: cfg.JobsMax, MaxAge: cfg.JobsMaxAge, OnFinish: onFinish})
+	// With an audit log, a job's end is audited before the job may go.
+	spool, err := jobs.Open(dir, jobs.Options{MaxJobs: cfg.JobsMax, MaxAge: cfg.JobsMaxAge, OnFinish: onFinish,
+		KeepUnaudited: cfg.AuditLog != ""})
 	if err != nil {
 		return nil, fmt.Errorf("jobs.dir: %w", err)
 	}

@@ -322,10 +322,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait() // after cancel, before the connection closes
 	defer cancel()
+	var jobAudit *node.Auditor
 	if d.audit != nil {
-		aud := &node.Auditor{Log: d.audit, Node: d.id.Name()}
-		wg.Go(func() { watchJobs(ctx, d.jobs, aud, d.jobsEnded, d.log) })
+		jobAudit = &node.Auditor{Log: d.audit, Node: d.id.Name()}
 	}
+	wg.Go(func() { watchJobs(ctx, d.jobs, jobAudit, d.jobsEnded, d.log) })
 	wg.Go(func() { d.settle(ctx) })
 	wg.Go(func() {
 		if err := d.facts.Run(ctx); err != nil {

@@ -42,6 +42,11 @@ func RunJob(cfg *config.Server, dir, version string, log *slog.Logger) error {
 	if err := json.Unmarshal(b, &jr); err != nil {
 		return fmt.Errorf("job request %s: %w", filepath.Join(dir, jobs.RequestFile), err)
 	}
+	// The request holds the inputs, secret ones included: they are not
+	// kept in the spool for as long as the job's record is.
+	if err := os.Remove(filepath.Join(dir, jobs.RequestFile)); err != nil {
+		log.Warn("job request not removed", "job", jr.ID, "err", err)
+	}
 	timeout := jr.Timeout
 	if timeout <= 0 {
 		timeout = 10 * time.Second

@@ -128,6 +128,13 @@ func TestAsyncActionSurvivesDaemonRestart(t *testing.T) {
 	if got["state"] != "finished" || got["reply_status"] != float64(0) || !strings.HasPrefix(reply["message"].(string), "woke up past the gate") {
 		t.Fatalf("job results after the restart: %v", got)
 	}
+	// The reply is on disk; the request it ran from (inputs) is not.
+	if _, err := os.Stat(filepath.Join(spool, id, "result.json")); err != nil {
+		t.Errorf("no result.json: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(spool, id, "request.json")); !os.IsNotExist(err) {
+		t.Errorf("request.json left in the spool: %v", err)
+	}
 	r = mco(t, "", "-c", conf, "job", "results", id, "-I", node)
 	if r.code != 0 || !strings.Contains(r.stdout, "Message: woke up past the gate") || !strings.Contains(r.stdout, "(napper nap) finished") {
 		t.Fatalf("job results as text: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)

@@ -107,6 +107,10 @@ type Options struct {
 	Now func() time.Time
 	// OnFinish, when set, is called after a job this process started ends.
 	OnFinish func(*State)
+	// KeepUnaudited keeps a finished job within MaxAge until its end is
+	// in the audit log (MarkAudited), even past MaxJobs: the node audits
+	// job ends, and a job removed first would never be.
+	KeepUnaudited bool
 }
 
 // Spool is a directory of jobs. It is safe for concurrent use; several
@@ -339,9 +343,13 @@ func (s *Spool) clean() {
 	now := s.opts.Now()
 	var done []*State
 	for _, st := range all {
-		if st.Status != Running {
-			done = append(done, st)
+		if st.Status == Running {
+			continue
 		}
+		if s.opts.KeepUnaudited && !s.Audited(st.ID) && now.Sub(st.Created) <= s.opts.MaxAge {
+			continue
+		}
+		done = append(done, st)
 	}
 	for i, st := range done {
 		// done is oldest first: keep the newest MaxJobs-1, leaving room

@@ -178,3 +178,26 @@ func TestFilesResultAndAuditMark(t *testing.T) {
 		}
 	}
 }
+
+// TestCleanKeepsUnaudited: with KeepUnaudited a finished job stays until
+// its end is audited, within MaxAge.
+func TestCleanKeepsUnaudited(t *testing.T) {
+	now := time.Now()
+	s, _ := Open(t.TempDir(), Options{MaxJobs: 1, MaxAge: time.Hour, KeepUnaudited: true, Now: func() time.Time { return now }})
+	for _, id := range []string{"u1", "u2"} {
+		if _, err := s.Start(Spec{ID: id, Argv: []string{"true"}}, nil); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, s, id, Finished)
+	}
+	s.Clean()
+	if all, _ := s.List(); len(all) != 2 {
+		t.Fatalf("unaudited jobs removed: %d left", len(all))
+	}
+	_ = s.MarkAudited("u1")
+	_ = s.MarkAudited("u2")
+	s.Clean()
+	if all, _ := s.List(); len(all) != 0 {
+		t.Fatalf("audited jobs past MaxJobs kept: %d", len(all))
+	}
+}
