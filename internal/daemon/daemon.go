@@ -154,6 +154,10 @@ func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, e
 		// plugin.<agent>.<key> lines
 		PluginConfig: cfg.PluginConfig,
 		Jobs:         det,
+		// Metrics (RegisterMetrics) and the activity settle waits for.
+		Observer: d,
+		// A renewed certificate signs replies at once (Watch in Run).
+		CurrentIdentity: d.ids.Current,
 	}
 	if cfg.PolicyDir != "" {
 		spec.Authorizer = node.Policy{A: authz.New(authz.Options{
@@ -313,7 +317,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		publish := func(line []byte) { _ = nc.Publish(subject, line) }
 		d.publishAudit.Store(&publish)
 	}
-	d.node.Server().SetObserver(d)
 	if err := d.node.Start(nc); err != nil {
 		return err
 	}
@@ -363,17 +366,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		})
 	}
 	// A certificate and key renewed on disk are used without a restart:
-	// for reply and registration signatures at once, for the broker
-	// connection from the next reconnect.
+	// for reply and registration signatures at once (both read
+	// d.ids.Current), for the broker connection from the next reconnect.
 	wg.Go(func() {
 		d.ids.Watch(ctx, filewatch.DefaultPoll, d.log, func(id *security.Identity) error {
 			_, err := d.verifier.Certificate(id.Cert.Raw, pki.RoleNode)
 			return err
-		}, func(id *security.Identity) {
-			if err := d.node.Server().SetIdentity(id); err != nil {
-				d.log.Error("renewed certificate not used", "err", err)
-			}
-		})
+		}, nil)
 	})
 	if loader := d.node.Loader(); loader != nil {
 		wg.Go(func() {

@@ -90,6 +90,13 @@ type Spec struct {
 	OnlyExternal string
 	// Jobs starts Async requests as detached jobs (server.Options.Jobs).
 	Jobs server.Detacher
+	// Observer is told how every request ended (server.Options.Observer:
+	// the daemon's metrics).
+	Observer server.Observer
+	// CurrentIdentity returns the identity that signs replies now, for
+	// certificates renewed on disk (server.Options.CurrentIdentity); nil
+	// signs with Identity.
+	CurrentIdentity func() *security.Identity
 	// QuietLoad does not log external agents that fail to load (an
 	// in-process collective reports them for its first node only).
 	QuietLoad bool
@@ -135,6 +142,7 @@ func Build(spec Spec) (*Node, error) {
 		AuditFailOpen: spec.AuditFailOpen, MaxMessageSize: spec.MaxMessageSize,
 		Skew: spec.Skew, MaxTTL: spec.MaxTTL, ReplayFile: spec.ReplayFile, Version: spec.Version, Logger: spec.Logger,
 		Concurrency: spec.Concurrency, Jobs: spec.Jobs,
+		Observer: spec.Observer, CurrentIdentity: spec.CurrentIdentity,
 	}
 	if spec.Audit != nil {
 		opts.Auditor = &Auditor{Log: spec.Audit, Node: spec.Identity.Name(), Secrets: n.agents.Secrets}

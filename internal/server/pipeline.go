@@ -597,7 +597,7 @@ func (s *Server) reply(r *request, status protocol.StatusCode, msg string, data 
 		rep.Status, rep.Message, rep.Data = protocol.UnknownError, "reply not encodable: "+err.Error(), nil
 		body, _ = json.Marshal(&rep)
 	}
-	id := s.identity.Load()
+	id := s.signer()
 	env, err := protocol.EncodeSecureReply(&protocol.SecureReply{
 		Protocol: protocol.SecureReplyProtocol, Reply: body,
 		Signature: id.Sign(body), Cert: id.Cert.Raw,

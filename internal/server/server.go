@@ -22,7 +22,6 @@ import (
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -137,6 +136,15 @@ type Options struct {
 	// Jobs starts Async requests as detached jobs; nil refuses them (with
 	// a reply saying so, after authorization and audit like any other).
 	Jobs Detacher
+	// Observer, when set, is told how every authenticated request ended
+	// (metrics; see Observer).
+	Observer Observer
+	// CurrentIdentity, when set, returns the identity that signs each
+	// reply, so that a certificate renewed on disk is used at once
+	// (security.IdentityFiles.Current, which keeps the certname). An
+	// identity with another certname than Identity's is not used: the
+	// certname is the node's name. nil signs with Identity.
+	CurrentIdentity func() *security.Identity
 	// Now is the clock (tests); nil means time.Now.
 	Now func() time.Time
 }
@@ -151,10 +159,6 @@ type Server struct {
 	now    func() time.Time
 	stats  *Stats
 	replay *replayCache
-	// observer is set before the server starts (SetObserver).
-	observer Observer
-	// identity signs replies; SetIdentity swaps in a renewed certificate.
-	identity atomic.Pointer[security.Identity]
 
 	mu   sync.Mutex // guards nc and subs
 	nc   *nats.Conn
@@ -222,7 +226,6 @@ func New(opts Options) (*Server, error) {
 		subs:    map[string]*nats.Subscription{},
 		running: map[string]int{},
 	}
-	s.identity.Store(opts.Identity)
 	if n := cmp.Or(opts.Concurrency, runtime.GOMAXPROCS(0)); n > 1 {
 		s.slots = make(chan struct{}, n)
 	}
@@ -391,22 +394,19 @@ type Observer interface {
 	Completed(agent, action string, status protocol.StatusCode, d time.Duration)
 }
 
-// SetObserver sets the observer before the server starts.
-func (s *Server) SetObserver(o Observer) { s.observer = o }
-
 // observe reports a request's end to the observer, if any.
 func (s *Server) observe(r *request, status protocol.StatusCode, d time.Duration) {
-	if s.observer != nil {
-		s.observer.Completed(r.req.Agent, r.req.Action, status, d)
+	if s.opts.Observer != nil {
+		s.opts.Observer.Completed(r.req.Agent, r.req.Action, status, d)
 	}
 }
 
-// SetIdentity makes the server sign replies with a renewed certificate and
-// key. The certname cannot change: it is the node's identity.
-func (s *Server) SetIdentity(id *security.Identity) error {
-	if id == nil || id.Name() != s.Identity() {
-		return fmt.Errorf("a renewed identity must keep the certname %q", s.Identity())
+// signer is the identity that signs a reply now (Options.CurrentIdentity).
+func (s *Server) signer() *security.Identity {
+	if s.opts.CurrentIdentity != nil {
+		if id := s.opts.CurrentIdentity(); id != nil && id.Name() == s.Identity() {
+			return id
+		}
 	}
-	s.identity.Store(id)
-	return nil
+	return s.opts.Identity
 }
