@@ -91,6 +91,7 @@ func newPuppetDisableCmd(app *App) *cobra.Command {
 // runOptions are the runonce flags, as puppet agent names them.
 type runOptions struct {
 	noop, force, splay, cached  bool
+	ignoreSchedules             bool
 	tags, skipTags, env, server string
 	splaylimit                  int
 }
@@ -106,6 +107,7 @@ func (o *runOptions) register(cmd *cobra.Command) {
 	fs.StringVar(&o.env, "environment", "", "Puppet environment to run in")
 	fs.StringVar(&o.server, "server", "", "Puppet server (host or host:port)")
 	fs.BoolVar(&o.cached, "use-cached-catalog", false, "apply the cached catalog (--use-cached-catalog=false: never)")
+	fs.BoolVar(&o.ignoreSchedules, "ignoreschedules", false, "apply resources whatever their schedule (puppet --ignoreschedules; an input our puppet DDL adds to the published one)")
 }
 
 // args turns the flags given (only those) into runonce inputs.
@@ -126,6 +128,7 @@ func (o *runOptions) args(cmd *cobra.Command) []string {
 	add("environment", "environment", o.env)
 	add("server", "server", o.server)
 	add("use-cached-catalog", "use_cached_catalog", strconv.FormatBool(o.cached))
+	add("ignoreschedules", "ignoreschedules", strconv.FormatBool(o.ignoreSchedules))
 	return kv
 }
 

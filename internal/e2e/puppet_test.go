@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -524,5 +525,58 @@ func TestPuppetClassesAndFactsAfterRun(t *testing.T) {
 	// Puppet's own "settings" class is in classes.txt too, as in MCollective.
 	if got := find("-C", "settings"); got != "pc1.e2e" {
 		t.Fatalf("-C settings: %q", got)
+	}
+}
+
+// runJob starts a Puppet run through mco puppet runonce and returns the
+// job's results once it ended.
+func runJob(t *testing.T, conf, node string, flags ...string) (string, map[string]any) {
+	t.Helper()
+	r := mco(t, "", append([]string{"puppet", "runonce", "-I", node, "-c", conf, "--json"}, flags...)...)
+	reps := decodeCall(t, r).Replies
+	if len(reps) != 1 || reps[0].Statuscode != 0 {
+		t.Fatalf("runonce %v: %s\n%s", flags, r.stdout, r.stderr)
+	}
+	id := strings.Fields(strings.TrimPrefix(reps[0].Data["summary"].(string), "Started a Puppet run as job "))[0]
+	r = mco(t, "", "job", "results", id, "--wait", "--interval", "200ms", "-c", conf, "--json")
+	var res struct {
+		Replies []struct {
+			Data map[string]any `json:"data"`
+		} `json:"replies"`
+	}
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res.Replies) != 1 {
+		t.Fatalf("job results: %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	return id, res.Replies[0].Data
+}
+
+// --ignoreschedules (an input our puppet DDL adds to the published one)
+// reaches puppet: a resource whose schedule never matches is applied only
+// with it.
+func TestPuppetRunonceIgnoreschedules(t *testing.T) {
+	needPuppet(t)
+	c := newCollective(t, collectiveOptions{})
+	conf := c.clientConf()
+	p, lines := newPuppetNode(t, c, "sched.e2e", "schedule { 'never': period => never }\nnotify { 'scheduled resource applied': schedule => 'never' }\n")
+	c.startDaemon("sched.e2e", lines...)
+	waitPuppetReady(t, conf, 1)
+
+	_, got := runJob(t, conf, "sched.e2e")
+	if got["exit_code"] != float64(0) || strings.Contains(got["stdout"].(string), "scheduled resource applied") {
+		t.Fatalf("run without --ignoreschedules: %v", got)
+	}
+	id, got := runJob(t, conf, "sched.e2e", "--ignoreschedules")
+	if got["exit_code"] != float64(0) || !strings.Contains(got["stdout"].(string), "scheduled resource applied") {
+		t.Fatalf("run with --ignoreschedules: %v", got)
+	}
+	b, err := os.ReadFile(filepath.Join(p.dir, "jobs", id, "job.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var spec struct {
+		Argv []string `json:"argv"`
+	}
+	if err := json.Unmarshal(b, &spec); err != nil || !slices.Contains(spec.Argv, "--ignoreschedules") {
+		t.Fatalf("job argv %q (%v)", spec.Argv, err)
 	}
 }

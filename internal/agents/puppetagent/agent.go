@@ -386,6 +386,9 @@ func (p *Puppet) runArgs(data map[string]any) ([]string, error) {
 	strFlag("tags", "tags")
 	strFlag("skip_tags", "skip_tags")
 	strFlag("environment", "environment")
+	// Not in the published DDL (ours adds it): both puppet agent and
+	// puppet apply take the setting.
+	boolFlag("ignoreschedules", "ignoreschedules")
 	if !custom {
 		strFlag("server", "server")
 		boolFlag("use_cached_catalog", "use_cached_catalog")

@@ -1,7 +1,6 @@
 package puppetagent
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -9,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -141,13 +141,36 @@ func onlyJob(t testing.TB, spool *jobs.Spool) *jobs.State {
 	return all[len(all)-1]
 }
 
-func TestDDLIsThePublishedOne(t *testing.T) {
+// The shipped DDL is the published Choria DDL plus one optional boolean
+// input, runonce's ignoreschedules; everything published is unchanged, so
+// clients holding the published DDL work with our nodes.
+func TestDDLIsThePublishedOnePlusIgnoreschedules(t *testing.T) {
 	published, err := os.ReadFile("../../../../shared/fixtures/ddl/puppet.json")
 	if err != nil {
 		t.Skipf("fixtures not beside the repository: %v", err)
 	}
-	if !bytes.Equal(published, ddlJSON) {
-		t.Fatal("puppet.json differs from the published Choria DDL in shared/fixtures")
+	var pub, ours map[string]any
+	if err := json.Unmarshal(published, &pub); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(ddlJSON, &ours); err != nil {
+		t.Fatal(err)
+	}
+	var added any
+	for _, a := range ours["actions"].([]any) {
+		act := a.(map[string]any)
+		if act["action"] == "runonce" {
+			in := act["input"].(map[string]any)
+			added = in["ignoreschedules"]
+			delete(in, "ignoreschedules")
+		}
+	}
+	if !reflect.DeepEqual(pub, ours) {
+		t.Fatal("puppet.json differs from the published Choria DDL in shared/fixtures beyond runonce's ignoreschedules")
+	}
+	in, _ := added.(map[string]any)
+	if in == nil || in["type"] != "boolean" || in["optional"] != true || in["default"] != nil {
+		t.Fatalf("runonce ignoreschedules: %v", added)
 	}
 }
 
@@ -290,16 +313,16 @@ func TestRunOptions(t *testing.T) {
 	needPuppet(t)
 	h := newPuppetHome(t, "notify { 'x': }\n")
 	p, _, _ := newTestPuppet(t, h, nil)
-	args, err := p.runArgs(map[string]any{"noop": true, "tags": "a,b", "environment": "dev"})
-	if err != nil || strings.Join(args, " ") != "--noop --tags a,b --environment dev" {
+	args, err := p.runArgs(map[string]any{"noop": true, "tags": "a,b", "environment": "dev", "ignoreschedules": true})
+	if err != nil || strings.Join(args, " ") != "--noop --tags a,b --environment dev --ignoreschedules" {
 		t.Fatalf("apply args %v %v", args, err)
 	}
 	if _, err := p.runArgs(map[string]any{"server": "puppet:8140"}); err == nil {
 		t.Fatal("server accepted for a puppet apply run command")
 	}
 	p2, _, _ := newTestPuppet(t, h, func(o *Options) { o.RunCommand = nil })
-	args, err = p2.runArgs(map[string]any{"force": true, "splay": true, "server": "puppet:8140", "use_cached_catalog": false, "noop": false})
-	if err != nil || strings.Join(args, " ") != "--no-noop --server puppet:8140 --no-use_cached_catalog --no-splay" {
+	args, err = p2.runArgs(map[string]any{"force": true, "splay": true, "server": "puppet:8140", "use_cached_catalog": false, "noop": false, "ignoreschedules": false})
+	if err != nil || strings.Join(args, " ") != "--no-noop --no-ignoreschedules --server puppet:8140 --no-use_cached_catalog --no-splay" {
 		t.Fatalf("agent args %v %v", args, err)
 	}
 }
