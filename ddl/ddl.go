@@ -77,6 +77,14 @@ type Action struct {
 	Input       map[string]*Input  `json:"input"`
 	Output      map[string]*Output `json:"output"`
 	Aggregate   []Aggregate        `json:"aggregate,omitempty"`
+	// Extra, when set, accepts inputs the DDL does not declare instead of
+	// refusing them: ValidateInputs passes each such input's name and
+	// value to it and keeps the value it returns, or refuses the request
+	// with its error. Only a program hosting the action sets it (a DDL file
+	// cannot), for actions that pass arguments through as MCollective's
+	// did: the puppet agent's resource action takes a resource's
+	// properties this way. Extra must validate strictly.
+	Extra func(name string, value any) (any, error) `json:"-"`
 
 	inputOrder  []string // input names in file order
 	outputOrder []string // output names in file order

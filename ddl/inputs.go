@@ -117,7 +117,8 @@ func convertString(in *Input, s string) (any, error) {
 // integers become int64 (integral float64 and json.Number from JSON are
 // accepted), floats float64. Strings are checked against maxlength (in
 // characters; 0 is unlimited) and then the validation. Inputs the action does
-// not declare are rejected. The error, when not nil, is an *InputError.
+// not declare are rejected, unless the action's Extra accepts them. The
+// error, when not nil, is an *InputError.
 func (a *Action) ValidateInputs(data map[string]any) (map[string]any, error) {
 	out := make(map[string]any, len(a.Input))
 	for _, name := range a.InputNames() {
@@ -144,9 +145,16 @@ func (a *Action) ValidateInputs(data map[string]any) (map[string]any, error) {
 			unknown = append(unknown, k)
 		}
 	}
-	if len(unknown) > 0 {
-		sort.Strings(unknown)
-		return nil, a.unknownInput(unknown[0])
+	sort.Strings(unknown) // deterministic first error
+	for _, k := range unknown {
+		if a.Extra == nil {
+			return nil, a.unknownInput(k)
+		}
+		v, err := a.Extra(k, data[k])
+		if err != nil {
+			return nil, &InputError{Input: k, Reason: err.Error()}
+		}
+		out[k] = v
 	}
 	return out, nil
 }

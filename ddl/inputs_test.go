@@ -137,6 +137,33 @@ func TestValidateInputs(t *testing.T) {
 	}
 }
 
+// Extra lets the program hosting an action accept undeclared inputs, each
+// through its own check; without it they stay refused.
+func TestValidateInputsExtra(t *testing.T) {
+	act := configure(t)
+	act.Extra = func(name string, v any) (any, error) {
+		s, ok := v.(string)
+		if !ok || name == "bad" {
+			return nil, errors.New("not a property")
+		}
+		return strings.ToUpper(s), nil
+	}
+	got, err := act.ValidateInputs(map[string]any{"name": "abc", "ensure": "present", "owner": "root"})
+	if err != nil || got["ensure"] != "PRESENT" || got["owner"] != "ROOT" || got["name"] != "abc" {
+		t.Fatalf("got %v, %v", got, err)
+	}
+	for _, data := range []map[string]any{{"name": "abc", "bad": "x"}, {"name": "abc", "ensure": 1.0}} {
+		var ie *InputError
+		if _, err := act.ValidateInputs(data); !errors.As(err, &ie) || !strings.Contains(err.Error(), "not a property") {
+			t.Fatalf("%v: got %v", data, err)
+		}
+	}
+	// Declared inputs are still checked by the DDL, not by Extra.
+	if _, err := act.ValidateInputs(map[string]any{"name": "Abc"}); err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Fatalf("declared input: %v", err)
+	}
+}
+
 func TestValidateInputsDoesNotModifyCaller(t *testing.T) {
 	act := configure(t)
 	data := map[string]any{"name": "abc", "retries": 5.0}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/internal/agents/puppetagent"
 	"github.com/marionette/mco/internal/discovery"
 )
 
@@ -171,17 +173,43 @@ func newPuppetResourceCmd(app *App) *cobra.Command {
 	f := &clientFlags{}
 	var env string
 	cmd := &cobra.Command{
-		Use:   "resource TYPE NAME",
-		Short: "Show one Puppet resource through puppet resource (types allowed in each node's server.conf)",
-		Long: `Run 'puppet resource TYPE NAME' on the selected nodes and show the result.
-Nodes refuse unless server.conf allows the type (puppet.resource.allow /
-puppet.resource.deny; off by default), and refuse resources that Puppet's
-own catalog manages. The published puppet DDL's resource action takes no
-properties, so key=value changes are not sent.`,
+		Use:   "resource TYPE NAME [property=value ...]",
+		Short: "Show or change one Puppet resource through puppet resource (types allowed in each node's server.conf)",
+		Long: `Run 'puppet resource TYPE NAME [property=value ...]' on the selected nodes.
+Without properties it shows the resource; with them Puppet changes the
+resource to match (ensure=present, content=..., mode=0644) and each node
+says whether it changed. Property names are lower-case words
+(^[a-z][a-z0-9_]*$); values are single-line strings. Nothing goes through a
+shell. Nodes refuse unless server.conf allows the type (puppet.resource.allow
+/ puppet.resource.deny; off by default), and refuse resources that Puppet's
+own catalog manages.
+
+Properties travel as inputs the published puppet DDL does not declare, as
+with MCollective's puppet agent; nodes accept them for this action only.
+
+Examples:
+  mco puppet resource file /etc/motd
+  mco puppet resource file /etc/motd ensure=file 'content=Managed by Puppet' -W role=web
+  mco puppet resource notify hello message=hi`,
 		Args: cobra.MinimumNArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) > 2 {
-				return &ExitError{Code: 1, Err: fmt.Errorf("resource properties (%s) cannot be sent: the puppet agent's published DDL takes only a type and a name", strings.Join(args[2:], " "))}
+			props := map[string]any{}
+			for _, a := range args[2:] {
+				k, v, ok := strings.Cut(a, "=")
+				if !ok {
+					return &ExitError{Code: 1, Err: fmt.Errorf("resource property %q is not property=value", a)}
+				}
+				if slices.Contains([]string{"type", "name", "environment"}, k) {
+					return &ExitError{Code: 1, Err: fmt.Errorf("resource property %q: %s is the resource action's own input (TYPE and NAME are the first two arguments; use --environment)", a, k)}
+				}
+				if _, dup := props[k]; dup {
+					return &ExitError{Code: 1, Err: fmt.Errorf("resource property %s given twice", k)}
+				}
+				val, err := puppetagent.ValidateProperty(k, v)
+				if err != nil {
+					return &ExitError{Code: 1, Err: fmt.Errorf("resource property %q: %w", k, err)}
+				}
+				props[k] = val
 			}
 			kv := []string{"type=" + args[0], "name=" + args[1]}
 			if env != "" {
@@ -190,6 +218,11 @@ properties, so key=value changes are not sent.`,
 			call, err := prepareCall(cmd, app, "puppet", "resource", kv)
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
+			}
+			// Added after the DDL check: the published DDL does not
+			// declare them; each node validates them again.
+			for k, v := range props {
+				call.data[k] = v
 			}
 			return runCall(cmd, app, f, call, false, nil)
 		},

@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -9,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/protocol"
 )
 
 // The Puppet tests drive the real Puppet from Debian's puppet-agent package
@@ -578,5 +582,67 @@ func TestPuppetRunonceIgnoreschedules(t *testing.T) {
 	}
 	if err := json.Unmarshal(b, &spec); err != nil || !slices.Contains(spec.Argv, "--ignoreschedules") {
 		t.Fatalf("job argv %q (%v)", spec.Argv, err)
+	}
+}
+
+// mco puppet resource TYPE NAME property=value changes a resource through
+// the real puppet resource; properties are validated by the client and
+// again by the node, and the node's resource type lists are enforced.
+func TestPuppetResourceChange(t *testing.T) {
+	needPuppet(t)
+	c := newCollective(t, collectiveOptions{})
+	conf := c.clientConf()
+	p, lines := newPuppetNode(t, c, "res.e2e", "notify { 'x': }\n")
+	lines = append(lines, "puppet.resource.allow = file, notify", "puppet.resource.deny = exec")
+	c.startDaemon("res.e2e", lines...)
+	waitPuppetReady(t, conf, 1)
+
+	target := filepath.Join(p.dir, "motd")
+	r := mco(t, "", "puppet", "resource", "file", target, "ensure=file", "content=managed from the collective", "-I", "res.e2e", "-c", conf, "--json")
+	reps := decodeCall(t, r).Replies
+	if r.code != 0 || len(reps) != 1 || reps[0].Statuscode != 0 || reps[0].Data["changed"] != true {
+		t.Fatalf("resource change: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+	if b, err := os.ReadFile(target); err != nil || string(b) != "managed from the collective" {
+		t.Fatalf("%s after the change: %q %v", target, b, err)
+	}
+	r = mco(t, "", "puppet", "resource", "file", target, "ensure=file", "content=managed from the collective", "-I", "res.e2e", "-c", conf)
+	if r.code != 0 || !strings.Contains(r.stdout, "No Change") {
+		t.Fatalf("resource in sync: %d\n%s\n%s", r.code, r.stdout, r.stderr)
+	}
+
+	// A denied type is refused by the node, clearly.
+	r = mco(t, "", "puppet", "resource", "exec", "/bin/true", "command=/bin/true", "-I", "res.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; r.code == 0 || len(reps) != 1 || !strings.Contains(reps[0].Statusmsg, "resource type exec is denied on this node (puppet.resource.deny)") {
+		t.Fatalf("denied type: %d\n%s", r.code, r.stdout)
+	}
+	// Bad properties never leave the client...
+	for _, bad := range []string{"Ensure=file", "content", "name=x"} {
+		r = mco(t, "", "puppet", "resource", "file", target, bad, "-I", "res.e2e", "-c", conf)
+		if r.code != 1 || !strings.Contains(r.stderr, "resource property") {
+			t.Fatalf("client accepted %q: %d\n%s\n%s", bad, r.code, r.stdout, r.stderr)
+		}
+	}
+	// ...and a client that skips the checks meets the node's.
+	cl := c.connect(conf)
+	var got []client.Result
+	_, _ = cl.Call(context.Background(), client.Request{
+		Agent: "puppet", Action: "resource", Targets: []string{"res.e2e"}, Timeout: 30 * time.Second,
+		Data: map[string]any{"type": "file", "name": target, "content": "two\nlines"},
+	}, func(r client.Result) { got = append(got, r) })
+	if len(got) != 1 || got[0].Status != protocol.InvalidData || !strings.Contains(got[0].Message, "newlines") {
+		t.Fatalf("node accepted a newline in a property: %+v", got)
+	}
+	if b, _ := os.ReadFile(target); string(b) != "managed from the collective" {
+		t.Fatalf("%s changed by a refused request: %q", target, b)
+	}
+	// Undeclared inputs stay refused on every other action.
+	got = nil
+	_, _ = cl.Call(context.Background(), client.Request{
+		Agent: "puppet", Action: "status", Targets: []string{"res.e2e"}, Timeout: 30 * time.Second,
+		Data: map[string]any{"ensure": "file"},
+	}, func(r client.Result) { got = append(got, r) })
+	if len(got) != 1 || got[0].Status != protocol.InvalidData || !strings.Contains(got[0].Message, "unknown input") {
+		t.Fatalf("status accepted an undeclared input: %+v", got)
 	}
 }

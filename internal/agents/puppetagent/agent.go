@@ -1,7 +1,8 @@
 // Package puppetagent is the built-in "puppet" agent: it reports and
-// changes the state of the Puppet agent on a node and starts Puppet runs,
-// implementing the Choria puppet agent's DDL unchanged so that existing
-// clients work.
+// changes the state of the Puppet agent on a node, starts Puppet runs and
+// shows or changes single resources, implementing the Choria puppet agent's
+// DDL — unchanged but for one optional input, runonce's ignoreschedules —
+// so that existing clients work.
 //
 // State comes from Puppet's own files — agent_disabled.lock,
 // agent_catalog_run.lock, last_run_summary.yaml, the daemon's PID file —
@@ -17,13 +18,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	_ "embed"
 
@@ -201,6 +207,13 @@ func (p *Puppet) Agent() (*agent.Agent, error) {
 	d, err := DDL()
 	if err != nil {
 		return nil, err
+	}
+	// The resource action's properties are undeclared inputs, as with
+	// MCollective's puppet agent (the published DDL declares only type,
+	// name and environment): accepted for this action only, each checked
+	// by ValidateProperty on the node whatever the client did.
+	if act := d.Action("resource"); act != nil {
+		act.Extra = ValidateProperty
 	}
 	a := agent.New(d)
 	a.Register("status", p.status)
@@ -503,9 +516,63 @@ func validResourceType(t string) bool {
 	return true
 }
 
-// resource shows one resource's state through `puppet resource TYPE
-// NAME`, when the resource type is allowed. The published DDL takes no
-// properties, so this action inspects and reports; it changes nothing.
+// propertyName is what a property of `puppet resource TYPE NAME key=value`
+// may be called: Puppet's parameter names are lower-case words.
+var propertyName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// maxPropertyValue bounds one property's value (bytes).
+const maxPropertyValue = 4096
+
+// ValidateProperty checks one property of the resource action (an input
+// the DDL does not declare) and returns its value as the string passed to
+// puppet resource: the name must match ^[a-z][a-z0-9_]*$; the value must be
+// a non-empty string (booleans and integers are accepted and spelled as
+// Puppet does) of at most 4096 bytes without newlines or other control
+// characters, which puppet resource's key=value parsing cannot carry.
+// Nothing reaches a shell: properties are argv elements.
+func ValidateProperty(name string, v any) (any, error) {
+	if !propertyName.MatchString(name) || len(name) > 64 {
+		return nil, errors.New("not a resource property name (lower-case letters, digits and _, starting with a letter); the resource action takes type, name, environment and properties")
+	}
+	var s string
+	switch x := v.(type) {
+	case string:
+		s = x
+	case bool:
+		s = strconv.FormatBool(x)
+	case float64:
+		if x != math.Trunc(x) || math.Abs(x) > 1<<53 {
+			return nil, errors.New("a property value must be a string, a boolean or an integer")
+		}
+		s = strconv.FormatInt(int64(x), 10)
+	case int64:
+		s = strconv.FormatInt(x, 10)
+	case int:
+		s = strconv.Itoa(x)
+	default:
+		return nil, errors.New("a property value must be a string, a boolean or an integer")
+	}
+	switch {
+	case s == "":
+		return nil, errors.New("a property value may not be empty")
+	case len(s) > maxPropertyValue:
+		return nil, fmt.Errorf("a property value may not be longer than %d bytes", maxPropertyValue)
+	case !utf8.ValidString(s):
+		return nil, errors.New("a property value must be UTF-8")
+	case strings.IndexFunc(s, unicode.IsControl) >= 0:
+		return nil, errors.New("a property value may not contain newlines or other control characters")
+	}
+	return s, nil
+}
+
+// resourceInputs are the resource action's declared inputs; every other
+// input is a property.
+var resourceInputs = []string{"type", "name", "environment"}
+
+// resource runs `puppet resource TYPE NAME [key=value...]` when the
+// resource type is allowed: without properties it shows the resource; with
+// them (undeclared inputs, validated by ValidateProperty) Puppet changes the
+// resource to match, and changed says whether it did.
 func (p *Puppet) resource(ctx context.Context, req *agent.Request, rep *agent.Reply) {
 	typ, _ := req.Data["type"].(string)
 	name, _ := req.Data["name"].(string)
@@ -522,6 +589,21 @@ func (p *Puppet) resource(ctx context.Context, req *agent.Request, rep *agent.Re
 		rep.Fail("resource name %q may not start with '-'", name)
 		return
 	}
+	var props []string
+	for k, v := range req.Data {
+		if slices.Contains(resourceInputs, k) {
+			continue
+		}
+		// Checked again here: the handler may be reached without the
+		// node's validation (tests, another host of the agent).
+		val, err := ValidateProperty(k, v)
+		if err != nil {
+			rep.Fail("property %q: %v", k, err)
+			return
+		}
+		props = append(props, k+"="+val.(string))
+	}
+	slices.Sort(props) // a stable argv, for the logs and the audit
 	if s, err := p.settings.get(ctx); err == nil && !p.opts.AllowManagedResources && managed(s.ResourceFile, typ, name) {
 		rep.Fail("%s[%s] is managed by Puppet's catalog on this node; the next Puppet run would revert a change (set puppet.resource.allow_managed = true to allow)", typ, name)
 		return
@@ -533,17 +615,49 @@ func (p *Puppet) resource(ctx context.Context, req *agent.Request, rep *agent.Re
 	if env, _ := req.Data["environment"].(string); env != "" {
 		args = append(args, "--environment", env)
 	}
-	args = append(args, "--", typ, name)
+	args = append(append(args, "--", typ, name), props...)
+	if len(props) > 0 {
+		p.log.Info("puppet resource change", "caller", req.CallerID, "type", typ, "name", name, "properties", props)
+	}
 	cmd := exec.CommandContext(ctx, p.opts.Puppet, args...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	out, err := cmd.Output()
+	rep.Data["result"] = strings.TrimSpace(string(out))
 	if err != nil {
-		rep.Fail("puppet resource %s %s: %v: %s", typ, name, err, strings.TrimSpace(firstLine(stderr.String())))
+		rep.Fail("puppet resource %s %s: %v: %s", typ, name, err, puppetError(stderr.String()))
 		return
 	}
-	rep.Data["result"] = strings.TrimSpace(string(out))
-	rep.Data["changed"] = false
+	// A change Puppet could not make is an error on stderr
+	// ("Error: /File[/x]/ensure: change from 'absent' to 'file' failed:
+	// ..."), yet puppet resource exits 0.
+	for line := range strings.Lines(stderr.String()) {
+		if strings.HasPrefix(line, "Error: /") {
+			rep.Fail("puppet resource %s %s: %s", typ, name, strings.TrimSpace(line))
+			return
+		}
+	}
+	// Puppet reports each change as a notice on stdout
+	// ("Notice: /File[/tmp/x]/ensure: created") before the resource.
+	changed := false
+	for line := range strings.Lines(string(out)) {
+		if strings.HasPrefix(line, "Notice: /") {
+			changed = true
+		}
+	}
+	rep.Data["changed"] = changed
+}
+
+// puppetError picks Puppet's own error from its stderr: the first "Error:"
+// line that is not one of Facter's complaints about facts it cannot read
+// (which come first when Puppet does not run as root).
+func puppetError(stderr string) string {
+	for line := range strings.Lines(stderr) {
+		if strings.HasPrefix(line, "Error: ") && !strings.HasPrefix(line, "Error: Facter:") {
+			return strings.TrimSpace(line)
+		}
+	}
+	return strings.TrimSpace(firstLine(stderr))
 }
 
 // typeAllowed applies the resource type allow and deny lists: with

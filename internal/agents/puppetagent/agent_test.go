@@ -407,3 +407,91 @@ func BenchmarkStatus(b *testing.B) {
 		}
 	}
 }
+
+func TestValidateProperty(t *testing.T) {
+	tests := []struct {
+		name  string
+		value any
+		want  string // "" : refused
+	}{
+		{"ensure", "present", "present"},
+		{"content", "hello = world; $(rm -rf /)", "hello = world; $(rm -rf /)"},
+		{"mode", "0644", "0644"},
+		{"force", true, "true"},
+		{"uid", 1000.0, "1000"},
+		{"uid", int64(7), "7"},
+		{"Ensure", "present", ""},
+		{"1ensure", "present", ""},
+		{"en-sure", "present", ""},
+		{"en sure", "present", ""},
+		{"", "present", ""},
+		{"ensure\n", "present", ""},
+		{"ensure", "", ""},
+		{"content", "two\nlines", ""},
+		{"content", "cr\rhere", ""},
+		{"content", "nul\x00", ""},
+		{"content", strings.Repeat("x", 4097), ""},
+		{"content", "\xff\xfe", ""},
+		{"uid", 1.5, ""},
+		{"ensure", nil, ""},
+		{"ensure", map[string]any{"a": "b"}, ""},
+		{"ensure", []any{"a"}, ""},
+	}
+	for _, tt := range tests {
+		got, err := ValidateProperty(tt.name, tt.value)
+		switch {
+		case tt.want == "" && err == nil:
+			t.Errorf("ValidateProperty(%q, %#v) = %q, want refused", tt.name, tt.value, got)
+		case tt.want != "" && (err != nil || got != tt.want):
+			t.Errorf("ValidateProperty(%q, %#v) = %q, %v; want %q", tt.name, tt.value, got, err, tt.want)
+		}
+	}
+}
+
+// The resource action changes a resource through the real puppet resource
+// when given properties (undeclared inputs the node validates), enforces
+// the allow and deny lists, and reports a change Puppet could not make.
+func TestResourceProperties(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "notify { 'x': }\n")
+	_, a, _ := newTestPuppet(t, h, func(o *Options) { o.ResourceAllow = []string{"file", "notify"}; o.ResourceDeny = []string{"exec"} })
+	act := a.DDL.Action("resource")
+	if _, err := act.ValidateInputs(map[string]any{"type": "file", "name": "/x", "Bad": "y"}); err == nil || !strings.Contains(err.Error(), `input "Bad": not a resource property name`) {
+		t.Fatalf("bad property name: %v", err)
+	}
+	if _, err := act.ValidateInputs(map[string]any{"type": "file", "name": "/x", "content": "a\nb"}); err == nil || !strings.Contains(err.Error(), "newlines") {
+		t.Fatalf("newline in a value: %v", err)
+	}
+	if other := a.DDL.Action("status"); other.Extra != nil {
+		t.Fatal("undeclared inputs accepted beyond the resource action")
+	}
+
+	f := filepath.Join(h.dir, "made-by-mco.txt")
+	rep := call(t, a, "resource", map[string]any{"type": "file", "name": f, "ensure": "file", "content": "hello from mco"})
+	if rep.Status != 0 || rep.Data["changed"] != true || !strings.Contains(rep.Data["result"].(string), "ensure") {
+		t.Fatalf("resource change: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	if b, err := os.ReadFile(f); err != nil || string(b) != "hello from mco" {
+		t.Fatalf("file after the change: %q %v", b, err)
+	}
+	rep = call(t, a, "resource", map[string]any{"type": "file", "name": f, "ensure": "file", "content": "hello from mco"})
+	if rep.Status != 0 || rep.Data["changed"] != false {
+		t.Fatalf("resource already in sync: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	rep = call(t, a, "resource", map[string]any{"type": "file", "name": filepath.Join(h.dir, "no", "such", "dir", "x"), "ensure": "file"})
+	if rep.Status == 0 || !strings.Contains(rep.Message, "failed") {
+		t.Fatalf("failed change reported as success: %d %s %v", rep.Status, rep.Message, rep.Data)
+	}
+	rep = call(t, a, "resource", map[string]any{"type": "file", "name": f, "bogus_property": "1"})
+	if rep.Status == 0 || !strings.Contains(rep.Message, "no parameter named 'bogus_property'") {
+		t.Fatalf("unknown property: %d %s", rep.Status, rep.Message)
+	}
+	rep = call(t, a, "resource", map[string]any{"type": "exec", "name": "/bin/true", "command": "/bin/true"})
+	if rep.Status == 0 || !strings.Contains(rep.Message, "resource type exec is denied on this node") {
+		t.Fatalf("denied type: %d %s", rep.Status, rep.Message)
+	}
+	rep = call(t, a, "resource", map[string]any{"type": "user", "name": "nobody", "ensure": "absent"})
+	if rep.Status == 0 || !strings.Contains(rep.Message, "not allowed") {
+		t.Fatalf("type outside the allow list: %d %s", rep.Status, rep.Message)
+	}
+}
