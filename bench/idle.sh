@@ -12,12 +12,17 @@
 # Prints a markdown block for docs/benchmarks.md: CPU model, date, load
 # average (other work on the machine inflates wake-up costs), idle CPU in ms
 # per second from /proc/PID/task/*/schedstat (nanoseconds), wake-ups per
-# second (schedstat timeslices), and memory from smaps_rollup after start
-# and after 100 requests.
+# second (schedstat timeslices), and memory from smaps_rollup (RSS, PSS,
+# anon, file) with fincore's count of the binary's pages in the page cache:
+# once the daemon has settled, after the idle window, after each request
+# count of REQUESTS, and once the daemon has released what the requests
+# brought in (15-30 s after the last one). The daemon's copy of the binary
+# is dropped from the page cache before it starts, as on a host after boot.
 #
-# Environment: IDLE_S (default 30, seconds of the idle window), MCO=path
-# skips the build (the default builds as packaging/ does), KEEP_WORK=1 keeps
-# the work directory.
+# Environment: IDLE_S (default 30, seconds of the idle window), REQUESTS
+# (default "100 1000": increasing multiples of 4, sent by 4 clients at once,
+# half pings, half inventory; "" for none), MCO=path skips the build (the
+# default builds as packaging/ does), KEEP_WORK=1 keeps the work directory.
 set -euo pipefail
 
 IDLE_S=${IDLE_S:-30}
@@ -25,7 +30,7 @@ REQUESTS=${REQUESTS-100 1000}
 [[ $IDLE_S =~ ^[0-9]+$ && $IDLE_S -ge 1 ]] || { echo "IDLE_S must be a positive integer" >&2; exit 2; }
 prev=0
 for n in $REQUESTS; do
-	[[ $n =~ ^[0-9]+$ && $n -gt $prev && $((n % 8)) -eq 0 ]] || { echo "REQUESTS must be increasing multiples of 8 (got '$REQUESTS')" >&2; exit 2; }
+	[[ $n =~ ^[0-9]+$ && $n -gt $prev && $((n % 4)) -eq 0 ]] || { echo "REQUESTS must be increasing multiples of 4 (got '$REQUESTS')" >&2; exit 2; }
 	prev=$n
 done
 for tool in go python3; do
@@ -130,14 +135,15 @@ t1=$EPOCHREALTIME
 threads=$(ls /proc/"$daemon_pid"/task | wc -l)
 snap "after $IDLE_S s idle"
 
-# n requests from 4 clients at once, half pings, half inventory (a larger
-# reply: facts, agents, classes).
+# n requests from 4 clients at once, pings and inventory (a larger reply:
+# facts, agents, classes) in turn.
 requests() {
-	local per=$(($1 / 8)) pids=()
+	local per=$(($1 / 4)) pids=()
 	for _ in 1 2 3 4; do
-		for _ in $(seq "$per"); do
-			"$mco" -c client.conf rpc rpcutil ping --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
-			"$mco" -c client.conf rpc rpcutil inventory --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
+		for i in $(seq "$per"); do
+			action=ping
+			((i % 2)) || action=inventory
+			"$mco" -c client.conf rpc rpcutil "$action" --nodes nodes.txt --timeout 2s </dev/null >/dev/null 2>&1 || true
 		done &
 		pids+=($!)
 	done

@@ -17,7 +17,7 @@ import (
 func DecodeSecureRequest(data []byte, env *SecureRequest) error {
 	var f [4][]byte
 	if decodeEnvelope(data, &requestKeys, &f) {
-		*env = SecureRequest{Protocol: string(f[0]), Request: f[1], Signature: f[2], Cert: f[3]}
+		*env = SecureRequest{Protocol: intern(f[0], SecureRequestProtocol), Request: f[1], Signature: f[2], Cert: f[3]}
 		return nil
 	}
 	*env = SecureRequest{}
@@ -28,11 +28,19 @@ func DecodeSecureRequest(data []byte, env *SecureRequest) error {
 func DecodeSecureReply(data []byte, env *SecureReply) error {
 	var f [4][]byte
 	if decodeEnvelope(data, &replyKeys, &f) {
-		*env = SecureReply{Protocol: string(f[0]), Reply: f[1], Signature: f[2], Cert: f[3]}
+		*env = SecureReply{Protocol: intern(f[0], SecureReplyProtocol), Reply: f[1], Signature: f[2], Cert: f[3]}
 		return nil
 	}
 	*env = SecureReply{}
 	return json.Unmarshal(data, env)
+}
+
+// intern is string(b), without an allocation when b is the expected value.
+func intern(b []byte, expected string) string {
+	if string(b) == expected {
+		return expected
+	}
+	return string(b)
 }
 
 // The envelopes' keys as json.Marshal writes them: `{"key":` for the first,
@@ -44,33 +52,41 @@ var (
 
 // decodeEnvelope reads `{"protocol":"text","x":"base64","signature":"base64",
 // "cert":"base64"}` with nothing else in it: the first string as is, the
-// others base64-decoded (into fresh slices, as encoding/json does). It
-// reports false for anything else, without having decided anything: the
-// caller then leaves the whole message to encoding/json.
+// others base64-decoded into one fresh buffer (each slice capped at its
+// own end, so appending to one cannot overwrite the next). It reports false
+// for anything else, without having decided anything: the caller then
+// leaves the whole message to encoding/json.
 func decodeEnvelope(data []byte, keys *[4]string, out *[4][]byte) bool {
+	var raw [4][]byte
 	rest := data
+	size := 0
 	for i, key := range keys {
 		if !bytes.HasPrefix(rest, []byte(key)) {
 			return false
 		}
-		rest = rest[len(key):]
-		s, after, ok := plainString(rest)
+		s, after, ok := plainString(rest[len(key):])
 		if !ok {
 			return false
 		}
-		rest = after
-		if i == 0 {
-			out[0] = s
-			continue
+		raw[i], rest = s, after
+		if i > 0 {
+			size += base64.StdEncoding.DecodedLen(len(s))
 		}
-		b := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-		n, err := base64.StdEncoding.Decode(b, s)
+	}
+	if len(rest) != 1 || rest[0] != '}' {
+		return false
+	}
+	buf := make([]byte, size)
+	out[0] = raw[0]
+	for i := 1; i < 4; i++ {
+		n, err := base64.StdEncoding.Decode(buf, raw[i])
 		if err != nil {
 			return false
 		}
-		out[i] = b[:n]
+		out[i] = buf[:n:n]
+		buf = buf[base64.StdEncoding.DecodedLen(len(raw[i])):]
 	}
-	return len(rest) == 1 && rest[0] == '}'
+	return true
 }
 
 // plainString reads a JSON string made only of printable ASCII without
