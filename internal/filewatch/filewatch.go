@@ -1,5 +1,6 @@
 // Package filewatch tells a daemon when files it depends on (facts,
-// revocation list, certificate and key) may have changed, without waking it
+// revocation list, certificate and key) or directories it loads from
+// (external agents) may have changed, without waking it
 // every second to ask: inotify (through fsnotify) reports changes as they
 // happen, and a slow poll remains as a safety net for what events miss.
 //
@@ -10,6 +11,7 @@
 package filewatch
 
 import (
+	"cmp"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -24,7 +26,7 @@ import (
 const DefaultPoll = 30 * time.Second
 
 // settle is how long a burst of events (create, several writes, chmod)
-// is collected before the caller is told once.
+// is collected before the caller is told once (New; NewDirs's default).
 const settle = 20 * time.Millisecond
 
 // Watcher signals on C when a watched file may have changed.
@@ -34,21 +36,45 @@ type Watcher struct {
 	// at every poll. It holds one pending signal; signals never block.
 	C <-chan struct{}
 
-	c     chan struct{}
-	paths []string
-	poll  time.Duration
-	fsw   *fsnotify.Watcher // nil: events unavailable, polling only
-	dirs  map[string]bool   // directories being watched
-	names map[string]bool   // base names that matter, per any watched directory
-	stop  chan struct{}
-	wg    sync.WaitGroup
+	c      chan struct{}
+	paths  []string
+	list   func() []string // NewDirs: the directories to watch; nil for New
+	poll   time.Duration
+	settle time.Duration
+	fsw    *fsnotify.Watcher // nil: events unavailable, polling only
+	dirs   map[string]bool   // directories being watched (New)
+	names  map[string]bool   // base names that matter, per any watched directory (New)
+	stop   chan struct{}
+	wg     sync.WaitGroup
 }
 
 // New watches paths (files that may not exist yet) and polls every poll.
 // Stop releases it.
 func New(poll time.Duration, paths ...string) *Watcher {
-	c := make(chan struct{}, 1)
-	w := &Watcher{C: c, c: c, paths: paths, poll: poll, dirs: map[string]bool{}, names: map[string]bool{}, stop: make(chan struct{})}
+	return start(&Watcher{paths: paths, poll: poll, settle: settle, dirs: map[string]bool{}, names: map[string]bool{}})
+}
+
+// NewDirs watches directories rather than files: an entry created, written,
+// removed, renamed or chmod-ed in any of them signals C once events have
+// been quiet for quiet (0: 20 ms), and C also signals every poll. list
+// returns the directories to watch; it is called again at each of those
+// signals and polls, so that directories which appear (or are removed and
+// created again) are watched from then on and those no longer listed are
+// forgotten. Directories that do not exist are skipped until they do. list
+// is called by NewDirs and then by the watcher's goroutine, never
+// concurrently. Stop releases it.
+func NewDirs(poll, quiet time.Duration, list func() []string) *Watcher {
+	return start(&Watcher{list: list, poll: poll, settle: cmp.Or(quiet, settle)})
+}
+
+// Polling reports that file system events are unavailable (no inotify
+// instance could be had): C then signals only at the start and every poll.
+func (w *Watcher) Polling() bool { return w.fsw == nil }
+
+func start(w *Watcher) *Watcher {
+	w.c = make(chan struct{}, 1)
+	w.C = w.c
+	w.stop = make(chan struct{})
 	if fsw, err := fsnotify.NewWatcher(); err == nil {
 		w.fsw = fsw
 		w.addDirs()
@@ -72,8 +98,12 @@ func (w *Watcher) Stop() {
 // editors and configuration management replace a file by renaming another
 // over it, which only an event on the directory reports, and a symlinked
 // file changes where its target lives. Directories that do not exist yet are
-// tried again at every poll.
+// tried again at every poll. NewDirs's watchers sync with their list.
 func (w *Watcher) addDirs() {
+	if w.list != nil {
+		w.syncDirs()
+		return
+	}
 	for _, p := range w.paths {
 		files := []string{p}
 		if target, err := filepath.EvalSymlinks(p); err == nil && target != p {
@@ -89,6 +119,28 @@ func (w *Watcher) addDirs() {
 				w.dirs[dir] = true
 			}
 		}
+	}
+}
+
+// syncDirs watches every directory of the list and stops watching the
+// others. What is watched comes from fsnotify itself: inotify drops the
+// watch of a removed directory, so one removed and created again is added
+// anew.
+func (w *Watcher) syncDirs() {
+	want := map[string]bool{}
+	for _, dir := range w.list() {
+		want[filepath.Clean(dir)] = true
+	}
+	for _, dir := range w.fsw.WatchList() {
+		if !want[dir] {
+			_ = w.fsw.Remove(dir) // fails when it is already gone, which is fine
+		}
+		delete(want, dir)
+	}
+	for dir := range want {
+		// One that does not exist yet fails here and is added by a later
+		// sync, after an event in its parent or at the poll.
+		_ = w.fsw.Add(dir)
 	}
 }
 
@@ -114,7 +166,7 @@ func (w *Watcher) run() {
 				continue
 			}
 			if w.matters(ev.Name) {
-				settled.Reset(settle)
+				settled.Reset(w.settle)
 			}
 		case _, ok := <-errs:
 			if !ok {
@@ -123,6 +175,9 @@ func (w *Watcher) run() {
 			// An overflow or a removed directory: the next poll re-checks
 			// the files and re-adds what can be watched.
 		case <-settled.C:
+			if w.fsw != nil && w.list != nil {
+				w.syncDirs() // a new directory is watched before the caller looks
+			}
 			w.signal()
 		case <-tick.C:
 			if w.fsw != nil {
@@ -138,6 +193,9 @@ func (w *Watcher) run() {
 // volumes (..data is swapped as a whole), which change a file's content
 // without an event on the file's own name.
 func (w *Watcher) matters(name string) bool {
+	if w.list != nil {
+		return true // every entry of a watched directory
+	}
 	base := filepath.Base(name)
 	return w.names[base] || strings.HasPrefix(base, "..")
 }

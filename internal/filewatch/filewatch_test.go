@@ -88,3 +88,38 @@ func TestSymlinkTargetIsWatched(t *testing.T) {
 	}
 	wait(t, w, "writing the symlink's target")
 }
+
+// TestDirsFollowTheirList: NewDirs signals for any entry of a listed
+// directory, and watches directories its list names once they exist,
+// including one removed and created again.
+func TestDirsFollowTheirList(t *testing.T) {
+	root := t.TempDir()
+	sub := filepath.Join(root, "agent")
+	w := NewDirs(time.Hour, 0, func() []string { return []string{root, sub} })
+	defer w.Stop()
+	if w.Polling() {
+		t.Fatal("no file system events on this machine")
+	}
+	wait(t, w, "the start of watching")
+	drain(w)
+
+	steps := []struct {
+		what   string
+		change func() error
+	}{
+		{"creating a file in the root", func() error { return os.WriteFile(filepath.Join(root, "a"), nil, 0o644) }},
+		{"creating the listed subdirectory", func() error { return os.Mkdir(sub, 0o755) }},
+		{"creating a file in it", func() error { return os.WriteFile(filepath.Join(sub, "b"), nil, 0o644) }},
+		{"chmod-ing that file", func() error { return os.Chmod(filepath.Join(sub, "b"), 0o755) }},
+		{"removing the subdirectory", func() error { return os.RemoveAll(sub) }},
+		{"creating it again", func() error { return os.Mkdir(sub, 0o755) }},
+		{"creating a file in the new one", func() error { return os.WriteFile(filepath.Join(sub, "c"), nil, 0o644) }},
+	}
+	for _, s := range steps {
+		if err := s.change(); err != nil {
+			t.Fatal(err)
+		}
+		wait(t, w, s.what)
+		drain(w)
+	}
+}

@@ -6,22 +6,22 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
-	"time"
-
-	"github.com/fsnotify/fsnotify"
 
 	"github.com/marionette/mco/agent"
+	"github.com/marionette/mco/internal/filewatch"
 )
 
 // Loader discovers external agents and reloads them when their files change.
 //
-// Changes are noticed with fsnotify (inotify on Linux), so a new agent is live
-// within the debounce delay without polling every file every second. Events
-// are only a trigger: after the debounce the loader compares a fingerprint
-// (name, size, mode, mtime) of the agent files with the one it last loaded and
-// reloads only if it differs, so editor temp files and unrelated files in a
-// libdir cost a few stats, not a reload. A slow rescan (Options.Rescan) covers
-// what inotify cannot see, and is the only mechanism if inotify is unavailable.
+// Changes are noticed with internal/filewatch (fsnotify: inotify on Linux),
+// like the daemon's other watched files, so a new agent is live within the
+// debounce delay without polling every file every second. Events are only a
+// trigger: after the debounce the loader compares a fingerprint (name, size,
+// mode, mtime) of the agent files with the one it last loaded and reloads only
+// if it differs, so editor temp files and unrelated files in a libdir cost a
+// few stats, not a reload. A slow rescan (Options.Rescan, the watcher's safety
+// poll) covers what inotify cannot see, and is the only mechanism if inotify
+// is unavailable.
 type Loader struct {
 	opts Options
 
@@ -55,44 +55,17 @@ func (l *Loader) Load() ([]*agent.Agent, []error) {
 // (load errors are logged). It also reports a change made between the
 // caller's Load and the start of Run. onChange runs on Run's goroutine.
 func (l *Loader) Run(ctx context.Context, onChange func([]*agent.Agent)) {
-	var events <-chan fsnotify.Event
-	var errs <-chan error
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
-		l.opts.Logger.Warn("cannot watch external agent directories; falling back to rescanning", "every", l.opts.Rescan, "error", err)
-	} else {
-		defer w.Close()
-		events, errs = w.Events, w.Errors
-		l.syncWatches(w)
+	// The watcher signals once at the start: a change since Load is seen.
+	w := filewatch.NewDirs(l.opts.Rescan, l.opts.Debounce, l.watchDirs)
+	defer w.Stop()
+	if w.Polling() {
+		l.opts.Logger.Warn("cannot watch external agent directories; falling back to rescanning", "every", l.opts.Rescan)
 	}
-
-	rescan := time.NewTicker(l.opts.Rescan)
-	defer rescan.Stop()
-	debounce := time.NewTimer(0) // check at once for changes since Load
-	defer debounce.Stop()
-
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case _, ok := <-events:
-			if !ok {
-				events = nil
-				continue
-			}
-			debounce.Reset(l.opts.Debounce)
-		case err, ok := <-errs:
-			if !ok {
-				errs = nil
-				continue
-			}
-			l.opts.Logger.Warn("watching external agents", "error", err)
-		case <-rescan.C:
-			l.reloadIfChanged(onChange)
-		case <-debounce.C:
-			if w != nil {
-				l.syncWatches(w)
-			}
+		case <-w.C:
 			l.reloadIfChanged(onChange)
 		}
 	}
@@ -115,41 +88,24 @@ func (l *Loader) reloadIfChanged(onChange func([]*agent.Agent)) {
 	onChange(agents)
 }
 
-// syncWatches watches each libdir (to see agent/ appear), each agent dir
-// (agent/ and mcollective/agent/) and each per-platform executable dir below
-// it, and forgets dirs that are gone. What is watched comes from the watcher
-// itself: inotify drops the watch of a removed dir, so a dir removed and
-// created again must be watched anew.
-func (l *Loader) syncWatches(w *fsnotify.Watcher) {
-	want := map[string]bool{}
+// watchDirs are the directories whose changes may change the agents: each
+// libdir (to see agent/ appear), each agent dir (agent/ and
+// mcollective/agent/) and each per-platform executable dir below it.
+func (l *Loader) watchDirs() []string {
+	var dirs []string
 	for _, libdir := range l.opts.LibDirs {
-		want[libdir] = true
-		want[filepath.Join(libdir, "mcollective")] = true // to see mcollective/agent appear
+		dirs = append(dirs, libdir, filepath.Join(libdir, "mcollective")) // to see mcollective/agent appear
 	}
 	for _, agentDir := range agentDirs(l.opts.LibDirs) {
-		want[agentDir] = true
+		dirs = append(dirs, agentDir)
 		entries, _ := os.ReadDir(agentDir)
 		for _, e := range entries {
 			if e.IsDir() {
-				want[filepath.Join(agentDir, e.Name())] = true
+				dirs = append(dirs, filepath.Join(agentDir, e.Name()))
 			}
 		}
 	}
-	watched := map[string]bool{}
-	for _, dir := range w.WatchList() {
-		watched[dir] = true
-		if !want[dir] {
-			_ = w.Remove(dir) // fails when the dir is already gone, which is fine
-		}
-	}
-	for dir := range want {
-		if !watched[dir] {
-			// A dir that does not exist yet fails here and is picked up by a
-			// later sync, when an event in its parent or the rescan
-			// triggers one.
-			_ = w.Add(dir)
-		}
-	}
+	return dirs
 }
 
 // stamp is what the loader remembers of one file to notice changes.
