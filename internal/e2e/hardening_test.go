@@ -7,8 +7,12 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"net"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +21,7 @@ import (
 	"github.com/marionette/mco/filter"
 	"github.com/marionette/mco/internal/config"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -642,4 +647,171 @@ func TestRevokedBrokerRoutesDroppedE2E(t *testing.T) {
 	if strings.Contains(r.stdout, "node-a.e2e") || strings.Contains(r.stdout, "node-b.e2e") || !strings.Contains(r.stdout, "node-c.e2e") {
 		t.Fatalf("mco ping through C: want node C only\n%s%s", r.stdout, r.stderr)
 	}
+}
+
+// TestRunningLimitPerCallerE2E: one caller fills a real daemon with slow
+// external agent actions (each waits for a gate file). Past the per-caller
+// limit (20) every further request is answered at once with status 1 "try
+// again later", audited and counted (busy), while another caller's slow
+// action still starts; once the gate opens every admitted action finishes.
+func TestRunningLimitPerCallerE2E(t *testing.T) {
+	t.Parallel()
+	c := newCollective(t, collectiveOptions{})
+	lib := t.TempDir()
+	running := t.TempDir()
+	gate := filepath.Join(t.TempDir(), "gate")
+	writeAgent(t, lib, "napper", agentDDL("napper", "nap", 120),
+		"#!/bin/sh\ncase \"$3\" in *activation*) echo '{\"activate\": true}' > \"$2\"; exit 0;; esac\ntouch "+running+"/$$\nwhile [ ! -e "+gate+" ]; do sleep 0.2; done\nprintf '{\"message\":\"woke\"}' >\"$2\"\n")
+	node := "limited.e2e"
+	c.startDaemon(node, "libdir = "+lib)
+	auditLog := filepath.Join(c.dir, "nodes", node, "audit.log")
+	alice := newRawCaller(t, c, "alice.mcollective")
+	bob := newRawCaller(t, c, "bob.mcollective")
+	nap := func(rc *rawCaller) string {
+		id, msg := rc.signed(t, func(r *protocol.Request) {
+			r.Agent, r.Action = "napper", "nap"
+			r.ReplyTo = protocol.ReplySubject("mcollective", protocol.CallerHash(rc.id.Name()), r.ID)
+		})
+		rc.publish(t, protocol.NodeSubject("mcollective", node), msg)
+		return id
+	}
+	started := func() int {
+		entries, _ := os.ReadDir(running)
+		return len(entries)
+	}
+	const limit = 20 // server.DefaultMaxRunningPerCaller
+	admitted := map[string]bool{}
+	for range limit {
+		admitted[nap(alice)] = true
+	}
+	waitUntil(t, "alice's 20 actions to be running", func() bool { return started() == limit })
+
+	over := map[string]bool{}
+	for range 3 {
+		over[nap(alice)] = true
+	}
+	for _, rep := range collectReplies(t, alice, len(over)) {
+		if !over[rep.RequestID] || rep.Status != protocol.Aborted || !strings.Contains(rep.Message, "try again later") {
+			t.Fatalf("alice past her limit: reply to %s status %d %q, want status 1 \"try again later\" to a refused request", rep.RequestID, rep.Status, rep.Message)
+		}
+	}
+	bobID := nap(bob)
+	waitUntil(t, "bob's action to start while alice is at her limit", func() bool { return started() == limit+1 })
+	if n := waitDropped(t, c, c.client("carol.mcollective"), node, "busy"); n != 3 { // not bob or alice: their raw subscriptions would see the reply
+		t.Errorf("busy = %v, want 3", n)
+	}
+	for id := range over {
+		rec := waitForAudit(t, auditLog, func(m map[string]any) bool { return m["kind"] == "complete" && m["request_id"] == id })
+		if rec["status"] != float64(protocol.Aborted) || !strings.Contains(fmt.Sprint(rec["status_message"]), "try again later") {
+			t.Errorf("audit of a refused request: %v", rec)
+		}
+	}
+
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	admitted[bobID] = true
+	replies := collectReplies(t, alice, limit)
+	maps.Copy(replies, collectReplies(t, bob, 1))
+	for _, rep := range replies {
+		if !admitted[rep.RequestID] || rep.Status != protocol.OK {
+			t.Errorf("admitted action %s: status %d %q", rep.RequestID, rep.Status, rep.Message)
+		}
+	}
+	if len(replies) != limit+1 {
+		t.Errorf("%d admitted actions answered, want %d", len(replies), limit+1)
+	}
+}
+
+// collectReplies reads replies to n requests from rc's subscription (in any
+// order), by request id.
+func collectReplies(t *testing.T, rc *rawCaller, n int) map[string]protocol.Reply {
+	t.Helper()
+	out := map[string]protocol.Reply{}
+	for len(out) < n {
+		m, err := rc.sub.NextMsg(poll.Deadline)
+		if err != nil {
+			t.Fatalf("%d of %d replies: %v", len(out), n, err)
+		}
+		var env protocol.SecureReply
+		var rep protocol.Reply
+		if json.Unmarshal(m.Data, &env) != nil || json.Unmarshal(env.Reply, &rep) != nil {
+			t.Fatalf("undecodable reply: %s", m.Data)
+		}
+		if _, dup := out[rep.RequestID]; dup {
+			t.Fatalf("two replies to %s", rep.RequestID)
+		}
+		out[rep.RequestID] = rep
+	}
+	return out
+}
+
+// TestMonitorLoopbackByDefaultE2E: `mco broker run` with `monitor = PORT` or
+// `monitor = :PORT` listens for the unauthenticated NATS monitoring endpoint
+// on 127.0.0.1 only, even when its client listener is on another address
+// (nats-server alone would follow the listener); only a monitor setting that
+// names a host binds elsewhere. The listening sockets are read from
+// /proc/net/tcp.
+func TestMonitorLoopbackByDefaultE2E(t *testing.T) {
+	t.Parallel()
+	c := newCollective(t, collectiveOptions{})
+	// 127.0.0.2 is a loopback address other than 127.0.0.1: it tells "bound
+	// to 127.0.0.1" from "bound to the listener's address" without
+	// listening beyond this host.
+	for _, tc := range []struct {
+		name, monitor string // %d is the port
+		want          string
+	}{
+		{"port only", "%d", "127.0.0.1"},
+		{"colon port", ":%d", "127.0.0.1"},
+		{"named host", "127.0.0.2:%d", "127.0.0.2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			port := freePort(t)
+			conf := filepath.Join(t.TempDir(), "broker.conf")
+			writeFile(t, conf, fmt.Sprintf("listen = 127.0.0.2:0\nmonitor = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n",
+				fmt.Sprintf(tc.monitor, port), c.store.CACertPath(), c.store.CertPath("broker.e2e"), c.store.KeyPath("broker.e2e")))
+			p := startProcess(t, "broker "+tc.name, "", "broker", "run", "-c", conf)
+			p.waitStderr(t, "broker ready")
+			if got := tcpListeners(t, port); !slices.Equal(got, []string{tc.want}) {
+				t.Fatalf("monitor = %s listens on %v, want [%s]", tc.monitor, got, tc.want)
+			}
+		})
+	}
+}
+
+// tcpListeners lists the addresses with a listening TCP socket on port
+// (IPv4 and IPv6), from /proc/net/tcp and /proc/net/tcp6.
+func tcpListeners(t *testing.T, port int) []string {
+	t.Helper()
+	var out []string
+	for _, file := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		data, err := os.ReadFile(file)
+		if err != nil {
+			if file == "/proc/net/tcp6" && os.IsNotExist(err) {
+				continue
+			}
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(data), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 4 || f[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			addr, p, ok := strings.Cut(f[1], ":")
+			if n, err := strconv.ParseInt(p, 16, 32); !ok || err != nil || int(n) != port {
+				continue
+			}
+			raw, err := hex.DecodeString(addr)
+			if err != nil {
+				t.Fatalf("%s: %q", file, line)
+			}
+			// The kernel prints each 32-bit word in host (little-endian) order.
+			for i := 0; i+4 <= len(raw); i += 4 {
+				raw[i], raw[i+1], raw[i+2], raw[i+3] = raw[i+3], raw[i+2], raw[i+1], raw[i]
+			}
+			out = append(out, net.IP(raw).String())
+		}
+	}
+	return out
 }
