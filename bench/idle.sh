@@ -115,8 +115,10 @@ for _ in $(seq 60); do
 	sleep 0.5
 done
 [[ $(ping_once) == 1 ]] || { cat daemon.log >&2; echo "daemon does not answer" >&2; exit 1; }
-log "daemon answers; settling 3 s, then $IDLE_S s idle"
-sleep 3
+# The daemon releases its start-up memory 2-4 s after its last request
+# (daemon.SettleDelay): the readiness pings above.
+log "daemon answers; settling 5 s, then $IDLE_S s idle"
+sleep 5
 
 mem() { awk -v f="$1:" '$1 == f { print $2 }' "/proc/$daemon_pid/smaps_rollup"; }
 sched() { awk '{ ns += $1; n += $3 } END { printf "%d %d", ns, n }' /proc/"$daemon_pid"/task/*/schedstat; }

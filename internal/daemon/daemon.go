@@ -395,7 +395,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	return nil
 }
 
-// SettleDelay is how long after "node ready" the daemon hands its
+// SettleDelay is how long the daemon waits after "node ready", and after
+// its last request if requests came in the meantime, before it hands its
 // start-up memory back: by then the watchers are set up and the first
 // registration announcement is out.
 const SettleDelay = 2 * time.Second
@@ -406,35 +407,34 @@ const SettleDelay = 2 * time.Second
 // last request).
 const QuietRelease = 15 * time.Second
 
-// settle returns memory the idle node does not need: SettleDelay after
-// start, and again each time requests have stopped for QuietRelease. Between
-// those it waits on d.activity, not on a timer: an idle node is never woken.
-// While requests come, it wakes once per QuietRelease to see whether they
-// still do (the request counter moved).
+// settle returns memory the idle node does not need: once no request has
+// come for SettleDelay after start, and again each time requests have
+// stopped for QuietRelease. Between those it waits on d.activity, not on a
+// timer: an idle node is never woken. While requests come, it wakes once
+// per period to see whether they still do (the request counter moved).
 func (d *Daemon) settle(ctx context.Context) {
-	if !sleep(ctx, SettleDelay) {
-		return
-	}
 	stats := d.node.Server().Stats()
-	for {
-		d.release()
-		select {
-		case <-ctx.Done():
-			return
-		case <-d.activity:
-		}
+	for quiet := SettleDelay; ; quiet = QuietRelease {
 		for {
 			seen := stats.Total.Load()
-			if !sleep(ctx, QuietRelease) {
+			if !sleep(ctx, quiet) {
 				return
 			}
 			if stats.Total.Load() == seen {
 				break
 			}
 		}
-		select { // the token of the burst just ended
+		// Requests answered so far are covered by this release (their
+		// token, if any, is dropped): only a later one starts a new wait.
+		select {
 		case <-d.activity:
 		default:
+		}
+		d.release()
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.activity:
 		}
 	}
 }
