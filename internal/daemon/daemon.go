@@ -68,6 +68,9 @@ type Daemon struct {
 	// memory a burst of requests brought in is handed back once they stop
 	// (settle); it holds at most one.
 	activity chan struct{}
+	// settleDelay and quietRelease are SettleDelay and QuietRelease
+	// (shorter in tests).
+	settleDelay, quietRelease time.Duration
 }
 
 // Completed implements server.Observer: metrics, and the activity that
@@ -84,7 +87,8 @@ func (d *Daemon) Completed(agent, action string, status protocol.StatusCode, too
 
 // New builds a node from its configuration (file is its path, for reporting).
 func New(cfg *config.Server, file, version string, log *slog.Logger) (*Daemon, error) {
-	d := &Daemon{cfg: cfg, file: file, log: log, activity: make(chan struct{}, 1)}
+	d := &Daemon{cfg: cfg, file: file, log: log, activity: make(chan struct{}, 1),
+		settleDelay: SettleDelay, quietRelease: QuietRelease}
 	var err error
 	if d.ids, err = security.LoadIdentityFiles(cfg.Cert, cfg.Key); err != nil {
 		return nil, fmt.Errorf("node certificate: %w", err)
@@ -414,7 +418,7 @@ const QuietRelease = 15 * time.Second
 // per period to see whether they still do (the request counter moved).
 func (d *Daemon) settle(ctx context.Context) {
 	stats := d.node.Server().Stats()
-	for quiet := SettleDelay; ; quiet = QuietRelease {
+	for quiet := d.settleDelay; ; quiet = d.quietRelease {
 		for {
 			seen := stats.Total.Load()
 			if !sleep(ctx, quiet) {
@@ -449,9 +453,12 @@ func (d *Daemon) release() {
 	if n, err := quiesce.ReleaseBinaryPages(); err != nil {
 		d.log.Warn("pages of the binary kept resident", "err", err)
 	} else {
-		d.log.Debug("pages of the binary released", "mapped_bytes", n)
+		d.log.Debug(releasedMessage, "mapped_bytes", n)
 	}
 }
+
+// releasedMessage is release's debug log line (tests count it).
+const releasedMessage = "memory released"
 
 // sleep waits for d or for ctx to end, and reports whether d passed.
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -6,7 +6,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -14,12 +16,32 @@ import (
 	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/protocol"
 )
 
 // TestRunStopsEverything: when Run returns, every goroutine it started (facts
 // watcher, registration, revocation and certificate watchers, the external
 // agent loader) has ended — stop means stopped.
 func TestRunStopsEverything(t *testing.T) {
+	cfg, conf := testServer(t)
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	d, err := daemon.New(cfg, conf, "test", slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Run starts all its goroutines before it waits for ctx: an ended
+	// context makes it start them and then stop them all again.
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := d.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testServer is a node configuration for a broker of its own: audit,
+// replay file, revocation list and libdir as deployed, policy off.
+func testServer(t *testing.T) (*config.Server, string) {
+	t.Helper()
 	dir := t.TempDir()
 	st := pki.Store{Dir: filepath.Join(dir, "pki")}
 	if _, err := st.Init("daemon test CA"); err != nil {
@@ -57,16 +79,59 @@ registration.interval = 1h
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	d, err := daemon.New(cfg, conf, "test", slog.New(slog.DiscardHandler))
+	return cfg, conf
+}
+
+// TestMemoryReleasedWhenQuiet: the daemon hands its memory back once after
+// start and once after a burst of requests has stopped, and an idle node is
+// not woken for it.
+func TestMemoryReleasedWhenQuiet(t *testing.T) {
+	cfg, conf := testServer(t)
+	var released atomic.Int64
+	d, err := daemon.New(cfg, conf, "test", slog.New(countHandler{msg: daemon.ReleasedMessage, n: &released}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Run starts all its goroutines before it waits for ctx: an ended
-	// context makes it start them and then stop them all again.
+	daemon.SetReleaseDelays(d, 20*time.Millisecond, 100*time.Millisecond)
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	if err := d.Run(ctx); err != nil {
-		t.Fatal(err)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	waitReleases := func(want int64, after string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); released.Load() < want; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d releases %s, want %d", released.Load(), after, want)
+			}
+		}
+		// Five more quiet periods: nothing else may be released.
+		time.Sleep(500 * time.Millisecond)
+		if n := released.Load(); n != want {
+			t.Fatalf("%d releases %s with no request since, want %d", n, after, want)
+		}
 	}
+	waitReleases(1, "after start")
+	d.Completed("rpcutil", "ping", protocol.OK, time.Millisecond) // a request answered
+	waitReleases(2, "after a request")
 }
+
+// countHandler counts the log records with one message.
+type countHandler struct {
+	msg string
+	n   *atomic.Int64
+}
+
+func (countHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h countHandler) Handle(_ context.Context, r slog.Record) error {
+	if r.Message == h.msg {
+		h.n.Add(1)
+	}
+	return nil
+}
+func (h countHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h countHandler) WithGroup(string) slog.Handler      { return h }
