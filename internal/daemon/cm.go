@@ -86,7 +86,7 @@ type CMHooks struct {
 // false. Puppet's files are watched for finished runs whenever hooks want
 // them and the node has fact commands to re-run.
 func ConfigManagement(cfg *config.Server, spool *jobs.Spool, hooks CMHooks, log *slog.Logger) (*CM, error) {
-	cm := &CM{Agents: func(*node.Node) ([]*agent.Agent, error) { return nil, nil }}
+	cm := &CM{}
 	pc := cfg.Puppet
 	pp, err := puppetagent.New(puppetagent.Options{
 		Puppet: pc.Command, ConfDir: pc.ConfDir, RunCommand: pc.RunCommand,
