@@ -32,6 +32,7 @@ type asyncJSON struct {
 // job started. A reply without a job id — whatever its status — means no
 // job runs there, and is reported as such rather than as a result.
 func sendAsync(cmd *cobra.Command, app *App, f *clientFlags, cl *client.Client, req client.Request, d *discovery.Result) error {
+	render := f.renderer(app)
 	req.Async = true
 	req.Timeout = f.timeout
 	if req.Timeout <= 0 {
@@ -65,17 +66,13 @@ func sendAsync(cmd *cobra.Command, app *App, f *clientFlags, cl *client.Client, 
 	if len(started) == 0 && code == 2 {
 		code = 1
 	}
-	if f.json || f.jsonl {
+	if !render.text() {
 		out := asyncJSON{JobID: stats.RequestID, Started: append([]string{}, started...), NotStarted: []jsonReply{},
 			NoResponse: append([]string{}, stats.NoResponse...), Stats: makeJSONStats(stats, d, code)}
 		for _, r := range notStarted {
 			out.NotStarted = append(out.NotStarted, toJSONReply(r))
 		}
-		if f.jsonl {
-			writeJSONLine(app, out)
-			return exit(code)
-		}
-		return firstErr(writeJSON(app, out), exit(code))
+		return firstErr(render.result(out), exit(code))
 	}
 	w := app.Stdout
 	for _, n := range started {

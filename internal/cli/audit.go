@@ -12,7 +12,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -482,6 +481,7 @@ lines) are marked BROKEN.`,
 }
 
 func runAuditSearch(app *App, f auditSearchFlags, now time.Time) error {
+	render := newRenderer(app, f.json, false)
 	if f.dir == "" {
 		return &ExitError{Code: 1, Err: errors.New("audit search needs --dir DIR")}
 	}
@@ -503,17 +503,17 @@ func runAuditSearch(app *App, f auditSearchFlags, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	if f.json {
+	if render.json() {
 		if recs == nil {
 			recs = []audit.Record{}
 		}
-		return writeJSON(app, recs)
+		return render.result(recs)
 	}
 	if len(recs) == 0 {
 		fmt.Fprintln(app.Stdout, "No matching audit records.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+	tw := render.table()
 	fmt.Fprintln(tw, "TIME\tNODE\tCALLER\tAGENT\tACTION\tDECISION\tSTATUS\tPOLICY")
 	for _, r := range recs {
 		status := "-"

@@ -19,6 +19,7 @@ func newFactsCmd(app *App) *cobra.Command {
 print each value with how many nodes have it; -v lists the nodes per value.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			render := f.renderer(app)
 			fact := args[0]
 			flt, err := f.buildFilter("")
 			if err != nil {
@@ -40,8 +41,8 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 			d.Nodes = ro.limitNodes(d.Nodes)
 			if len(d.Nodes) == 0 {
 				fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
-				if f.json {
-					return firstErr(writeJSON(app, map[string]any{"fact": fact, "values": map[string][]string{}, "stats": emptyCallJSON(d).(emptyCall).Stats}), exit(1))
+				if render.json() {
+					return firstErr(render.result(map[string]any{"fact": fact, "values": map[string][]string{}, "stats": emptyCallJSON(d).(emptyCall).Stats}), exit(1))
 				}
 				return exit(1)
 			}
@@ -66,8 +67,8 @@ print each value with how many nodes have it; -v lists the nodes per value.`,
 				return err
 			}
 			addMissing(stats, d)
-			if f.json {
-				return firstErr(writeJSON(app, map[string]any{"fact": fact, "values": byValue, "stats": makeJSONStats(stats, d, exitCode(stats, d.Method))}), exit(exitCode(stats, d.Method)))
+			if render.json() {
+				return firstErr(render.result(map[string]any{"fact": fact, "values": byValue, "stats": makeJSONStats(stats, d, exitCode(stats, d.Method))}), exit(exitCode(stats, d.Method)))
 			}
 			values := make([]string, 0, len(byValue))
 			width := 0

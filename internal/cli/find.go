@@ -19,6 +19,7 @@ func newFindCmd(app *App) *cobra.Command {
   mco find -F role=web | mco rpc rpcutil ping`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			render := newRenderer(app, asJSON, false)
 			flt, err := f.buildFilter("")
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
@@ -50,12 +51,12 @@ func newFindCmd(app *App) *cobra.Command {
 			if d.Broadcast != nil {
 				missing = d.Broadcast.Missing
 			}
-			if asJSON {
+			if render.json() {
 				doc := map[string]any{"nodes": orEmpty(d.Nodes), "discovery_method": d.Method, "discovery_ms": ms(d.Duration), "exit_code": code}
 				if b := d.Broadcast; b != nil {
 					doc["discovery_ended"], doc["discovery_expected"], doc["no_response"] = b.Ended, b.Expected, orEmpty(missing)
 				}
-				return firstErr(writeJSON(app, doc), exit(code))
+				return firstErr(render.result(doc), exit(code))
 			}
 			for _, n := range d.Nodes {
 				fmt.Fprintln(app.Stdout, n)

@@ -23,6 +23,7 @@ nodes in each collective and hosting each agent, as MCollective's
 mco inventory --list-collectives did (--list-collectives: collectives only).`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			render := f.renderer(app)
 			if len(args) == 0 {
 				return collectiveInventory(cmd, app, f, listCollectives)
 			}
@@ -62,8 +63,8 @@ mco inventory --list-collectives did (--list-collectives: collectives only).`,
 			if err != nil {
 				return err
 			}
-			if f.json {
-				return writeJSON(app, map[string]any{"identity": node, "inventory": inv.Data, "stats": st.Data})
+			if render.json() {
+				return render.result(map[string]any{"identity": node, "inventory": inv.Data, "stats": st.Data})
 			}
 			w := app.Stdout
 			fmt.Fprintf(w, "Inventory for %s:\n\n", node)
@@ -113,6 +114,7 @@ mco inventory --list-collectives did (--list-collectives: collectives only).`,
 // collectiveInventory counts the discovered nodes per collective and per
 // agent, from each node's rpcutil inventory.
 func collectiveInventory(cmd *cobra.Command, app *App, f *clientFlags, collectivesOnly bool) error {
+	render := f.renderer(app)
 	flt, err := f.buildFilter("")
 	if err != nil {
 		return &ExitError{Code: 1, Err: err}
@@ -132,8 +134,8 @@ func collectiveInventory(cmd *cobra.Command, app *App, f *clientFlags, collectiv
 	}
 	if d.Nodes = ro.limitNodes(d.Nodes); len(d.Nodes) == 0 {
 		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
-		if f.json {
-			return firstErr(writeJSON(app, map[string]any{"collectives": map[string]int{}, "nodes": 0, "stats": emptyCallJSON(d).(emptyCall).Stats}), exit(1))
+		if render.json() {
+			return firstErr(render.result(map[string]any{"collectives": map[string]int{}, "nodes": 0, "stats": emptyCallJSON(d).(emptyCall).Stats}), exit(1))
 		}
 		return exit(1)
 	}
@@ -158,12 +160,12 @@ func collectiveInventory(cmd *cobra.Command, app *App, f *clientFlags, collectiv
 	}
 	addMissing(stats, d)
 	code := exitCode(stats, d.Method)
-	if f.json {
+	if render.json() {
 		out := map[string]any{"collectives": collectives, "nodes": len(stats.Responded), "stats": makeJSONStats(stats, d, code)}
 		if !collectivesOnly {
 			out["agents"] = agents
 		}
-		return firstErr(writeJSON(app, out), exit(code))
+		return firstErr(render.result(out), exit(code))
 	}
 	table := func(title string, counts map[string]int) {
 		names := make([]string, 0, len(counts))

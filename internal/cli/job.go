@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -43,6 +42,7 @@ func newJobListCmd(app *App) *cobra.Command {
 		Short: "List the jobs each node keeps",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			render := f.renderer(app)
 			fl, err := openFleet(cmd, app, f, "job")
 			if err != nil {
 				return err
@@ -56,7 +56,7 @@ func newJobListCmd(app *App) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if f.json {
+			if render.json() {
 				out := []map[string]any{}
 				for _, r := range results {
 					jobs, _ := r.Data["jobs"].([]any)
@@ -67,9 +67,9 @@ func newJobListCmd(app *App) *cobra.Command {
 						}
 					}
 				}
-				return writeJSON(app, out)
+				return render.result(out)
 			}
-			tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+			tw := render.table()
 			fmt.Fprintln(tw, "NODE\tJOB\tAGENT\tACTION\tSTATE\tEXIT\tSTARTED\tDURATION")
 			for _, r := range results {
 				if !r.OK() {
@@ -256,6 +256,7 @@ func detachedReply(r client.Result) (client.Result, bool) {
 // mco rpc --async, rendered with that action's DDL (outputs returns nil
 // when the client has none).
 func printJobs(app *App, f *clientFlags, id string, known []client.Result, unknown int, stats *client.Stats, outputs func(agent, action string) *ddl.Action) error {
+	render := f.renderer(app)
 	output := outputs != nil
 	code := 0
 	if len(known) == 0 {
@@ -272,7 +273,7 @@ func printJobs(app *App, f *clientFlags, id string, known []client.Result, unkno
 	if len(stats.NoResponse) > 0 {
 		code = 2
 	}
-	if f.json {
+	if render.json() {
 		out := struct {
 			ID         string      `json:"id"`
 			Replies    []jsonReply `json:"replies"`
@@ -282,7 +283,7 @@ func printJobs(app *App, f *clientFlags, id string, known []client.Result, unkno
 		for _, r := range known {
 			out.Replies = append(out.Replies, toJSONReply(r))
 		}
-		return firstErr(writeJSON(app, out), exit(code))
+		return firstErr(render.result(out), exit(code))
 	}
 	w := app.Stdout
 	for _, r := range known {

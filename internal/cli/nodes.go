@@ -2,7 +2,6 @@ package cli
 
 import (
 	"fmt"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -54,6 +53,7 @@ start and on change.`,
 }
 
 func printNodes(app *App, recs []*registration.Record, maxAge time.Duration, asJSON bool, now time.Time) error {
+	render := newRenderer(app, asJSON, false)
 	type row struct {
 		Identity    string    `json:"identity"`
 		LastSeen    time.Time `json:"last_seen"`
@@ -75,14 +75,14 @@ func printNodes(app *App, recs []*registration.Record, maxAge time.Duration, asJ
 		}
 		rows = append(rows, row{r.Identity, r.LastSeen, len(r.Agents), r.Version, r.Collectives, s})
 	}
-	if asJSON {
-		return writeJSON(app, rows)
+	if render.json() {
+		return render.result(rows)
 	}
 	if len(rows) == 0 {
 		fmt.Fprintln(app.Stdout, "No nodes in the registration store.")
 		return nil
 	}
-	tw := tabwriter.NewWriter(app.Stdout, 0, 4, 2, ' ', 0)
+	tw := render.table()
 	fmt.Fprintln(tw, "IDENTITY\tLAST SEEN\tAGO\tAGENTS\tVERSION\tSTATUS")
 	for _, r := range rows {
 		status := "ok"

@@ -154,7 +154,7 @@ type progress struct {
 }
 
 func newProgress(app *App, f *clientFlags, total int) *progress {
-	if !app.StdoutTTY || f.noProgress || f.json || f.jsonl || total <= 1 {
+	if !app.StdoutTTY || f.noProgress || !f.renderer(app).text() || total <= 1 {
 		return &progress{}
 	}
 	p := mpb.New(mpb.WithOutput(app.Stdout), mpb.WithWidth(60))
@@ -313,13 +313,6 @@ func (p *printer) columns(names []string) {
 		}
 		fmt.Fprintln(p.w, strings.TrimRight(b.String(), " "))
 	}
-}
-
-// writeJSON prints v as one indented JSON document on stdout (--json).
-func writeJSON(app *App, v any) error {
-	enc := json.NewEncoder(app.Stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
 }
 
 // emptyCallJSON is the --json document of a call that sent nothing because

@@ -21,6 +21,7 @@ then min/max/avg and the count. Ends as soon as replies stop arriving (or when
 every exact -I node answered).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			render := f.renderer(app)
 			flt, err := f.buildFilter("")
 			if err != nil {
 				return &ExitError{Code: 1, Err: err}
@@ -61,8 +62,8 @@ every exact -I node answered).`,
 					return err
 				}
 				if req.Targets = ro.limitNodes(d.Nodes); len(req.Targets) == 0 {
-					if f.json {
-						return firstErr(writeJSON(app, emptyCallJSON(d)), exit(1))
+					if render.json() {
+						return firstErr(render.result(emptyCallJSON(d)), exit(1))
 					}
 					return &ExitError{Code: 1, Err: fmt.Errorf("no nodes discovered")}
 				}
@@ -70,7 +71,7 @@ every exact -I node answered).`,
 			var results []client.Result
 			stats, err := cl.Call(cmd.Context(), req, func(r client.Result) {
 				results = append(results, r)
-				if !f.json && r.Err == nil {
+				if !render.json() && r.Err == nil {
 					fmt.Fprintf(app.Stdout, "%-40s time=%.2f ms\n", r.Sender, ms(r.RTT))
 				}
 			})
@@ -85,7 +86,7 @@ every exact -I node answered).`,
 				}
 			}
 			code := exitCode(stats, method)
-			if f.json {
+			if render.json() {
 				out := struct {
 					Replies []jsonReply `json:"replies"`
 					Stats   jsonStats   `json:"stats"`
@@ -101,7 +102,7 @@ every exact -I node answered).`,
 				for _, r := range results {
 					out.Replies = append(out.Replies, toJSONReply(r))
 				}
-				return firstErr(writeJSON(app, out), exit(code))
+				return firstErr(render.result(out), exit(code))
 			}
 			printPingStats(app, stats, results)
 			return exit(code)

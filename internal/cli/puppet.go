@@ -239,6 +239,7 @@ func newPuppetCountCmd(app *App) *cobra.Command {
 		Short: "Count nodes by Puppet agent state (enabled, applying, idling, daemon running)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			render := f.renderer(app)
 			results, stats, err := callOnce(cmd, app, f, "puppet", "status")
 			if err != nil {
 				return err
@@ -259,8 +260,8 @@ func newPuppetCountCmd(app *App) *cobra.Command {
 			c["disabled"] = c["total"] - c["enabled"]
 			c["no_daemon"] = c["total"] - c["daemon_present"]
 			c["no_response"] = len(stats.NoResponse)
-			if f.json {
-				return writeJSON(app, c)
+			if render.json() {
+				return render.result(c)
 			}
 			w := app.Stdout
 			fmt.Fprintf(w, "Total Puppet nodes: %d\n\n", c["total"])
@@ -307,14 +308,15 @@ func newPuppetSummaryCmd(app *App) *cobra.Command {
 		Short: "Fleet tallies of the last Puppet runs: applied, changed, failed, out of sync, stale",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			render := f.renderer(app)
 			results, stats, err := callOnce(cmd, app, f, "puppet", "last_run_summary")
 			if err != nil {
 				return err
 			}
 			s := tallyRuns(results, olderThan)
 			s.NoResponse = append([]string{}, stats.NoResponse...)
-			if f.json {
-				return writeJSON(app, s)
+			if render.json() {
+				return render.result(s)
 			}
 			printSummary(app, s)
 			if len(s.FailedToReport) > 0 || len(s.NoResponse) > 0 {

@@ -277,14 +277,14 @@ func (ro *rollout) send(ctx context.Context, app *App, f *clientFlags, cl *clien
 		return nil, nil, err
 	}
 	bs, err = cl.CallBatched(ctx, req, plan, onResult, func(b client.BatchInfo) {
-		if !f.json {
+		if !f.renderer(app).json() {
 			fmt.Fprintln(app.Stderr, batchLine(b))
 		}
 	})
 	if bs == nil {
 		return nil, nil, err
 	}
-	if bs.Stopped != "" && (f.json || f.jsonl || err != nil) {
+	if bs.Stopped != "" && (!f.renderer(app).text() || err != nil) {
 		fmt.Fprintf(app.Stderr, "Rollout stopped after %d of %d batches: %s\n", len(bs.Batches), bs.Planned, bs.Stopped)
 	}
 	if err != nil && len(bs.NotSent) > 0 {

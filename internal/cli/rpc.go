@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -163,6 +162,7 @@ func runRPC(cmd *cobra.Command, app *App, f *clientFlags, agentName, action stri
 // an error from it aborts the call (package and service use it for their
 // safety prompt).
 func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResults bool, confirm func(*discovery.Result) error) error {
+	render := f.renderer(app)
 	agentName, action := call.agent, call.action
 	ro, err := f.rollout.parse()
 	if err != nil {
@@ -205,10 +205,10 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	if len(d.Nodes) == 0 {
 		fmt.Fprintln(app.Stderr, "No request sent, we did not discover any nodes.")
 		switch {
-		case f.json:
-			return firstErr(writeJSON(app, emptyCallJSON(d)), exit(1))
-		case f.jsonl:
-			writeJSONLine(app, map[string]any{"stats": emptyCallJSON(d).(emptyCall).Stats})
+		case render.json():
+			return firstErr(render.result(emptyCallJSON(d)), exit(1))
+		case render.jsonl():
+			render.record(map[string]any{"stats": emptyCallJSON(d).(emptyCall).Stats})
 		}
 		return exit(1)
 	}
@@ -236,8 +236,8 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	stats, bs, err := ro.send(cmd.Context(), app, f, cl, req, func(r client.Result) {
 		results = append(results, r)
 		bar.inc()
-		if f.jsonl {
-			writeJSONLine(app, toJSONReply(r))
+		if render.jsonl() {
+			render.record(toJSONReply(r))
 		}
 	})
 	bar.done()
@@ -248,7 +248,7 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 	sort.SliceStable(results, func(i, j int) bool { return results[i].Sender < results[j].Sender })
 	code := rolloutExitCode(exitCode(stats, d.Method), bs)
 	switch {
-	case f.json:
+	case render.json():
 		out := struct {
 			Replies    []jsonReply   `json:"replies"`
 			Summaries  []ddl.Summary `json:"summaries"`
@@ -264,13 +264,13 @@ func runCall(cmd *cobra.Command, app *App, f *clientFlags, call *rpcCall, noResu
 			out.Summaries = append(out.Summaries, call.act.Summarize(okData(results))...)
 			out.Skipped = call.act.Skipped()
 		}
-		return firstErr(writeJSON(app, out), exit(code))
-	case f.jsonl:
+		return firstErr(render.result(out), exit(code))
+	case render.jsonl():
 		line := map[string]any{"stats": makeJSONStats(stats, d, code)}
 		if bs != nil {
 			line["rollout"] = makeJSONRollout(bs)
 		}
-		writeJSONLine(app, line)
+		render.record(line)
 		return exit(code)
 	}
 	p := newPrinter(app, call.act, f.display, f.verbose)
@@ -298,15 +298,6 @@ func okData(results []client.Result) []map[string]any {
 	return out
 }
 
-func writeJSONLine(app *App, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		fmt.Fprintln(app.Stderr, "warning: encoding JSON:", err)
-		return
-	}
-	fmt.Fprintln(app.Stdout, string(b))
-}
-
 // addMissing counts the nodes broadcast discovery expected but never heard
 // from as addressed and silent: they are listed under "No response from" and
 // make the exit code say so, instead of vanishing from the report.
@@ -328,6 +319,7 @@ func addMissing(stats *client.Stats, d *discovery.Result) {
 // (--no-results, --reply-to) and says what was sent: as text, or as one
 // --json document.
 func sendDetached(cmd *cobra.Command, app *App, f *clientFlags, ro *rollout, cl *client.Client, req client.Request, d *discovery.Result) error {
+	render := f.renderer(app)
 	out := sentJSON{Sent: []sentRequest{}, ReplyTo: req.ReplyTo, NoReplies: req.NoReplies, Discovered: len(d.Nodes), Method: d.Method}
 	if req.ReplyTo != "" {
 		stats, err := cl.Call(cmd.Context(), req, func(client.Result) {})
@@ -348,12 +340,8 @@ func sendDetached(cmd *cobra.Command, app *App, f *clientFlags, ro *rollout, cl 
 			}
 		}
 	}
-	if f.json || f.jsonl {
-		if f.jsonl {
-			writeJSONLine(app, out)
-			return nil
-		}
-		return writeJSON(app, out)
+	if !render.text() {
+		return render.result(out)
 	}
 	for _, s := range out.Sent {
 		if req.ReplyTo != "" {

@@ -19,9 +19,10 @@ build), the VCS revision and its time, and the Go version. Nodes report the
 same version in 'rpcutil inventory' and in registration.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
+			render := newRenderer(app, asJSON, false)
 			info := buildinfo.Read()
-			if asJSON {
-				return writeJSON(app, info)
+			if render.json() {
+				return render.result(info)
 			}
 			fmt.Fprintf(app.Stdout, "mco %s\n", info.Version)
 			if info.Revision != "" {
