@@ -205,7 +205,7 @@ Examples:
 				if _, dup := props[k]; dup {
 					return &ExitError{Code: 1, Err: fmt.Errorf("resource property %s given twice", k)}
 				}
-				val, err := puppetagent.ValidateProperty(k, v)
+				val, err := puppetagent.CheckProperty(args[0], k, v)
 				if err != nil {
 					return &ExitError{Code: 1, Err: fmt.Errorf("resource property %q: %w", k, err)}
 				}

@@ -36,6 +36,7 @@ import (
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/internal/jobs"
+	"github.com/marionette/mco/protocol"
 )
 
 //go:embed puppet.json
@@ -534,6 +535,9 @@ func ValidateProperty(name string, v any) (any, error) {
 	if !propertyName.MatchString(name) || len(name) > 64 {
 		return nil, errors.New("not a resource property name (lower-case letters, digits and _, starting with a letter); the resource action takes type, name, environment and properties")
 	}
+	if identityProperty("", name) {
+		return nil, identityError(name)
+	}
 	var s string
 	switch x := v.(type) {
 	case string:
@@ -563,6 +567,42 @@ func ValidateProperty(name string, v any) (any, error) {
 		return nil, errors.New("a property value may not contain newlines or other control characters")
 	}
 	return s, nil
+}
+
+// identityProperty reports whether a property of a resource of type typ
+// ("" when not known yet) names the resource rather than describes it.
+// Puppet lets such a parameter override the title — `puppet resource file
+// /tmp/x path=/etc/motd ensure=absent` removes /etc/motd — so the type
+// lists' and the managed-resource check's idea of which resource changes
+// would be wrong: the resource is named by NAME only. title and path (the
+// namevar of file, tidy and of many module types) are refused for every
+// type, exec's command for exec.
+func identityProperty(typ, name string) bool {
+	switch name {
+	case "title", "path":
+		return true
+	case "command":
+		return typ == "exec"
+	}
+	return false
+}
+
+// identityError is why an identity property is refused.
+func identityError(name string) error {
+	return fmt.Errorf("%s names the resource (it would override NAME, and change another resource than the one named): give the resource as NAME", name)
+}
+
+// CheckProperty checks one property of a resource of type typ as the node
+// does: ValidateProperty, and the type's own identifying parameters.
+func CheckProperty(typ, name string, v any) (string, error) {
+	if identityProperty(strings.ToLower(typ), name) {
+		return "", identityError(name)
+	}
+	val, err := ValidateProperty(name, v)
+	if err != nil {
+		return "", err
+	}
+	return val.(string), nil
 }
 
 // resourceInputs are the resource action's declared inputs; every other
@@ -596,12 +636,12 @@ func (p *Puppet) resource(ctx context.Context, req *agent.Request, rep *agent.Re
 		}
 		// Checked again here: the handler may be reached without the
 		// node's validation (tests, another host of the agent).
-		val, err := ValidateProperty(k, v)
+		val, err := CheckProperty(typ, k, v)
 		if err != nil {
-			rep.Fail("property %q: %v", k, err)
+			rep.FailWith(protocol.InvalidData, "property %q: %v", k, err)
 			return
 		}
-		props = append(props, k+"="+val.(string))
+		props = append(props, k+"="+val)
 	}
 	slices.Sort(props) // a stable argv, for the logs and the audit
 	if s, err := p.settings.get(ctx); err == nil && !p.opts.AllowManagedResources && managed(s.ResourceFile, typ, name) {

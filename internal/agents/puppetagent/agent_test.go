@@ -436,6 +436,10 @@ func TestValidateProperty(t *testing.T) {
 		{"ensure", nil, ""},
 		{"ensure", map[string]any{"a": "b"}, ""},
 		{"ensure", []any{"a"}, ""},
+		// Parameters that name the resource would override NAME.
+		{"path", "/etc/motd", ""},
+		{"title", "/etc/motd", ""},
+		{"command", "/bin/true", "/bin/true"}, // cron's command is a property; exec's is refused by CheckProperty
 	}
 	for _, tt := range tests {
 		got, err := ValidateProperty(tt.name, tt.value)
@@ -489,6 +493,30 @@ func TestResourceProperties(t *testing.T) {
 	rep = call(t, a, "resource", map[string]any{"type": "exec", "name": "/bin/true", "command": "/bin/true"})
 	if rep.Status == 0 || !strings.Contains(rep.Message, "resource type exec is denied on this node") {
 		t.Fatalf("denied type: %d %s", rep.Status, rep.Message)
+	}
+	// A namevar given as a property would change another resource than
+	// NAME (Puppet lets path= override a file's title): refused, nothing
+	// changed.
+	victim := filepath.Join(h.dir, "victim.txt")
+	if err := os.WriteFile(victim, []byte("keep"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := act.ValidateInputs(map[string]any{"type": "file", "name": f, "path": victim, "ensure": "absent"}); err == nil || !strings.Contains(err.Error(), `input "path": path names the resource`) {
+		t.Fatalf("path property: %v", err)
+	}
+	// The handler checks again, whatever reached it.
+	h2, _ := a.Handler("resource")
+	rep = &agent.Reply{Data: act.OutputDefaults()}
+	h2(context.Background(), &agent.Request{ID: newID(t), CallerID: "cert=tester",
+		Data: map[string]any{"type": "file", "name": f, "path": victim, "ensure": "absent"}}, rep)
+	if rep.Status != 4 || !strings.Contains(rep.Message, `property "path": path names the resource`) {
+		t.Fatalf("path property reached puppet: %d %s", rep.Status, rep.Message)
+	}
+	if b, err := os.ReadFile(victim); err != nil || string(b) != "keep" {
+		t.Fatalf("victim after a refused path property: %q %v", b, err)
+	}
+	if _, err := CheckProperty("exec", "command", "/bin/rm -rf /"); err == nil {
+		t.Fatal("exec's command accepted as a property")
 	}
 	rep = call(t, a, "resource", map[string]any{"type": "user", "name": "nobody", "ensure": "absent"})
 	if rep.Status == 0 || !strings.Contains(rep.Message, "not allowed") {
