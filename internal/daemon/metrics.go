@@ -30,7 +30,7 @@ func (d *Daemon) RegisterMetrics(reg *metrics.Registry) {
 	reg.CounterFunc("mco_audit_write_failures_total", func() uint64 { return uint64(st.AuditErrors.Load()) })
 	reg.CounterFunc("mco_fact_reloads_total", func() uint64 { n, _ := d.facts.Reloads(); return n })
 	reg.CounterFunc("mco_fact_reload_failures_total", func() uint64 { _, n := d.facts.Reloads(); return n })
-	d.metrics = &nodeObserver{reg: reg, node: d.node} // installed by Run
+	d.metrics = &nodeObserver{reg: reg, node: d.node} // called by Completed
 }
 
 // nodeObserver counts requests by agent, action and status, action
