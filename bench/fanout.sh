@@ -23,29 +23,10 @@ RUNS=${RUNS:-5}
 IDLE_S=${IDLE_S:-5}
 [[ $IDLE_S =~ ^[0-9]+$ && $IDLE_S -ge 1 ]] || { echo "IDLE_S must be a positive integer" >&2; exit 2; }
 
-for tool in go python3; do
-	command -v "$tool" >/dev/null || { echo "fanout.sh: $tool is required" >&2; exit 1; }
-done
-[[ -r /proc/self/smaps_rollup ]] || { echo "fanout.sh: /proc/PID/smaps_rollup is required (Linux ≥ 4.14)" >&2; exit 1; }
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init fanout.sh
 
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/mco-fanout.XXXXXX")
-pids=()
-broker_pid=
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	# Daemons first so the broker does not log N disconnections as errors.
-	if ((${#pids[@]})); then kill -TERM "${pids[@]}" 2>/dev/null || true; fi
-	[[ -n $broker_pid ]] && kill -TERM "$broker_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [[ ${KEEP_WORK:-} == 1 ]]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
-	exit "$rc"
-}
-trap cleanup EXIT INT TERM
-
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.2f}')" "$1" "$2"; }
 
@@ -62,9 +43,7 @@ cd "$work"
 # --- PKI -----------------------------------------------------------------------
 t0=$(now)
 log "issuing CA, broker, client and $N node certificates"
-"$mco" pki init --dir pki >/dev/null
-"$mco" pki issue broker broker --host 127.0.0.1 --dir pki >/dev/null
-"$mco" pki issue client bench.mcollective --dir pki >/dev/null
+bench_pki
 # Serials are random and every certificate has its own files, so issuing in
 # parallel is safe.
 seq -f "node%04g.bench" 1 "$N" >nodes.txt
@@ -72,49 +51,15 @@ xargs -P 4 -I{} "$mco" pki issue node {} --dir pki <nodes.txt >/dev/null
 pki_s=$(elapsed "$t0" "$(now)")
 
 # --- broker --------------------------------------------------------------------
-free_port() {
-	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()'
-}
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# A port found free can be taken before the broker binds it: retry with a new
-# one when the broker exits early.
-for attempt in 1 2 3 4 5; do
-	port=$(free_port)
-	cat >broker.conf <<EOF
-listen = 127.0.0.1:$port
-tls.ca = $work/pki/ca.crt
-tls.cert = $work/pki/certs/broker.crt
-tls.key = $work/pki/private/broker.key
-EOF
-	"$mco" broker run -c broker.conf --log-level warn >broker.log 2>&1 &
-	broker_pid=$!
-	deadline=$((SECONDS + 10))
-	until port_open "$port"; do
-		if ! kill -0 "$broker_pid" 2>/dev/null; then broker_pid=; break; fi
-		((SECONDS < deadline)) || { echo "broker did not listen on $port within 10s; see broker.log" >&2; exit 1; }
-		sleep 0.05
-	done
-	[[ -n $broker_pid ]] && break
-	log "broker exited (port $port taken?); retrying"
-done
-[[ -n $broker_pid ]] || { cat broker.log >&2; echo "broker failed to start" >&2; exit 1; }
-log "broker listening on 127.0.0.1:$port (pid $broker_pid)"
-
-cat >client.conf <<EOF
-broker = tls://127.0.0.1:$port
-tls.ca = $work/pki/ca.crt
-tls.cert = $work/pki/certs/bench.mcollective.crt
-tls.key = $work/pki/private/bench.mcollective.key
-EOF
+bench_broker
+bench_client_conf
 
 # --- daemons -------------------------------------------------------------------
 # Paths in a configuration file are relative to its directory, so they are
 # written absolute. Authorization and audit are on, as deployed (one policy
 # allowing the bench client, an audit log per daemon); package and service
 # agents are disabled so the daemons do not probe this machine's tools.
-mkdir -p policy
-printf 'policy default deny\nallow\tcert=bench.mcollective\t*\t*\t*\n' >policy/rpcutil.policy
+bench_policy
 log "starting $N daemons"
 t0=$(now)
 i=0

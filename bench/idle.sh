@@ -33,26 +33,10 @@ for n in $REQUESTS; do
 	[[ $n =~ ^[0-9]+$ && $n -gt $prev && $((n % 4)) -eq 0 ]] || { echo "REQUESTS must be increasing multiples of 4 (got '$REQUESTS')" >&2; exit 2; }
 	prev=$n
 done
-for tool in go python3; do
-	command -v "$tool" >/dev/null || { echo "idle.sh: $tool is required" >&2; exit 1; }
-done
-[[ -r /proc/self/smaps_rollup ]] || { echo "idle.sh: /proc/PID/smaps_rollup is required (Linux ≥ 4.14)" >&2; exit 1; }
-
-repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-work=$(mktemp -d "${TMPDIR:-/tmp}/mco-idle.XXXXXX")
+# shellcheck source=bench/lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+bench_init idle.sh
 daemon_pid=
-broker_pid=
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	[[ -n $daemon_pid ]] && kill -TERM "$daemon_pid" 2>/dev/null || true
-	[[ -n $broker_pid ]] && kill -TERM "$broker_pid" 2>/dev/null || true
-	wait 2>/dev/null || true
-	if [[ ${KEEP_WORK:-} == 1 ]]; then echo "work directory kept: $work" >&2; else rm -rf "$work"; fi
-	exit "$rc"
-}
-trap cleanup EXIT INT TERM
-log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
 
 if [[ -n ${MCO:-} ]]; then
 	cp "$MCO" "$work/mco"
@@ -68,24 +52,10 @@ cp mco mco-daemon
 python3 -c 'import os, sys; fd = os.open(sys.argv[1], os.O_RDONLY); os.fsync(fd); os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)' mco-daemon
 mco=$work/mco
 
-"$mco" pki init --dir pki >/dev/null
-"$mco" pki issue broker broker --host 127.0.0.1 --dir pki >/dev/null
-"$mco" pki issue client bench.mcollective --dir pki >/dev/null
+bench_pki
 "$mco" pki issue node node1.bench --dir pki >/dev/null
-
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
-cat >broker.conf <<EOF
-listen = 127.0.0.1:$port
-tls.ca = $work/pki/ca.crt
-tls.cert = $work/pki/certs/broker.crt
-tls.key = $work/pki/private/broker.key
-EOF
-"$mco" broker run -c broker.conf --log-level warn >broker.log 2>&1 &
-broker_pid=$!
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break; sleep 0.1; done
-
-mkdir -p policy
-printf 'policy default deny\nallow\tcert=bench.mcollective\t*\t*\t*\n' >policy/rpcutil.policy
+bench_broker
+bench_policy
 printf 'role: web\nrack: r1\n' >facts.yaml
 cat >server.conf <<EOF
 broker = tls://127.0.0.1:$port
@@ -98,15 +68,11 @@ audit.log = $work/audit.log
 # As packaged: a revocation list (absent until the first revocation).
 security.revocation_file = $work/revoked.txt
 EOF
-cat >client.conf <<EOF
-broker = tls://127.0.0.1:$port
-tls.ca = $work/pki/ca.crt
-tls.cert = $work/pki/certs/bench.mcollective.crt
-tls.key = $work/pki/private/bench.mcollective.key
-EOF
+bench_client_conf
 echo node1.bench >nodes.txt
 ./mco-daemon server run -c server.conf --log-level warn </dev/null >daemon.log 2>&1 &
 daemon_pid=$!
+pids+=("$daemon_pid")
 
 ping_once() { "$mco" -c client.conf rpc rpcutil ping --nodes nodes.txt --timeout 1s --json </dev/null 2>/dev/null | grep -c '"sender"' || true; }
 for _ in $(seq 60); do

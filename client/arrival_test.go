@@ -3,6 +3,7 @@ package client
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"testing"
 	"time"
 
@@ -10,6 +11,8 @@ import (
 
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/pkitest"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
@@ -22,16 +25,13 @@ import (
 // replies carry their arrival time, not their verification time.
 func TestQuietWindowCountsRepliesAwaitingVerification(t *testing.T) {
 	url := natstest.Start(t)
-	ca, err := pki.NewCA("client test CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	nodes := []*security.Identity{issue(t, ca, pki.RoleNode, "web1.example.net"), issue(t, ca, pki.RoleNode, "web2.example.net")}
+	ca := pkitest.New(t, "client test CA")
+	nodes := []*security.Identity{ca.Issue(pki.RoleNode, "web1.example.net"), ca.Issue(pki.RoleNode, "web2.example.net")}
 	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	alice := issue(t, ca, pki.RoleClient, "alice.mcollective")
+	alice := ca.Issue(pki.RoleClient, "alice.mcollective")
 	c := newClientWorkers(Config{Collective: testCollective, TTL: time.Minute}, alice, v, natstest.Connect(t, url), 0)
 	t.Cleanup(c.Close)
 
@@ -69,17 +69,11 @@ func TestQuietWindowCountsRepliesAwaitingVerification(t *testing.T) {
 	}()
 	waitInbox := func(n int) {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		poll.Until(t, fmt.Sprintf("%d replies to arrive", n), func() bool {
 			c.inboxMu.Lock()
-			got := len(c.inbox)
-			c.inboxMu.Unlock()
-			if got >= n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%d of %d replies arrived", got, n)
-			}
-		}
+			defer c.inboxMu.Unlock()
+			return len(c.inbox) >= n
+		})
 	}
 	waitInbox(2)
 	c.verifyNext()

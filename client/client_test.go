@@ -12,6 +12,7 @@ import (
 
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
@@ -57,18 +58,12 @@ func signReply(t *testing.T, id *security.Identity, req *protocol.Request, sende
 // The bad reply must come back with Err set and be counted Invalid.
 func TestUntrustedRepliesAreNeverOK(t *testing.T) {
 	url := natstest.Start(t)
-	ca, err := pki.NewCA("client test CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := pki.NewCA("rogue CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	node := issue(t, ca, pki.RoleNode, web1)
-	web2 := issue(t, ca, pki.RoleNode, "web2.example.net")
-	foreignWeb1 := issue(t, other, pki.RoleNode, web1)
-	aClient := issue(t, ca, pki.RoleClient, "bob.mcollective")
+	ca := pkitest.New(t, "client test CA")
+	other := pkitest.New(t, "rogue CA")
+	node := ca.Issue(pki.RoleNode, web1)
+	web2 := ca.Issue(pki.RoleNode, "web2.example.net")
+	foreignWeb1 := other.Issue(pki.RoleNode, web1)
+	aClient := ca.Issue(pki.RoleClient, "bob.mcollective")
 
 	tests := []struct {
 		name    string
@@ -112,7 +107,7 @@ func TestUntrustedRepliesAreNeverOK(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			alice := issue(t, ca, pki.RoleClient, "alice.mcollective")
+			alice := ca.Issue(pki.RoleClient, "alice.mcollective")
 			c := newClient(Config{Collective: testCollective, TTL: time.Minute}, alice, v, natstest.Connect(t, url))
 			t.Cleanup(c.Close)
 
@@ -179,15 +174,12 @@ func TestUntrustedRepliesAreNeverOK(t *testing.T) {
 // TestCallRefusesBadRequests: requests the client must not send at all.
 func TestCallRefusesBadRequests(t *testing.T) {
 	url := natstest.Start(t)
-	ca, err := pki.NewCA("client test CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := pkitest.New(t, "client test CA")
 	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(Config{Collective: testCollective, TTL: time.Minute}, issue(t, ca, pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, url))
+	c := newClient(Config{Collective: testCollective, TTL: time.Minute}, ca.Issue(pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, url))
 	t.Cleanup(c.Close)
 	for _, r := range []Request{
 		{Action: "ping"},

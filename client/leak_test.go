@@ -8,6 +8,7 @@ import (
 
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/security"
 )
 
@@ -16,16 +17,13 @@ import (
 func TestCloseLeavesNoGoroutines(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	t.Run("connect and close", func(t *testing.T) {
-		ca, err := pki.NewCA("leak CA", time.Now())
-		if err != nil {
-			t.Fatal(err)
-		}
+		ca := pkitest.New(t, "leak CA")
 		v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
 		if err != nil {
 			t.Fatal(err)
 		}
 		c := newClient(Config{Collective: testCollective, TTL: time.Minute, DiscoveryQuiet: 50 * time.Millisecond},
-			issue(t, ca, pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, natstest.Start(t)))
+			ca.Issue(pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, natstest.Start(t)))
 		if err := c.subscribe(testCollective); err != nil {
 			t.Fatal(err)
 		}

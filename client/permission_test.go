@@ -12,6 +12,7 @@ import (
 
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
@@ -23,12 +24,9 @@ import (
 // refused collective again asks the broker again instead of trusting a
 // cached subscription that does not exist there.
 func TestRefusedSubscriptionDoesNotPoisonTheClient(t *testing.T) {
-	ca, err := pki.NewCA("t", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := issue(t, ca, pki.RoleClient, "alice.mcollective")
-	node := issue(t, ca, pki.RoleNode, web1)
+	ca := pkitest.New(t, "t")
+	id := ca.Issue(pki.RoleClient, "alice.mcollective")
+	node := ca.Issue(pki.RoleNode, web1)
 	hash := protocol.CallerHash(id.Name())
 	ns, err := server.NewServer(&server.Options{
 		Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
@@ -104,15 +102,12 @@ func decodeRequest(t *testing.T, data []byte) *protocol.Request {
 // ends by itself well before the test's 8 s context would stop it.
 func TestConfigTimeoutIsHonoured(t *testing.T) {
 	url := natstest.Start(t)
-	ca, err := pki.NewCA("t", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := pkitest.New(t, "t")
 	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(Config{Collective: testCollective, TTL: time.Minute, Timeout: 300 * time.Millisecond}, issue(t, ca, pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, url))
+	c := newClient(Config{Collective: testCollective, TTL: time.Minute, Timeout: 300 * time.Millisecond}, ca.Issue(pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, url))
 	t.Cleanup(c.Close)
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Second)
 	defer cancel()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
@@ -17,15 +18,12 @@ import (
 // before anything is sent.
 func TestReplyTo(t *testing.T) {
 	url := natstest.Start(t)
-	ca, err := pki.NewCA("t", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := pkitest.New(t, "t")
 	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := newClient(Config{Collective: testCollective, TTL: time.Minute}, issue(t, ca, pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, url))
+	c := newClient(Config{Collective: testCollective, TTL: time.Minute}, ca.Issue(pki.RoleClient, "alice.mcollective"), v, natstest.Connect(t, url))
 	t.Cleanup(c.Close)
 	node := natstest.Connect(t, url)
 	sub, err := node.SubscribeSync(protocol.NodeSubject(testCollective, web1))

@@ -6,10 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/marionette/mco/internal/pki"
-	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/pkitest"
 )
 
 // TestSignedCheckpoints: a log written with checkpoints verifies against the
@@ -17,15 +15,8 @@ import (
 // accepts) fails at the next checkpoint, and so does removing the
 // checkpoints.
 func TestSignedCheckpoints(t *testing.T) {
-	ca, err := pki.NewCA("audit CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key, err := ca.Issue(pki.LeafRequest{Name: "node1", Role: pki.RoleNode})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id := &security.Identity{Cert: cert, Key: key}
+	ca := pkitest.New(t, "audit CA")
+	id := ca.Node("node1")
 	opts := Options{Node: "node1", CheckpointEvery: 3, Checkpoint: func(msg []byte) ([]byte, []byte) { return id.Sign(msg), id.Cert.Raw }}
 	path, lines := writeTestLog(t, 7, opts) // 7 records, checkpoints after 3, 6 and at close
 	if n := bytes.Count(joinLines(lines), []byte(`"kind":"checkpoint"`)); n != 3 {

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/marionette/mco/internal/poll"
 )
 
 const backfillNode = "node1.example.com"
@@ -76,17 +79,12 @@ func (n *fakeNode) ranges() [][2]uint64 {
 // are stored or skipped.
 func waitIdle(t *testing.T, col *Collector, n uint64) NodeStats {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		s := col.Stats().Nodes[backfillNode]
-		if s.Pending == 0 && s.Records+s.Duplicates >= n {
-			return s
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("collector still busy: %+v, want %d lines handled", s, n)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	var s NodeStats
+	poll.Until(t, fmt.Sprintf("the collector to handle %d lines", n), func() bool {
+		s = col.Stats().Nodes[backfillNode]
+		return s.Pending == 0 && s.Records+s.Duplicates >= n
+	})
+	return s
 }
 
 func TestCollectorBackfill(t *testing.T) {

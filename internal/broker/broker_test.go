@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
@@ -17,7 +18,7 @@ import (
 // fixture is a running TLS broker and certificates to connect with.
 type fixture struct {
 	t        *testing.T
-	ca       *pki.CA
+	ca       *pkitest.CA
 	verifier *security.Verifier
 	broker   *Broker
 }
@@ -34,14 +35,8 @@ const (
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	ca, err := pki.NewCA("broker test CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := pkitest.New(t, "broker test CA")
+	v := ca.Verifier()
 	f := &fixture{t: t, ca: ca, verifier: v}
 	collectors, err := security.ParseMatcher(collector)
 	if err != nil {
@@ -62,13 +57,9 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) identity(ca *pki.CA, role pki.Role, name string, hosts ...string) *security.Identity {
+func (f *fixture) identity(ca *pkitest.CA, role pki.Role, name string, hosts ...string) *security.Identity {
 	f.t.Helper()
-	cert, key, err := ca.Issue(pki.LeafRequest{Name: name, Role: role, Hosts: hosts})
-	if err != nil {
-		f.t.Fatal(err)
-	}
-	return &security.Identity{Cert: cert, Key: key}
+	return ca.Issue(role, name, hosts...)
 }
 
 // dial connects with a TLS configuration; it does not fail the test.
@@ -92,10 +83,7 @@ func (f *fixture) connect(role pki.Role, name string) *nats.Conn {
 
 func TestBrokerRefusesConnections(t *testing.T) {
 	f := newFixture(t)
-	other, err := pki.NewCA("other CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := pkitest.New(t, "other CA")
 	roots := f.verifier.Roots()
 	tests := []struct {
 		name string

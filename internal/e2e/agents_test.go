@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -118,16 +119,12 @@ func TestExternalAgentThroughDaemon(t *testing.T) {
 	t.Run("hot reload", func(t *testing.T) {
 		writeAgent(t, hot, "newagent", agentDDL("newagent", "action", 5),
 			"#!/bin/sh\nprintf '{\"message\":\"fresh\"}\\n' >\"$2\"\n")
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			r := mco(t, "", "-c", conf, "rpc", "newagent", "action", "-I", "node1.e2e", "-t", "2s")
-			if r.code == 0 && strings.Contains(r.stdout, "Message: fresh") {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("newagent never answered; last try: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-			}
-			time.Sleep(200 * time.Millisecond)
+		var r result
+		if !poll.Wait(func() bool {
+			r = mco(t, "", "-c", conf, "rpc", "newagent", "action", "-I", "node1.e2e", "-t", "2s")
+			return r.code == 0 && strings.Contains(r.stdout, "Message: fresh")
+		}) {
+			t.Fatalf("newagent never answered; last try: exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
 		}
 	})
 

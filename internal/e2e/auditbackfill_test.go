@@ -4,7 +4,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 // collectorPolicy returns server.conf lines that let collector.mcollective,
@@ -51,15 +50,7 @@ func TestLateAuditCollectorGetsEarlierLines(t *testing.T) {
 	callMany(t, c, alice, node, 1) // a live line reveals the gap
 
 	collected := filepath.Join(dir, node+".log")
-	var missing []string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		missing = missingLines(t, local, collected)
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	missing := waitCollected(t, local, collected)
 	if len(missing) > 0 {
 		t.Fatalf("the late collector lacks %d of the node's audit lines; first missing:\n%s\ncollector log:\n%s",
 			len(missing), missing[0], col.stderrText())

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/internal/poll"
 )
 
 // discoveryFleet is a collective of four daemons with distinct facts and
@@ -399,15 +400,10 @@ func testDiscoveryFactsReload(t *testing.T, f *discoveryFleet) {
 // after a deadline).
 func (f *discoveryFleet) waitForFind(t *testing.T, want []string, args ...string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
 	var got []string
-	for time.Now().Before(deadline) {
-		if got = f.find(t, "", args...); slices.Equal(got, want) {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !poll.Wait(func() bool { got = f.find(t, "", args...); return slices.Equal(got, want) }) {
+		t.Fatalf("mco find %q: still %v, want %v", args, got, want)
 	}
-	t.Fatalf("mco find %q: still %v, want %v", args, got, want)
 }
 
 func testDiscoveryClientErrors(t *testing.T, f *discoveryFleet) {

@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +12,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/marionette/mco/internal/pki"
-	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/internal/transport"
 	"github.com/marionette/mco/protocol"
 )
@@ -177,17 +174,7 @@ func TestMetricsThroughProcesses(t *testing.T) {
 // rawCallerAt is newRawCaller on another broker.
 func rawCallerAt(t *testing.T, c *collective, name, url string) *rawCaller {
 	t.Helper()
-	c.client(name)
-	id, err := security.LoadIdentity(c.store.CertPath(name), c.store.KeyPath(name))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.ReadCert(c.store.CACertPath())
-	if err != nil {
-		t.Fatal(err)
-	}
-	roots := x509.NewCertPool()
-	roots.AddCert(ca)
+	id, roots := c.clientTLS(t, name)
 	nc, err := transport.Dial(transport.Options{Brokers: []string{url}, Identity: id, Roots: roots, Name: "e2e raw " + name})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,7 @@ import (
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/internal/broker"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 )
 
@@ -186,15 +187,7 @@ func TestBrokerRestartLosesNoCentralAuditLine(t *testing.T) {
 	callMany(t, c, alice, node, 3)
 
 	collected := filepath.Join(dir, node+".log")
-	var missing []string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		missing = missingLines(t, local, collected)
-		if len(missing) == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+	missing := waitCollected(t, local, collected)
 	if len(missing) > 0 {
 		t.Errorf("the collected log lacks %d of the node's audit lines after a broker restart; first missing:\n%s",
 			len(missing), missing[0])
@@ -489,6 +482,18 @@ func callMany(t *testing.T, c *collective, conf, node string, n int) []string {
 		ids = append(ids, st.RequestID)
 	}
 	return ids
+}
+
+// waitCollected waits until every line of the node's local audit log is in
+// the collected log and returns the lines still missing when it gave up.
+func waitCollected(t *testing.T, local, collected string) []string {
+	t.Helper()
+	var missing []string
+	poll.Wait(func() bool {
+		missing = missingLines(t, local, collected)
+		return len(missing) == 0
+	})
+	return missing
 }
 
 // missingLines returns the lines of the local log that the collected file

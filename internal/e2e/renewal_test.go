@@ -111,16 +111,7 @@ func TestCertificateRenewalWithoutRestart(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		id, err := security.LoadIdentity(c.store.CertPath("alice.mcollective"), c.store.KeyPath("alice.mcollective"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ca, err := pki.ReadCert(c.store.CACertPath())
-		if err != nil {
-			t.Fatal(err)
-		}
-		roots := x509.NewCertPool()
-		roots.AddCert(ca)
+		id, roots := c.clientTLS(t, "alice.mcollective")
 		// A fresh TLS handshake shows the certificate the broker serves.
 		serial := func() *big.Int {
 			s, err := brokerSerial(u.Host, id, roots)

@@ -24,7 +24,6 @@ import (
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
-	"github.com/marionette/mco/internal/transport"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -593,6 +592,14 @@ type rawCaller struct {
 
 func newRawCaller(t *testing.T, c *collective, name string) *rawCaller {
 	t.Helper()
+	return rawCallerAt(t, c, name, c.broker.URL())
+}
+
+// clientTLS issues (once) the client certificate of name in the
+// collective's store and returns it with a pool holding the collective's CA:
+// what a program that dials the broker itself needs.
+func (c *collective) clientTLS(t *testing.T, name string) (*security.Identity, *x509.CertPool) {
+	t.Helper()
 	c.client(name)
 	id, err := security.LoadIdentity(c.store.CertPath(name), c.store.KeyPath(name))
 	if err != nil {
@@ -604,19 +611,7 @@ func newRawCaller(t *testing.T, c *collective, name string) *rawCaller {
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(ca)
-	nc, err := transport.Dial(transport.Options{Brokers: []string{c.broker.URL()}, Identity: id, Roots: roots, Name: "e2e raw " + name})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	sub, err := nc.SubscribeSync(protocol.ReplyPrefix("mcollective", protocol.CallerHash(name)) + ".>")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	return &rawCaller{id: id, nc: nc, sub: sub}
+	return id, roots
 }
 
 // send publishes a signed rpcutil ping for caller to node and returns its id.

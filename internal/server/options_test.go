@@ -49,7 +49,7 @@ func TestCurrentIdentitySignsReplies(t *testing.T) {
 		want *security.Identity // the signer of the reply
 	}{
 		{"initial", p.node, p.node},
-		{"renewed", issue(t, p.ca, pki.RoleNode, nodeName), nil},
+		{"renewed", p.ca.Issue(pki.RoleNode, nodeName), nil},
 		{"another certname", p.nodeCert, p.node},
 	} {
 		t.Run(tt.name, func(t *testing.T) {

@@ -125,7 +125,7 @@ func TestRunningLimitPerCaller(t *testing.T) {
 		t.Errorf("busy = %d, want 1", got)
 	}
 	// Quick... and other callers still run: bob's echo is answered.
-	bobID := issue(t, p.ca, pki.RoleClient, "bob.mcollective")
+	bobID := p.ca.Issue(pki.RoleClient, "bob.mcollective")
 	bob := newRequest()
 	bob.Sender, bob.CallerID = bobID.Name(), "cert="+bobID.Name()
 	bob.ReplyTo = protocol.ReplySubject(testCollective, protocol.CallerHash(bobID.Name()), bob.ID)
@@ -165,7 +165,7 @@ func TestPolicyDataCallOffDeliveryGoroutine(t *testing.T) {
 	n.s.Handle(signed(t, p.alice, slow)) // returns although the policy's data call blocks
 	poll.Until(t, "the policy's data call to start", func() bool { return data.calls.Load() == 1 })
 
-	bobID := issue(t, p.ca, pki.RoleClient, "bob.mcollective")
+	bobID := p.ca.Issue(pki.RoleClient, "bob.mcollective")
 	bob := newRequest()
 	bob.Sender, bob.CallerID = bobID.Name(), "cert="+bobID.Name()
 	bob.ReplyTo = protocol.ReplySubject(testCollective, protocol.CallerHash(bobID.Name()), bob.ID)

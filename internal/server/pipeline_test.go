@@ -19,6 +19,7 @@ import (
 	"github.com/marionette/mco/internal/agents"
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
@@ -49,38 +50,22 @@ const (
 
 // pki holds the certificates of a test collective and a foreign one.
 type testPKI struct {
-	ca       *pki.CA
+	ca       *pkitest.CA
 	alice    *security.Identity // client of our CA
 	node     *security.Identity // node of our CA (the server's identity)
 	foreign  *security.Identity // client named like alice, from another CA
 	nodeCert *security.Identity // another node certificate, misused as a client
 }
 
-func issue(t testing.TB, ca *pki.CA, role pki.Role, name string) *security.Identity {
-	t.Helper()
-	cert, key, err := ca.Issue(pki.LeafRequest{Name: name, Role: role})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &security.Identity{Cert: cert, Key: key}
-}
-
 func newTestPKI(t testing.TB) *testPKI {
 	t.Helper()
-	ca, err := pki.NewCA("pipeline CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	other, err := pki.NewCA("foreign CA", time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := pkitest.New(t, "pipeline CA")
 	return &testPKI{
 		ca:       ca,
-		alice:    issue(t, ca, pki.RoleClient, aliceName),
-		node:     issue(t, ca, pki.RoleNode, nodeName),
-		foreign:  issue(t, other, pki.RoleClient, aliceName),
-		nodeCert: issue(t, ca, pki.RoleNode, "other.mcollective"),
+		alice:    ca.Client(aliceName),
+		node:     ca.Node(nodeName),
+		foreign:  pkitest.New(t, "foreign CA").Client(aliceName),
+		nodeCert: ca.Node("other.mcollective"),
 	}
 }
 
@@ -119,16 +104,14 @@ type node struct {
 
 func newNode(t *testing.T, p *testPKI, url string, opt func(*Options)) *node {
 	t.Helper()
-	v, err := security.NewVerifier(security.VerifierOptions{CA: p.ca.Cert})
-	if err != nil {
-		t.Fatal(err)
-	}
+	v := p.ca.Verifier()
 	n := &node{t: t, p: p, v: v, replies: make(chan *nats.Msg, 64), runs: new(atomic.Int64)}
 	opts := Options{Identity: p.node, Verifier: v, Collectives: []string{testCollective, "eu"},
 		Agents: agents.NewRegistry(testAgent(t, n.runs))}
 	if opt != nil {
 		opt(&opts)
 	}
+	var err error
 	if n.s, err = New(opts); err != nil {
 		t.Fatal(err)
 	}
@@ -269,7 +252,7 @@ func TestPipelineDrops(t *testing.T) {
 		}},
 		{name: "cert swapped after signing", drop: dropSignature, msg: func(t *testing.T, p *testPKI) []byte {
 			env := envelope(t, p.alice, newRequest())
-			env.Cert = issue(t, p.ca, pki.RoleClient, "bob.mcollective").Cert.Raw
+			env.Cert = p.ca.Issue(pki.RoleClient, "bob.mcollective").Cert.Raw
 			return encode(t, env)
 		}},
 		{name: "caller id of someone else", drop: dropCaller, msg: mutated(func(r *protocol.Request) { r.CallerID = "cert=bob.mcollective" })},

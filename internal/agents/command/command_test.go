@@ -3,6 +3,7 @@ package command
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marionette/mco/internal/poll"
 )
 
 func script(t *testing.T, dir, name, body string) {
@@ -60,15 +63,10 @@ func TestRunTimeoutKillsGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for time.Now().Before(deadline) {
-		// Gone, or a zombie nobody reaps here (PID 1 in a container may not).
-		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) || isZombie(pid) {
-			return
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("child %d survived the timeout", pid)
+	// Gone, or a zombie nobody reaps here (PID 1 in a container may not).
+	poll.Until(t, fmt.Sprintf("child %d to be gone after the timeout", pid), func() bool {
+		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
+	})
 }
 
 func isZombie(pid int) bool {

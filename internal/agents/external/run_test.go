@@ -18,6 +18,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -329,16 +330,14 @@ printf '{"message":"done"}' >"$2"`, pidFile))
 // waitForPIDFile waits for an agent to record a child's pid.
 func waitForPIDFile(t *testing.T, path string) int {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var pid int
+	poll.Until(t, "the agent to write "+path, func() bool {
 		b, err := os.ReadFile(path)
-		if pid, perr := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && perr == nil {
-			return pid
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("agent never wrote %s", path)
-	return 0
+		var perr error
+		pid, perr = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil && perr == nil
+	})
+	return pid
 }
 
 // waitGone waits for a process to be gone. A zombie counts as gone: it is
@@ -346,15 +345,10 @@ func waitForPIDFile(t *testing.T, path string) int {
 // PID 1 may never do so).
 func waitGone(t *testing.T, pid int) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid) {
-			return
-		}
-		time.Sleep(10 * time.Millisecond)
+	if !poll.Wait(func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid) }) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+		t.Fatalf("child process %d survived the agent's timeout", pid)
 	}
-	_ = syscall.Kill(pid, syscall.SIGKILL)
-	t.Fatalf("child process %d survived the agent's timeout", pid)
 }
 
 // isZombie reports whether /proc says the process has exited but is unreaped.
