@@ -30,14 +30,24 @@ import (
 // from Linux 5.4). MADV_DONTNEED then unmaps whatever is left (pages
 // another process maps, or a kernel without MADV_PAGEOUT): they stay in
 // the page cache but stop counting in this process's RSS and PSS. Both
-// leave the mappings valid; only read-only, never-written mappings are
-// advised, so no data is lost.
+// leave the mappings valid; only read-only mappings none of whose pages
+// were ever written are advised, so no data is lost.
+//
+// "Read-only" is not enough: in a position-independent binary (go build
+// -buildmode=pie, as several distributions package Go programs) the
+// dynamic loader writes the relocated pointers of the RELRO segment
+// (type descriptors, itabs, function tables) and then makes it read-only.
+// Those pages are the process's private copies; MADV_DONTNEED would drop
+// them and the next access would read the unrelocated file contents and
+// crash. Such a mapping counts the copies as Anonymous in /proc/self/smaps,
+// and is left alone. (Private_Dirty is no sign: it also counts page-cache
+// pages of a binary written moments ago and not yet flushed.)
 func ReleaseBinaryPages() (int64, error) {
 	var st unix.Stat_t
 	if err := unix.Stat("/proc/self/exe", &st); err != nil {
 		return 0, fmt.Errorf("releasing the binary's pages: %w", err)
 	}
-	maps, err := os.ReadFile("/proc/self/maps")
+	maps, err := os.ReadFile("/proc/self/smaps")
 	if err != nil {
 		return 0, fmt.Errorf("releasing the binary's pages: %w", err)
 	}
@@ -63,16 +73,30 @@ func ReleaseBinaryPages() (int64, error) {
 // mapping is one line of /proc/self/maps: [start, end).
 type mapping struct{ start, end uintptr }
 
-// binaryMappings are the read-only, private mappings of the file with the
-// given device and inode in a /proc/PID/maps text. The file is matched by
-// device and inode rather than by path: a binary replaced on disk (a
-// package upgrade) shows as "path (deleted)".
+// binaryMappings are the read-only, private, never-written mappings of the
+// file with the given device and inode in a /proc/PID/smaps text (or a
+// /proc/PID/maps one, which has no per-mapping counters: every mapping is
+// then taken as never written). A mapping with any Anonymous page holds
+// data that exists nowhere else (see ReleaseBinaryPages) and is not
+// returned. The file is matched by device
+// and inode rather than by path: a binary replaced on disk (a package
+// upgrade) shows as "path (deleted)".
 func binaryMappings(maps []byte, major, minor uint32, ino uint64) []mapping {
-	var out []mapping
+	var all []mapping
+	var written []bool
+	cur := -1 // index in all of the mapping whose counters follow
 	sc := bufio.NewScanner(bytes.NewReader(maps))
 	for sc.Scan() {
-		// start-end perms offset major:minor inode [path]
+		// start-end perms offset major:minor inode [path], then, in
+		// smaps, "Key: value kB" lines about it.
 		f := bytes.Fields(sc.Bytes())
+		if len(f) >= 2 && bytes.HasSuffix(f[0], []byte(":")) {
+			if cur >= 0 && string(f[0]) == "Anonymous:" && string(f[1]) != "0" {
+				written[cur] = true
+			}
+			continue
+		}
+		cur = -1
 		if len(f) < 5 || len(f[1]) != 4 || f[1][1] == 'w' || f[1][3] != 'p' {
 			continue
 		}
@@ -92,7 +116,15 @@ func binaryMappings(maps []byte, major, minor uint32, ino uint64) []mapping {
 		if err1 != nil || err2 != nil || end <= start {
 			continue
 		}
-		out = append(out, mapping{uintptr(start), uintptr(end)})
+		cur = len(all)
+		all = append(all, mapping{uintptr(start), uintptr(end)})
+		written = append(written, false)
+	}
+	var out []mapping
+	for i, m := range all {
+		if !written[i] {
+			out = append(out, m)
+		}
 	}
 	return out
 }

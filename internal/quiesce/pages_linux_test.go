@@ -3,7 +3,10 @@ package quiesce
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"os"
+	"os/exec"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -35,9 +38,29 @@ garbage line
 		{"same inode on another device", 0xfe, 1, 9983115, []mapping{{0x7f0000002000, 0x7f0000003000}}},
 		{"anonymous memory is never matched", 0, 0, 0, nil},
 	}
+	tests = append(tests, struct {
+		name         string
+		major, minor uint32
+		ino          uint64
+		want         []mapping
+	}{"smaps: a read-only mapping with written (relocated) pages is left alone", 0xfe, 0, 9983115, []mapping{{0x400000, 0xf2d000}}})
+	smaps := `00400000-00f2d000 r-xp 00000000 fe:00 9983115                            /usr/bin/mco
+Rss:                2048 kB
+Private_Dirty:       512 kB
+Anonymous:             0 kB
+00f2d000-01a5b000 r--p 00b2d000 fe:00 9983115                            /usr/bin/mco
+Rss:                2048 kB
+Anonymous:           120 kB
+01a5b000-01b2c000 rw-p 0165b000 fe:00 9983115                            /usr/bin/mco
+Anonymous:            64 kB
+`
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := binaryMappings([]byte(maps), tt.major, tt.minor, tt.ino)
+			text := maps
+			if strings.HasPrefix(tt.name, "smaps") {
+				text = smaps
+			}
+			got := binaryMappings([]byte(text), tt.major, tt.minor, tt.ino)
 			if diff := cmp.Diff(tt.want, got, cmp.AllowUnexported(mapping{})); diff != "" {
 				t.Errorf("binaryMappings (-want +got):\n%s", diff)
 			}
@@ -87,4 +110,41 @@ func exeRss(t *testing.T) int {
 		}
 	}
 	return total
+}
+
+// TestReleaseInPIE: in a position-independent binary the loader writes the
+// relocated pointers of pages that are read-only afterwards; releasing the
+// binary's pages must keep them, or the next interface call or map use
+// crashes. The test builds and runs itself as a PIE.
+func TestReleaseInPIE(t *testing.T) {
+	if os.Getenv("MCO_QUIESCE_PIE") == "1" {
+		t.Skip("running as the PIE child: TestReleaseThenRun is the test")
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go tool is needed to build a PIE: %v", err)
+	}
+	cmd := exec.Command(goBin, "test", "-count=1", "-buildmode=pie", "-run", "^TestReleaseThenRun$", ".")
+	cmd.Env = append(os.Environ(), "MCO_QUIESCE_PIE=1")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("as a PIE: %v\n%s", err, out)
+	}
+}
+
+type namer interface{ name() string }
+type named struct{ s string }
+
+func (n named) name() string { return n.s }
+
+// TestReleaseThenRun uses what the binary's relocated read-only data holds
+// (itabs, type descriptors, map types) after a release.
+func TestReleaseThenRun(t *testing.T) {
+	if _, err := ReleaseBinaryPages(); err != nil {
+		t.Fatal(err)
+	}
+	var n namer = named{"after"}
+	m := map[string]int{n.name(): 1}
+	if got := fmt.Sprint(m, reflect.TypeOf(n)); got != "map[after:1] quiesce.named" {
+		t.Fatalf("after the release: %q", got)
+	}
 }
