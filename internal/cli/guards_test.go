@@ -65,3 +65,16 @@ func TestPKISignGuards(t *testing.T) {
 		t.Fatalf("explicit privileged signing: exit %d %s", code, stderr)
 	}
 }
+
+// TestJobIDCheckedFirst: a malformed job id is refused before connecting or
+// discovering (no configuration, no broker needed to get this far), so the
+// error names the id whatever the fleet looks like.
+func TestJobIDCheckedFirst(t *testing.T) {
+	t.Setenv("MCO_CONFIG", filepath.Join(t.TempDir(), "absent.conf"))
+	for _, args := range [][]string{{"job", "status", "../etc"}, {"job", "results", "../etc", "--wait"}, {"job", "results", "a b"}} {
+		code, _, stderr := runCLI(t, t.TempDir(), args...)
+		if code != 1 || !strings.Contains(stderr, "is not a job id") {
+			t.Errorf("mco %v: exit %d, stderr %q; want 1 and \"is not a job id\"", args, code, stderr)
+		}
+	}
+}

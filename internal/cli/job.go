@@ -135,14 +135,14 @@ func newJobStatusCmd(app *App) *cobra.Command {
 		Short: "The state of one job on the nodes that ran it",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := checkJobID(args[0]); err != nil {
+				return err
+			}
 			fl, err := openFleet(cmd, app, f, "job")
 			if err != nil {
 				return err
 			}
 			defer fl.close()
-			if err := checkJobID(args[0]); err != nil {
-				return err
-			}
 			known, unknown, stats, err := jobCall(cmd.Context(), fl, "status", args[0], nil)
 			if err != nil {
 				return err
@@ -167,15 +167,15 @@ that ran it. With --wait, poll until the job ended on every such node
 with exit code 0.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			id := args[0]
+			if err := checkJobID(id); err != nil {
+				return err
+			}
 			fl, err := openFleet(cmd, app, f, "job")
 			if err != nil {
 				return err
 			}
 			defer fl.close()
-			id := args[0]
-			if err := checkJobID(id); err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			if wait {
 				if err := waitJob(ctx, app, fl, id, waitFor, interval); err != nil {
@@ -231,7 +231,8 @@ func waitJob(ctx context.Context, app *App, fl *fleet, id string, limit, interva
 	}
 }
 
-// checkJobID refuses, before anything is sent, an id no job can have.
+// checkJobID refuses an id no job can have, before anything is sent
+// (discovery included: with no node found, the bad id would go unmentioned).
 func checkJobID(id string) error {
 	if !jobs.ValidID(id) {
 		return &ExitError{Code: 1, Err: fmt.Errorf("%q is not a job id: a job id is the id of the request that started it, 1 to 64 letters, digits, '_' or '-' (mco job list shows them)", id)}
