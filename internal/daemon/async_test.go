@@ -150,16 +150,21 @@ func TestRunJob(t *testing.T) {
 	tests := []struct {
 		agent, want string
 		timedOut    bool
+		data        map[string]any
 	}{
-		{"hello", "OK hi cert=alice", false},
-		{"sleepy", "Aborted timeout after 1s", true},
+		{"hello", "OK hi cert=alice", false, nil},
+		{"sleepy", "Aborted timeout after 1s", true, nil},
+		// The runner validates the inputs again (the handler then gets
+		// them typed as in the foreground): what the DDL refuses never
+		// runs.
+		{"hello", `Invalid Data job runner: input "bogus": unknown input for action go, which takes no inputs`, false, map[string]any{"bogus": 1.0}},
 	}
-	for _, tt := range tests {
-		jd := filepath.Join(dir, "job-"+tt.agent)
+	for i, tt := range tests {
+		jd := filepath.Join(dir, fmt.Sprintf("job-%s-%d", tt.agent, i))
 		if err := os.MkdirAll(jd, 0o700); err != nil {
 			t.Fatal(err)
 		}
-		b, _ := json.Marshal(&jobRequest{ID: "j" + tt.agent, Agent: tt.agent, Action: "go", CallerID: "cert=alice", Time: time.Now(), Timeout: time.Duration(map[bool]int{true: 1, false: 10}[tt.timedOut]) * time.Second})
+		b, _ := json.Marshal(&jobRequest{ID: "j" + tt.agent, Agent: tt.agent, Action: "go", CallerID: "cert=alice", Time: time.Now(), Data: tt.data, Timeout: time.Duration(map[bool]int{true: 1, false: 10}[tt.timedOut]) * time.Second})
 		if err := os.WriteFile(filepath.Join(jd, jobs.RequestFile), b, 0o600); err != nil {
 			t.Fatal(err)
 		}
@@ -175,7 +180,7 @@ func TestRunJob(t *testing.T) {
 			t.Fatal(err)
 		}
 		got := res.Status.String() + " " + res.Message
-		if tt.agent == "hello" {
+		if tt.agent == "hello" && res.Status == protocol.OK {
 			got = res.Status.String() + " " + fmt.Sprint(res.Data["message"])
 		}
 		if got != tt.want || res.TimedOut != tt.timedOut || res.Finished.Before(res.Started) {

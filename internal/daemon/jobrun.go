@@ -38,8 +38,8 @@ func RunJob(cfg *config.Server, dir, version string, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("job request: %w", err)
 	}
-	var jr jobRequest
-	if err := json.Unmarshal(b, &jr); err != nil {
+	jr := &jobRequest{}
+	if err := json.Unmarshal(b, jr); err != nil {
 		return fmt.Errorf("job request %s: %w", filepath.Join(dir, jobs.RequestFile), err)
 	}
 	// The request holds the inputs, secret ones included: they are not
@@ -76,7 +76,7 @@ func RunJob(cfg *config.Server, dir, version string, log *slog.Logger) error {
 	ctx, cancel := context.WithDeadline(context.Background(), started.Add(timeout))
 	defer cancel()
 
-	a, err := jobAgent(cfg, version, &jr, log)
+	a, err := jobAgent(cfg, version, jr, log)
 	if err != nil {
 		finish(&jobs.Result{Status: protocol.UnknownError, Message: fmt.Sprintf("job runner: %v", err)})
 		return writeErr
@@ -87,8 +87,17 @@ func RunJob(cfg *config.Server, dir, version string, log *slog.Logger) error {
 		finish(&jobs.Result{Status: protocol.UnknownAction, Message: fmt.Sprintf("Unknown action %q for agent %q", jr.Action, jr.Agent)})
 		return writeErr
 	}
+	// The daemon validated the inputs, but request.json's JSON round trip
+	// turned its integer inputs (int64) back into float64: validated again,
+	// as the foreground does with the request's JSON, the handler gets the
+	// same types it would in the foreground.
+	data, err := act.ValidateInputs(jr.Data)
+	if err != nil {
+		finish(&jobs.Result{Status: protocol.InvalidData, Message: fmt.Sprintf("job runner: %v", err)})
+		return writeErr
+	}
 	req := &agent.Request{ID: jr.ID, Agent: jr.Agent, Action: jr.Action, CallerID: jr.CallerID, Sender: jr.Sender,
-		Collective: jr.Collective, Time: jr.Time, TTL: jr.TTL, Data: jr.Data}
+		Collective: jr.Collective, Time: jr.Time, TTL: jr.TTL, Data: data}
 	rep := &agent.Reply{Data: act.OutputDefaults()}
 	done := make(chan struct{})
 	go func() {
