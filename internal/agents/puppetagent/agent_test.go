@@ -87,7 +87,25 @@ func newTestPuppet(t testing.TB, h *puppetHome, mod func(*Options)) (*Puppet, *a
 	if err != nil {
 		t.Fatal(err)
 	}
+	waitSettings(t, p)
 	return p, a, spool
+}
+
+// waitSettings waits for the first read of Puppet's settings, which a
+// request waits for only up to firstLoadWait: on a loaded machine
+// `puppet config print` can take longer, and the tests are about what
+// comes after it.
+func waitSettings(t testing.TB, p *Puppet) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		if _, err := p.settings.get(ctx); err == nil || ctx.Err() != nil {
+			return // a real error is for the test itself to see
+		} else if !strings.Contains(err.Error(), "still being read") {
+			return
+		}
+	}
 }
 
 func call(t testing.TB, a *agent.Agent, action string, data map[string]any) *agent.Reply {
