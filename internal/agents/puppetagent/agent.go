@@ -648,6 +648,15 @@ func (p *Puppet) resource(ctx context.Context, req *agent.Request, rep *agent.Re
 		rep.Fail("%s[%s] is managed by Puppet's catalog on this node; the next Puppet run would revert a change (set puppet.resource.allow_managed = true to allow)", typ, name)
 		return
 	}
+	// A directory's change reaches into it (ensure=absent force=true,
+	// recurse=true purge=true, tidy): one holding a managed file is as
+	// managed as the file.
+	if s, err := p.settings.get(ctx); err == nil && !p.opts.AllowManagedResources && len(props) > 0 && (typ == "file" || typ == "tidy") {
+		if inside := managedBelow(s.ResourceFile, name); inside != "" {
+			rep.Fail("%s[%s] holds File[%s], which Puppet's catalog manages on this node; a change to the directory could remove or rewrite it (set puppet.resource.allow_managed = true to allow)", typ, name, inside)
+			return
+		}
+	}
 	args := []string{"resource", "--color=false"}
 	if p.opts.ConfDir != "" {
 		args = append(args, "--confdir", p.opts.ConfDir)
@@ -731,6 +740,26 @@ func managed(resourceFile, typ, name string) bool {
 		}
 	}
 	return false
+}
+
+// managedBelow returns the path of a file resource resources.txt lists
+// inside the directory dir, or "".
+func managedBelow(resourceFile, dir string) string {
+	if resourceFile == "" {
+		return ""
+	}
+	b, err := os.ReadFile(resourceFile)
+	if err != nil {
+		return ""
+	}
+	prefix := strings.ToLower("file[" + strings.TrimRight(dir, "/") + "/")
+	for _, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if l := strings.ToLower(line); strings.HasPrefix(l, prefix) && strings.HasSuffix(l, "]") {
+			return line[len("file[") : len(line)-1]
+		}
+	}
+	return ""
 }
 
 // ParseList splits a comma- or space-separated list of resource types.

@@ -541,3 +541,53 @@ func TestResourceProperties(t *testing.T) {
 		t.Fatalf("type outside the allow list: %d %s", rep.Status, rep.Message)
 	}
 }
+
+// TestResourceManagedRefused: a resource Puppet's catalog manages is
+// refused, and so is a change to a directory that holds one (ensure=absent
+// force=true or recurse=true purge=true would remove it); showing the
+// directory is fine.
+func TestResourceManagedRefused(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "notify { 'x': }\n")
+	p, a, _ := newTestPuppet(t, h, func(o *Options) { o.ResourceAllow = []string{"file", "tidy"} })
+	s, err := p.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(h.dir, "app")
+	managedFile := filepath.Join(dir, "app.conf")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(managedFile, []byte("managed"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(s.ResourceFile), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.ResourceFile, []byte("class[main]\nfile["+managedFile+"]\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		data map[string]any
+		want string // "" : allowed
+	}{
+		{map[string]any{"type": "file", "name": managedFile, "ensure": "absent"}, "is managed by Puppet's catalog"},
+		{map[string]any{"type": "file", "name": dir, "ensure": "absent", "force": "true"}, "holds File[" + managedFile + "]"},
+		{map[string]any{"type": "file", "name": dir + "/", "recurse": "true", "purge": "true", "force": "true"}, "holds File["},
+		{map[string]any{"type": "tidy", "name": dir, "recurse": "true", "age": "0s"}, "holds File["},
+		{map[string]any{"type": "file", "name": dir}, ""},
+	}
+	for _, tt := range tests {
+		rep := call(t, a, "resource", tt.data)
+		switch {
+		case tt.want == "" && rep.Status != 0:
+			t.Errorf("%v: %d %s", tt.data, rep.Status, rep.Message)
+		case tt.want != "" && (rep.Status == 0 || !strings.Contains(rep.Message, tt.want)):
+			t.Errorf("%v: %d %s; want refused with %q", tt.data, rep.Status, rep.Message, tt.want)
+		}
+	}
+	if b, err := os.ReadFile(managedFile); err != nil || string(b) != "managed" {
+		t.Fatalf("managed file after refused changes: %q %v", b, err)
+	}
+}
