@@ -15,6 +15,7 @@ import (
 	"github.com/marionette/mco/internal/jobs"
 	"github.com/marionette/mco/internal/node"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -41,13 +42,7 @@ func TestNotDetachable(t *testing.T) {
 
 func waitEnded(t *testing.T, s *jobs.Spool, id string) {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for st, _ := s.Get(id); st.Status == jobs.Running; st, _ = s.Get(id) {
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s still running", id)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, "job "+id+" to end", func() bool { st, _ := s.Get(id); return st.Status != jobs.Running })
 }
 
 // TestAuditEnded: every ended job gets one job line with its id and

@@ -4,30 +4,28 @@ package jobs
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/marionette/mco/internal/poll"
 )
 
 func waitFor(t *testing.T, s *Spool, id, status string) *State {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		st, err := s.Get(id)
-		if err != nil {
+	var st *State
+	poll.Until(t, fmt.Sprintf("job %s to be %s", id, status), func() bool {
+		var err error
+		if st, err = s.Get(id); err != nil {
 			t.Fatal(err)
 		}
-		if st.Status == status {
-			return st
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s is %s, want %s", id, st.Status, status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st.Status == status
+	})
+	return st
 }
 
 func TestRunRecordsExitAndOutput(t *testing.T) {

@@ -4,10 +4,10 @@ import (
 	"context"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/internal/jobs"
+	"github.com/marionette/mco/internal/poll"
 )
 
 func TestDDLLoads(t *testing.T) {
@@ -47,20 +47,13 @@ func TestListStatusResults(t *testing.T) {
 	if _, err := spool.Start(jobs.Spec{ID: "abc123", Agent: "puppet", Action: "runonce", Argv: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}}, nil); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	poll.Until(t, "job abc123 to finish", func() bool {
 		st, err := spool.Get("abc123")
 		if err != nil {
 			t.Fatal(err)
 		}
-		if st.Status == jobs.Finished {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job still %s", st.Status)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return st.Status == jobs.Finished
+	})
 	rep := call(t, a, "results", map[string]any{"id": "abc123"})
 	if rep.Status != 0 || rep.Data["stdout"] != "out\n" || rep.Data["stderr"] != "err\n" || rep.Data["exit_code"] != 3 || rep.Data["state"] != jobs.Finished {
 		t.Fatalf("results: %d %s %v", rep.Status, rep.Message, rep.Data)
@@ -96,13 +89,7 @@ func TestResultsOfAnAsyncAction(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, id := range []string{"withresult", "without"} {
-		deadline := time.Now().Add(20 * time.Second)
-		for st, _ := spool.Get(id); st.Status != jobs.Finished; st, _ = spool.Get(id) {
-			if time.Now().After(deadline) {
-				t.Fatalf("job %s still %s", id, st.Status)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		poll.Until(t, "job "+id+" to finish", func() bool { st, _ := spool.Get(id); return st.Status == jobs.Finished })
 	}
 	rep := call(t, a, "results", map[string]any{"id": "withresult"})
 	reply, _ := rep.Data["reply"].(map[string]any)
