@@ -612,12 +612,12 @@ func TestPuppetResourceChange(t *testing.T) {
 	}
 
 	// A denied type is refused by the node, clearly.
-	r = mco(t, "", "puppet", "resource", "exec", "/bin/true", "command=/bin/true", "-I", "res.e2e", "-c", conf, "--json")
+	r = mco(t, "", "puppet", "resource", "exec", "/bin/true", "timeout=5", "-I", "res.e2e", "-c", conf, "--json")
 	if reps := decodeCall(t, r).Replies; r.code == 0 || len(reps) != 1 || !strings.Contains(reps[0].Statusmsg, "resource type exec is denied on this node (puppet.resource.deny)") {
 		t.Fatalf("denied type: %d\n%s", r.code, r.stdout)
 	}
 	// Bad properties never leave the client...
-	for _, bad := range []string{"Ensure=file", "content", "name=x"} {
+	for _, bad := range []string{"Ensure=file", "content", "name=x", "path=/etc/motd"} {
 		r = mco(t, "", "puppet", "resource", "file", target, bad, "-I", "res.e2e", "-c", conf)
 		if r.code != 1 || !strings.Contains(r.stderr, "resource property") {
 			t.Fatalf("client accepted %q: %d\n%s\n%s", bad, r.code, r.stdout, r.stderr)
