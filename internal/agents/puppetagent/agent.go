@@ -733,13 +733,28 @@ func managed(resourceFile, typ, name string) bool {
 	if err != nil {
 		return false
 	}
-	want := strings.ToLower(typ + "[" + name + "]")
+	want := strings.ToLower(typ + "[" + pathOf(typ, name) + "]")
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.ToLower(strings.TrimSpace(line)) == want {
+		line = strings.TrimSpace(line)
+		if t, title, ok := strings.Cut(line, "["); ok && strings.HasSuffix(title, "]") {
+			line = t + "[" + pathOf(strings.ToLower(t), strings.TrimSuffix(title, "]")) + "]"
+		}
+		if strings.ToLower(line) == want {
 			return true
 		}
 	}
 	return false
+}
+
+// pathOf is a file or tidy resource's name as Puppet resolves it: Puppet
+// expands a path (File.expand_path: "//", "/./", "/../" and a trailing "/"
+// go), so /etc/app/../motd changes /etc/motd and is checked as /etc/motd.
+// Other types' names are left as they are.
+func pathOf(typ, name string) string {
+	if (typ == "file" || typ == "tidy") && strings.HasPrefix(name, "/") {
+		return filepath.Clean(name)
+	}
+	return name
 }
 
 // managedBelow returns the path of a file resource resources.txt lists
@@ -752,7 +767,7 @@ func managedBelow(resourceFile, dir string) string {
 	if err != nil {
 		return ""
 	}
-	prefix := strings.ToLower("file[" + strings.TrimRight(dir, "/") + "/")
+	prefix := strings.ToLower("file[" + strings.TrimRight(pathOf("file", dir), "/") + "/")
 	for _, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
 		if l := strings.ToLower(line); strings.HasPrefix(l, prefix) && strings.HasSuffix(l, "]") {

@@ -573,6 +573,10 @@ func TestResourceManagedRefused(t *testing.T) {
 		want string // "" : allowed
 	}{
 		{map[string]any{"type": "file", "name": managedFile, "ensure": "absent"}, "is managed by Puppet's catalog"},
+		// Puppet expands the path: these are the managed file too.
+		{map[string]any{"type": "file", "name": dir + "/sub/../app.conf", "ensure": "absent"}, "is managed by Puppet's catalog"},
+		{map[string]any{"type": "file", "name": dir + "//./app.conf", "ensure": "absent"}, "is managed by Puppet's catalog"},
+		{map[string]any{"type": "file", "name": dir + "/sub/..", "ensure": "absent", "force": "true"}, "holds File["},
 		{map[string]any{"type": "file", "name": dir, "ensure": "absent", "force": "true"}, "holds File[" + managedFile + "]"},
 		{map[string]any{"type": "file", "name": dir + "/", "recurse": "true", "purge": "true", "force": "true"}, "holds File["},
 		{map[string]any{"type": "tidy", "name": dir, "recurse": "true", "age": "0s"}, "holds File["},
