@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/marionette/mco/internal/pki"
-	"github.com/marionette/mco/internal/security"
+	"github.com/marionette/mco/internal/pkitest"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -15,19 +14,10 @@ import (
 // must never panic, and nothing but a correctly signed node reply may come
 // out as trusted.
 func FuzzVerifyReply(f *testing.F) {
-	ca, err := pki.NewCA("fuzz CA", time.Now())
-	if err != nil {
-		f.Fatal(err)
-	}
-	v, err := security.NewVerifier(security.VerifierOptions{CA: ca.Cert})
-	if err != nil {
-		f.Fatal(err)
-	}
-	cert, key, err := ca.Issue(pki.LeafRequest{Name: web1, Role: pki.RoleNode})
-	if err != nil {
-		f.Fatal(err)
-	}
-	node := &security.Identity{Cert: cert, Key: key}
+	ca := pkitest.New(f, "fuzz CA")
+	v := ca.Verifier()
+	node := ca.Node(web1)
+	cert := node.Cert
 	body, err := json.Marshal(&protocol.Reply{Protocol: protocol.ReplyProtocol, RequestID: "r1", Sender: web1, Agent: "rpcutil", Action: "ping", Data: map[string]any{"pong": 1}})
 	if err != nil {
 		f.Fatal(err)
