@@ -25,7 +25,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +34,7 @@ import (
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/internal/jobs"
+	"github.com/marionette/mco/internal/pidfile"
 )
 
 //go:embed chef.json
@@ -234,25 +234,6 @@ func runListClass(item string) (string, bool) {
 	return "", false
 }
 
-func livePID(path string) (int, time.Time, bool) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, time.Time{}, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, time.Time{}, false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0, time.Time{}, false
-	}
-	var mod time.Time
-	if fi, err := os.Stat(path); err == nil {
-		mod = fi.ModTime()
-	}
-	return pid, mod, true
-}
-
 func (c *Chef) disabled() (bool, string) {
 	b, err := os.ReadFile(c.opts.LockFile)
 	if err != nil {
@@ -268,7 +249,7 @@ func (c *Chef) disabled() (bool, string) {
 // applying reports a run in progress: chef-client's own run lock or one of
 // our jobs.
 func (c *Chef) applying() (bool, time.Time) {
-	if _, since, ok := livePID(c.opts.RunLock); ok {
+	if _, since, ok := pidfile.Live(c.opts.RunLock); ok {
 		return true, since
 	}
 	if c.opts.Jobs != nil {
@@ -312,7 +293,7 @@ func unix(t time.Time) int64 {
 func (c *Chef) status(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 	applying, _ := c.applying()
 	off, msg := c.disabled()
-	_, _, daemon := livePID(c.opts.PIDFile)
+	_, _, daemon := pidfile.Live(c.opts.PIDFile)
 	r, end, err := c.report()
 	if err != nil {
 		rep.Fail("%v", err)
@@ -432,7 +413,7 @@ func (c *Chef) wake(_ context.Context, _ *agent.Request, rep *agent.Reply) {
 		rep.Fail("chef-client is disabled: %s", msg)
 		return
 	}
-	pid, _, ok := livePID(c.opts.PIDFile)
+	pid, _, ok := pidfile.Live(c.opts.PIDFile)
 	if !ok {
 		rep.Fail("no chef-client daemon is running (no live PID in %s)", c.opts.PIDFile)
 		return

@@ -36,6 +36,7 @@ import (
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/ddl"
 	"github.com/marionette/mco/internal/jobs"
+	"github.com/marionette/mco/internal/pidfile"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -138,7 +139,7 @@ func (p *Puppet) Status(ctx context.Context) (*Status, error) {
 		return nil, err
 	}
 	st.Enabled, st.DisableMessage = !disabled, msg
-	if _, since, ok := pidFromFile(s.CatalogLock); ok {
+	if _, since, ok := pidfile.Live(s.CatalogLock); ok {
 		st.Applying, st.ApplyingSince = true, since
 	}
 	if !st.Applying && p.opts.Jobs != nil {
@@ -151,8 +152,8 @@ func (p *Puppet) Status(ctx context.Context) (*Status, error) {
 	// The daemon's PID file is also the PID file of a one-off run
 	// (`puppet agent --onetime` writes it too): while applying, only a
 	// PID that is not the catalog lock holder is a daemon.
-	if pid, _, ok := pidFromFile(s.PIDFile); ok {
-		lockPID, _, locked := pidFromFile(s.CatalogLock)
+	if pid, _, ok := pidfile.Live(s.PIDFile); ok {
+		lockPID, _, locked := pidfile.Live(s.CatalogLock)
 		if !locked || lockPID != pid || p.isDaemon(pid) {
 			st.DaemonPresent, st.DaemonPID = true, pid
 		}
@@ -476,7 +477,7 @@ func (p *Puppet) runonce(ctx context.Context, req *agent.Request, rep *agent.Rep
 			return fmt.Errorf("Puppet is already applying since %s (job %s); not starting another run", running[0].Created.UTC().Format(time.RFC3339), running[0].ID)
 		}
 		if s != nil {
-			if _, since, ok := pidFromFile(s.CatalogLock); ok {
+			if _, since, ok := pidfile.Live(s.CatalogLock); ok {
 				return fmt.Errorf("Puppet is already applying since %s; not starting another run", since.UTC().Format(time.RFC3339))
 			}
 		}

@@ -7,10 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"go.yaml.in/yaml/v3"
@@ -69,29 +66,6 @@ func writeDisabled(path, message string) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	return nil
-}
-
-// pidFromFile reads a PID file and reports the PID when that process lives.
-func pidFromFile(path string) (int, time.Time, bool) {
-	if path == "" {
-		return 0, time.Time{}, false
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0, time.Time{}, false
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 0 {
-		return 0, time.Time{}, false
-	}
-	if err := syscall.Kill(pid, 0); err != nil && !errors.Is(err, syscall.EPERM) {
-		return 0, time.Time{}, false // stale: Puppet died without cleaning up
-	}
-	var mod time.Time
-	if fi, err := os.Stat(path); err == nil {
-		mod = fi.ModTime()
-	}
-	return pid, mod, true
 }
 
 // summaryCache parses last_run_summary.yaml again only when it changed.
