@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/marionette/mco/internal/poll"
 )
 
 // Chef Infra Client cannot be installed here (Debian does not package it),
@@ -87,13 +89,13 @@ func TestChefAgentThroughDaemon(t *testing.T) {
 		r := mco(t, "", append([]string{"find", "-c", conf}, args...)...)
 		return strings.TrimSpace(r.stdout)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for find("-C", "role.web", "-C", "recipe.apache2::mod_ssl", "-F", "chef_converged=yes") != "chef.e2e" {
-		if time.Now().After(deadline) {
-			r := mco(t, "", "rpc", "rpcutil", "inventory", "-I", "chef.e2e", "-c", conf, "--json")
-			t.Fatalf("classes or facts not updated after the chef run:\n%s", r.stdout)
-		}
-		time.Sleep(200 * time.Millisecond)
+	// Past poll.Deadline: should the change event be missed, the daemon's
+	// 30 s safety poll (internal/filewatch) is what reloads it.
+	if !poll.Within(time.Minute, func() bool {
+		return find("-C", "role.web", "-C", "recipe.apache2::mod_ssl", "-F", "chef_converged=yes") == "chef.e2e"
+	}) {
+		r := mco(t, "", "rpc", "rpcutil", "inventory", "-I", "chef.e2e", "-c", conf, "--json")
+		t.Fatalf("classes or facts not updated after the chef run:\n%s", r.stdout)
 	}
 	// The bad entry is skipped, and the daemon's log names it.
 	if got := find("-C", "/bad/"); got != "" {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/marionette/mco/client"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -68,22 +69,19 @@ func newPuppetNode(t *testing.T, c *collective, name, manifest string) (*puppetN
 // request; the reply then says so, and a later request is served.
 func waitPuppetReady(t *testing.T, conf string, n int) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
-		r := mco(t, "", "rpc", "puppet", "status", "-c", conf, "--json")
-		ok := 0
+	var r result
+	ok := 0
+	if !poll.Within(2*time.Minute, func() bool {
+		r = mco(t, "", "rpc", "puppet", "status", "-c", conf, "--json")
+		ok = 0
 		for _, rep := range decodeCall(t, r).Replies {
 			if rep.Statuscode == 0 {
 				ok++
 			}
 		}
-		if ok == n {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d nodes report Puppet's status:\n%s", ok, n, r.stdout)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return ok == n
+	}) {
+		t.Fatalf("only %d of %d nodes report Puppet's status:\n%s", ok, n, r.stdout)
 	}
 }
 
@@ -165,17 +163,13 @@ func TestPuppetAgentThroughDaemon(t *testing.T) {
 	}
 	summary, _ := reps[0].Data["summary"].(string)
 	id := strings.Fields(strings.TrimPrefix(summary, "Started a Puppet run as job "))[0]
-	deadline := time.Now().Add(2 * time.Minute)
-	for {
+	// A real Puppet run on a loaded machine can outlast poll.Deadline.
+	if !poll.Within(2*time.Minute, func() bool {
 		r = mco(t, "", "rpc", "job", "results", "id="+id, "-I", "p2.e2e", "-c", conf, "--json")
 		reps = decodeCall(t, r).Replies
-		if len(reps) == 1 && reps[0].Data["state"] != "running" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %s never finished: %s", id, r.stdout)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return len(reps) == 1 && reps[0].Data["state"] != "running"
+	}) {
+		t.Fatalf("job %s never finished: %s", id, r.stdout)
 	}
 	if reps[0].Data["state"] != "finished" || reps[0].Data["exit_code"] != float64(0) || !strings.Contains(reps[0].Data["stdout"].(string), "hello from p2.e2e") {
 		t.Fatalf("job results: %v", reps[0].Data)
@@ -183,17 +177,14 @@ func TestPuppetAgentThroughDaemon(t *testing.T) {
 	if _, err := os.Stat(nodes["p2.e2e"].summaryFile()); err != nil {
 		t.Fatalf("no last_run_summary.yaml after the run: %v", err)
 	}
-	deadline = time.Now().Add(time.Minute)
-	for {
+	// Past poll.Deadline: should the change event be missed, the daemon's
+	// 30 s safety poll (internal/filewatch) is what reloads it.
+	if !poll.Within(time.Minute, func() bool {
 		r = mco(t, "", "find", "-F", "fact_runs=2", "-c", conf)
-		if strings.TrimSpace(r.stdout) == "p2.e2e" {
-			break
-		}
-		if time.Now().After(deadline) {
-			b, _ := os.ReadFile(counter)
-			t.Fatalf("facts not refreshed after the run (fact command ran %d times): %s %s", strings.Count(string(b), "x"), r.stdout, r.stderr)
-		}
-		time.Sleep(200 * time.Millisecond)
+		return strings.TrimSpace(r.stdout) == "p2.e2e"
+	}) {
+		b, _ := os.ReadFile(counter)
+		t.Fatalf("facts not refreshed after the run (fact command ran %d times): %s %s", strings.Count(string(b), "x"), r.stdout, r.stderr)
 	}
 	r = mco(t, "", "rpc", "puppet", "last_run_summary", "-I", "p2.e2e", "-c", conf, "--json")
 	reps = decodeCall(t, r).Replies
@@ -333,16 +324,14 @@ func TestPuppetRunallAndSummary(t *testing.T) {
 			t.Fatalf("%s has %d jobs after runall and runonce, want 2", p.name, len(jobs))
 		}
 		// Let the runs end before the test removes their directories.
-		deadline := time.Now().Add(2 * time.Minute)
 		for _, j := range jobs {
-			for {
-				if _, err := os.Stat(filepath.Join(filepath.Dir(j), "exit")); err == nil {
-					break
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("%s: run %s never ended", p.name, j)
-				}
-				time.Sleep(100 * time.Millisecond)
+			// Real Puppet runs, six nodes at once: longer than poll.Deadline
+			// on a loaded machine.
+			if !poll.Within(2*time.Minute, func() bool {
+				_, err := os.Stat(filepath.Join(filepath.Dir(j), "exit"))
+				return err == nil
+			}) {
+				t.Fatalf("%s: run %s never ended", p.name, j)
 			}
 		}
 	}
@@ -515,12 +504,12 @@ func TestPuppetClassesAndFactsAfterRun(t *testing.T) {
 	if r = mco(t, "", "job", "results", id, "--wait", "--interval", "200ms", "-c", conf); r.code != 0 {
 		t.Fatalf("job results: %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
-	deadline := time.Now().Add(time.Minute)
-	for find("-C", "webserver") != "pc1.e2e" || find("-F", "deployed=yes", "-C", "webserver") != "pc1.e2e" {
-		if time.Now().After(deadline) {
-			t.Fatalf("after the run: -C webserver %q, -F deployed=yes %q", find("-C", "webserver"), find("-F", "deployed=yes"))
-		}
-		time.Sleep(200 * time.Millisecond)
+	// Past poll.Deadline: should the change event be missed, the daemon's
+	// 30 s safety poll (internal/filewatch) is what reloads it.
+	if !poll.Within(time.Minute, func() bool {
+		return find("-C", "webserver") == "pc1.e2e" && find("-F", "deployed=yes", "-C", "webserver") == "pc1.e2e"
+	}) {
+		t.Fatalf("after the run: -C webserver %q, -F deployed=yes %q", find("-C", "webserver"), find("-F", "deployed=yes"))
 	}
 	r = mco(t, "", "rpc", "rpcutil", "daemon_stats", "-I", "pc1.e2e", "-c", conf, "--json")
 	if reps := decodeCall(t, r).Replies; len(reps) != 1 || reps[0].Statuscode != 0 {

@@ -16,7 +16,14 @@ const Deadline = 30 * time.Second
 // Wait polls cond until it holds and reports whether it did before the
 // deadline.
 func Wait(cond func() bool) bool {
-	deadline := time.Now().Add(Deadline)
+	return Within(Deadline, cond)
+}
+
+// Within is Wait with an explicit deadline, for waits on real external tools
+// (a Puppet run, `puppet config print`) that a loaded machine can stretch
+// past Deadline.
+func Within(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
 	interval := time.Millisecond
 	for !cond() {
 		if time.Now().After(deadline) {
@@ -32,7 +39,13 @@ func Wait(cond func() bool) bool {
 // passes.
 func Until(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	if !Wait(cond) {
+	UntilWithin(t, Deadline, what, cond)
+}
+
+// UntilWithin is Until with an explicit deadline (see Within).
+func UntilWithin(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	if !Within(d, cond) {
 		t.Fatalf("gave up waiting for %s", what)
 	}
 }

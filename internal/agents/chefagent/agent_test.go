@@ -18,6 +18,7 @@ import (
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/internal/jobs"
+	"github.com/marionette/mco/internal/poll"
 )
 
 // Chef Infra Client cannot be installed here (Debian does not package it),
@@ -82,17 +83,16 @@ func call(t *testing.T, a *agent.Agent, action string, data map[string]any) *age
 
 func waitDone(t *testing.T, spool *jobs.Spool) *jobs.State {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var last *jobs.State
+	poll.Until(t, "the run to finish", func() bool {
 		all, _ := spool.List()
-		if len(all) > 0 && all[len(all)-1].Status != jobs.Running {
-			return all[len(all)-1]
+		if len(all) == 0 {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("run never finished")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		last = all[len(all)-1]
+		return last.Status != jobs.Running
+	})
+	return last
 }
 
 func TestChefLifecycle(t *testing.T) {
@@ -158,31 +158,20 @@ func TestWakeDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = d.Process.Signal(syscall.SIGKILL); _ = d.Wait() }()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "daemon.pid")); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("stand-in daemon never started")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, "the stand-in daemon to start", func() bool {
+		_, err := os.Stat(filepath.Join(dir, "daemon.pid"))
+		return err == nil
+	})
 	if rep := call(t, a, "status", nil); rep.Data["daemon_present"] != true || rep.Data["status"] != "idling" {
 		t.Fatalf("status with a daemon: %v", rep.Data)
 	}
 	if rep := call(t, a, "wake_daemon", nil); rep.Status != 0 {
 		t.Fatalf("wake: %s", rep.Message)
 	}
-	for {
-		if b, _ := os.ReadFile(woken); strings.Contains(string(b), "run") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the daemon was not signalled")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	poll.Until(t, "the daemon to be signalled", func() bool {
+		b, _ := os.ReadFile(woken)
+		return strings.Contains(string(b), "run")
+	})
 }
 
 func TestRunListClasses(t *testing.T) {
@@ -248,18 +237,10 @@ func TestWatchReport(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	wait := func(what string, cond func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(time.Minute)
-		for {
+		if !poll.Wait(func() bool { mu.Lock(); defer mu.Unlock(); return cond() }) {
 			mu.Lock()
-			ok := cond()
-			mu.Unlock()
-			if ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s (classes %q, runs %d)", what, got, runs)
-			}
-			time.Sleep(10 * time.Millisecond)
+			defer mu.Unlock()
+			t.Fatalf("timed out waiting for %s (classes %q, runs %d)", what, got, runs)
 		}
 	}
 	wait("the first report", func() bool { return len(got) == 1 })

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"go.uber.org/goleak"
+
+	"github.com/marionette/mco/internal/poll"
 )
 
 // watchRecorder collects what Watch reports.
@@ -42,13 +44,9 @@ func (r *watchRecorder) last() ([]string, int, int) {
 
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The conditions wait on real Puppet runs, which a loaded machine can
+	// stretch past poll.Deadline.
+	poll.UntilWithin(t, 2*time.Minute, what, cond)
 }
 
 func applyManifest(t *testing.T, h *puppetHome) {
