@@ -16,6 +16,7 @@ import (
 	"github.com/marionette/mco/internal/daemon"
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
+	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
 )
 
@@ -104,10 +105,8 @@ func TestMemoryReleasedWhenQuiet(t *testing.T) {
 	}()
 	waitReleases := func(want int64, after string) {
 		t.Helper()
-		for deadline := time.Now().Add(30 * time.Second); released.Load() < want; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("%d releases %s, want %d", released.Load(), after, want)
-			}
+		if !poll.Wait(func() bool { return released.Load() >= want }) {
+			t.Fatalf("%d releases %s, want %d", released.Load(), after, want)
 		}
 		// Five more quiet periods: nothing else may be released.
 		time.Sleep(500 * time.Millisecond)

@@ -51,7 +51,7 @@ func TestWatchRevocationsKeepsListWhenFileVanishes(t *testing.T) {
 	if err := os.WriteFile(path, []byte("not-hex\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // several watch periods; nothing may change
 	if !v.IsRevoked(cert) {
 		t.Fatal("a broken revocation file un-revoked bob")
 	}
