@@ -121,7 +121,11 @@ func ConfigManagement(cfg *config.Server, spool *jobs.Spool, hooks CMHooks, log 
 		if wantRuns {
 			h.RunFinished = hooks.RunFinished
 		}
-		if h.Classes != nil || h.RunFinished != nil {
+		// The resource action's managed-resource check reads Puppet's
+		// resources.txt and cached catalog from the watcher, when they
+		// change, rather than on requests.
+		checksManaged := (len(pc.ResourceAllow) > 0 || len(pc.ResourceDeny) > 0) && !pc.AllowManaged
+		if h.Classes != nil || h.RunFinished != nil || checksManaged {
 			cm.watch = append(cm.watch, func(ctx context.Context) { pp.Watch(ctx, filewatch.DefaultPoll, h) })
 		}
 	}

@@ -93,6 +93,7 @@ type Puppet struct {
 	opts     Options
 	settings *settingsCache
 	summary  summaryCache
+	managed  managedCache
 	log      *slog.Logger
 }
 
@@ -645,16 +646,9 @@ func (p *Puppet) resource(ctx context.Context, req *agent.Request, rep *agent.Re
 		props = append(props, k+"="+val)
 	}
 	slices.Sort(props) // a stable argv, for the logs and the audit
-	if s, err := p.settings.get(ctx); err == nil && !p.opts.AllowManagedResources && managed(s.ResourceFile, typ, name) {
-		rep.Fail("%s[%s] is managed by Puppet's catalog on this node; the next Puppet run would revert a change (set puppet.resource.allow_managed = true to allow)", typ, name)
-		return
-	}
-	// A directory's change reaches into it (ensure=absent force=true,
-	// recurse=true purge=true, tidy): one holding a managed file is as
-	// managed as the file.
-	if s, err := p.settings.get(ctx); err == nil && !p.opts.AllowManagedResources && len(props) > 0 && (typ == "file" || typ == "tidy") {
-		if inside := managedBelow(s.ResourceFile, name); inside != "" {
-			rep.Fail("%s[%s] holds File[%s], which Puppet's catalog manages on this node; a change to the directory could remove or rewrite it (set puppet.resource.allow_managed = true to allow)", typ, name, inside)
+	if !p.opts.AllowManagedResources {
+		if err := p.checkManaged(ctx, typ, name, len(props) > 0); err != nil {
+			rep.Fail("%v", err)
 			return
 		}
 	}
@@ -725,26 +719,37 @@ func (p *Puppet) typeAllowed(typ string) error {
 	return nil
 }
 
-// managed reports whether resources.txt lists type[name].
-func managed(resourceFile, typ, name string) bool {
-	if resourceFile == "" {
-		return false
-	}
-	b, err := os.ReadFile(resourceFile)
+// checkManaged refuses a resource Puppet's catalog manages (by title or by
+// namevar as Puppet resolved it: file { 'motd': path => '/etc/motd' } is
+// /etc/motd too), and a change to a file or tidy directory that holds a
+// managed file: ensure=absent force=true, recurse=true purge=true or tidy
+// reach into it. It fails closed: when Puppet's settings or its
+// resources.txt or cached catalog cannot be read, changes are refused.
+func (p *Puppet) checkManaged(ctx context.Context, typ, name string, change bool) error {
+	const allow = "set puppet.resource.allow_managed = true to allow"
+	s, err := p.settings.get(ctx)
 	if err != nil {
-		return false
-	}
-	want := strings.ToLower(typ + "[" + pathOf(typ, name) + "]")
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if t, title, ok := strings.Cut(line, "["); ok && strings.HasSuffix(title, "]") {
-			line = t + "[" + pathOf(strings.ToLower(t), strings.TrimSuffix(title, "]")) + "]"
+		if change {
+			return fmt.Errorf("cannot tell whether %s[%s] is managed by Puppet's catalog, so it is not changed: %w", typ, name, err)
 		}
-		if strings.ToLower(line) == want {
-			return true
+		return nil // showing changes nothing; puppet resource reports its own error
+	}
+	ix, err := p.managed.get(s)
+	if err != nil {
+		if change {
+			return fmt.Errorf("cannot tell whether %s[%s] is managed by Puppet's catalog, so it is not changed: %w (%s)", typ, name, err, allow)
+		}
+		return nil
+	}
+	if ix.has(typ, name) {
+		return fmt.Errorf("%s[%s] is managed by Puppet's catalog on this node; the next Puppet run would revert a change (%s)", typ, name, allow)
+	}
+	if change && (typ == "file" || typ == "tidy") {
+		if inside := ix.below(name); inside != "" {
+			return fmt.Errorf("%s[%s] holds File[%s], which Puppet's catalog manages on this node; a change to the directory could remove or rewrite it (%s)", typ, name, inside, allow)
 		}
 	}
-	return false
+	return nil
 }
 
 // pathOf is a file or tidy resource's name as Puppet resolves it: Puppet
@@ -756,26 +761,6 @@ func pathOf(typ, name string) string {
 		return filepath.Clean(name)
 	}
 	return name
-}
-
-// managedBelow returns the path of a file resource resources.txt lists
-// inside the directory dir, or "".
-func managedBelow(resourceFile, dir string) string {
-	if resourceFile == "" {
-		return ""
-	}
-	b, err := os.ReadFile(resourceFile)
-	if err != nil {
-		return ""
-	}
-	prefix := strings.ToLower("file[" + strings.TrimRight(pathOf("file", dir), "/") + "/")
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if l := strings.ToLower(line); strings.HasPrefix(l, prefix) && strings.HasSuffix(l, "]") {
-			return line[len("file[") : len(line)-1]
-		}
-	}
-	return ""
 }
 
 // ParseList splits a comma- or space-separated list of resource types.

@@ -594,3 +594,160 @@ func TestResourceManagedRefused(t *testing.T) {
 		t.Fatalf("managed file after refused changes: %q %v", b, err)
 	}
 }
+
+// applyNow runs the home's manifest once with `puppet apply`, writing
+// resources.txt and caching the catalog as `puppet agent` does. The
+// cached catalog is removed first: given a catalog cache, puppet apply
+// applies the cached catalog instead of compiling the manifest.
+func applyNow(t testing.TB, h *puppetHome, catalog string) {
+	t.Helper()
+	if catalog != "" {
+		if err := os.Remove(catalog); err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+	}
+	argv := append(h.runCommand(), "--catalog_cache_terminus", "json")
+	out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v: %v\n%s", argv, err, out)
+	}
+}
+
+// TestResourceManagedByNamevar: a catalog entry titled otherwise than its
+// path (file { 'motd': path => ... }, listed as file[motd] in
+// resources.txt) is managed by its path too, as Puppet resolved it from the
+// cached catalog; an unmanaged file beside it can be changed. A resource a
+// later run starts managing is refused once the watcher saw the new files.
+func TestResourceManagedByNamevar(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "")
+	dir := filepath.Join(h.dir, "etc")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	motd, other, later := filepath.Join(dir, "motd"), filepath.Join(dir, "unmanaged"), filepath.Join(dir, "later")
+	manifest := func(extra string) {
+		m := "file { 'motd': path => '" + motd + "', content => 'x' }\n" +
+			"notify { 'greeting': name => 'hello-namevar' }\n" + extra
+		if err := os.WriteFile(h.manifest, []byte(m), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	manifest("")
+	applyNow(t, h, "")
+	p, a, _ := newTestPuppet(t, h, func(o *Options) { o.ResourceAllow = []string{"file", "notify"} })
+	s, err := p.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(s.ResourceFile); err != nil || !strings.Contains(string(b), "file[motd]") {
+		t.Fatalf("resources.txt: %q %v", b, err)
+	}
+	if _, err := os.Stat(s.Catalog); err != nil {
+		t.Fatalf("cached catalog: %v", err)
+	}
+	tests := []struct {
+		data map[string]any
+		want string // "" : allowed
+	}{
+		{map[string]any{"type": "file", "name": motd, "ensure": "absent"}, "is managed by Puppet's catalog"},
+		{map[string]any{"type": "file", "name": dir + "/./motd", "content": "y"}, "is managed by Puppet's catalog"},
+		{map[string]any{"type": "file", "name": "motd", "ensure": "absent"}, "is managed by Puppet's catalog"},
+		{map[string]any{"type": "file", "name": dir, "ensure": "absent", "force": "true"}, "holds File[" + motd + "]"},
+		{map[string]any{"type": "notify", "name": "hello-namevar", "message": "m"}, "is managed by Puppet's catalog"},
+		{map[string]any{"type": "file", "name": other, "ensure": "file", "content": "changed by mco"}, ""},
+	}
+	for _, tt := range tests {
+		rep := call(t, a, "resource", tt.data)
+		switch {
+		case tt.want == "" && rep.Status != 0:
+			t.Errorf("%v: %d %s", tt.data, rep.Status, rep.Message)
+		case tt.want != "" && (rep.Status == 0 || !strings.Contains(rep.Message, tt.want)):
+			t.Errorf("%v: %d %s; want refused with %q", tt.data, rep.Status, rep.Message, tt.want)
+		}
+	}
+	if b, err := os.ReadFile(motd); err != nil || string(b) != "x" {
+		t.Fatalf("managed file after refused changes: %q %v", b, err)
+	}
+	if b, err := os.ReadFile(other); err != nil || string(b) != "changed by mco" {
+		t.Fatalf("unmanaged file after the change: %q %v", b, err)
+	}
+
+	// With the watcher running the index is refreshed from it when a run
+	// rewrites resources.txt and the catalog.
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); p.Watch(ctx, time.Second, Hooks{}) }()
+	defer func() { cancel(); <-done }()
+	manifest("file { 'later': path => '" + later + "', content => 'l' }\n")
+	applyNow(t, h, s.Catalog)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		// mode=0644 is what the file has: a change that changes nothing
+		// while the watcher has not caught up yet.
+		rep := call(t, a, "resource", map[string]any{"type": "file", "name": later, "mode": "0644"})
+		if rep.Status != 0 && strings.Contains(rep.Message, "is managed by Puppet's catalog") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a newly managed file is not refused after the run: %d %s", rep.Status, rep.Message)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if b, err := os.ReadFile(later); err != nil || string(b) != "l" {
+		t.Fatalf("newly managed file: %q %v", b, err)
+	}
+}
+
+// TestResourceManagedFailsClosed: when resources.txt or the cached catalog
+// exists but cannot be parsed, changes are refused naming the file;
+// showing a resource still works.
+func TestResourceManagedFailsClosed(t *testing.T) {
+	needPuppet(t)
+	h := newPuppetHome(t, "notify { 'x': }\n")
+	p, a, _ := newTestPuppet(t, h, func(o *Options) { o.ResourceAllow = []string{"file"} })
+	s, err := p.Settings(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Catalog == "" {
+		t.Fatal("no catalog path in Puppet's settings")
+	}
+	target := filepath.Join(h.dir, "target")
+	tests := []struct {
+		name               string
+		resources, catalog string // "" : no such file
+		want               string
+	}{
+		{"resources.txt garbage", "file[/ok]\nnot a resource line\n", "", s.ResourceFile + ":2: not a resource"},
+		{"catalog not JSON", "", "{not json", s.Catalog + ": not a Puppet catalog"},
+		{"catalog without resources", "", `{"name": "x"}`, s.Catalog + ": not a Puppet catalog: no resources"},
+		{"catalog resource without type", "", `{"resources": [{"title": "x"}]}`, s.Catalog + ": resources[0]: no type or title"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, f := range []struct{ path, body string }{{s.ResourceFile, tt.resources}, {s.Catalog, tt.catalog}} {
+				os.Remove(f.path)
+				if f.body == "" {
+					continue
+				}
+				if err := os.MkdirAll(filepath.Dir(f.path), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(f.path, []byte(f.body), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			rep := call(t, a, "resource", map[string]any{"type": "file", "name": target, "ensure": "file"})
+			if rep.Status == 0 || !strings.Contains(rep.Message, "cannot tell whether") || !strings.Contains(rep.Message, tt.want) {
+				t.Fatalf("change with an unreadable %s: %d %s; want refused with %q", tt.name, rep.Status, rep.Message, tt.want)
+			}
+			if _, err := os.Stat(target); err == nil {
+				t.Fatal("file created despite the refusal")
+			}
+			if rep := call(t, a, "resource", map[string]any{"type": "file", "name": target}); rep.Status != 0 {
+				t.Fatalf("showing a resource: %d %s", rep.Status, rep.Message)
+			}
+		})
+	}
+}

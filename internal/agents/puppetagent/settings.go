@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -17,6 +18,7 @@ import (
 var settingNames = []string{
 	"config", "statedir", "agent_disabled_lockfile", "agent_catalog_run_lockfile",
 	"lastrunfile", "lastrunreport", "classfile", "resourcefile", "pidfile",
+	"client_datadir", "certname",
 }
 
 // Settings are the paths of Puppet's state files.
@@ -30,6 +32,11 @@ type Settings struct {
 	ClassFile    string // classes.txt
 	ResourceFile string // resources.txt
 	PIDFile      string // the puppet agent daemon's PID file
+	// Catalog is the catalog Puppet caches after a run,
+	// <client_datadir>/catalog/<certname>.json: it gives each resource's
+	// namevar as Puppet resolved it, which resources.txt (titles only)
+	// does not. "" when Puppet did not say where.
+	Catalog string
 }
 
 // firstLoadWait is the longest a request waits for the first read of
@@ -201,6 +208,9 @@ func readSettings(ctx context.Context, puppet, confdir string) (*Settings, fileS
 		Config: m["config"], StateDir: m["statedir"], DisabledLock: m["agent_disabled_lockfile"],
 		CatalogLock: m["agent_catalog_run_lockfile"], Summary: m["lastrunfile"], Report: m["lastrunreport"],
 		ClassFile: m["classfile"], ResourceFile: m["resourcefile"], PIDFile: m["pidfile"],
+	}
+	if m["client_datadir"] != "" && m["certname"] != "" {
+		s.Catalog = filepath.Join(m["client_datadir"], "catalog", m["certname"]+".json")
 	}
 	if s.DisabledLock == "" || s.Summary == "" || s.CatalogLock == "" {
 		return nil, fileStamp{}, fmt.Errorf("%s config print: settings missing in %s", puppet, out)

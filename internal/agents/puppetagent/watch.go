@@ -29,8 +29,10 @@ type Hooks struct {
 // Watch keeps the node current with Puppet's files until ctx ends. It reads
 // Puppet's settings once at start (one `puppet config print`) and again only
 // when puppet.conf changes, and watches puppet.conf, the classfile and the
-// lastrunfile through internal/filewatch, with poll as the safety net. A
-// classfile or lastrunfile that moves with a puppet.conf change is followed.
+// lastrunfile, resources.txt and the cached catalog through
+// internal/filewatch, with poll as the safety net; the last two keep the
+// resource action's managed-resource index current. A file that moves
+// with a puppet.conf change is followed.
 // Nothing is forked or read per request.
 func (p *Puppet) Watch(ctx context.Context, poll time.Duration, h Hooks) {
 	var (
@@ -38,6 +40,9 @@ func (p *Puppet) Watch(ctx context.Context, poll time.Duration, h Hooks) {
 		classes, sum  fileStamp
 		haveBaselines bool
 	)
+	// While Watch runs, the managed-resource index is re-read here when
+	// resources.txt or the cached catalog changes, not on requests.
+	defer p.managed.stopWatching()
 	for ctx.Err() == nil {
 		s, err := p.settings.sync(ctx)
 		if err != nil && ctx.Err() == nil {
@@ -46,7 +51,8 @@ func (p *Puppet) Watch(ctx context.Context, poll time.Duration, h Hooks) {
 		var files []string
 		watching := s != nil
 		if watching {
-			files = []string{s.Config, s.ClassFile, s.Summary}
+			files = []string{s.Config, s.ClassFile, s.Summary, s.ResourceFile, s.Catalog}
+			p.managed.refresh(s)
 		}
 		paths, dirs := watchPaths(files)
 		w := filewatch.New(poll, paths...)
@@ -73,13 +79,15 @@ func (p *Puppet) Watch(ctx context.Context, poll time.Duration, h Hooks) {
 			if !watching {
 				moved = true // settings read at last: watch their files
 			}
-			if cur != nil && (s.ClassFile != cur.ClassFile || s.Summary != cur.Summary || s.Config != cur.Config) {
+			if cur != nil && (s.ClassFile != cur.ClassFile || s.Summary != cur.Summary || s.Config != cur.Config ||
+				s.ResourceFile != cur.ResourceFile || s.Catalog != cur.Catalog) {
 				// Files moved: watch the new ones; the new lastrunfile
 				// is a new baseline, not a finished run.
 				moved, haveBaselines = true, false
 				classes = fileStamp{}
 			}
 			cur = s
+			p.managed.refresh(s)
 			if st := stampOf(s.ClassFile); st != classes || !haveBaselines {
 				classes = st
 				if h.Classes != nil {
