@@ -681,18 +681,14 @@ func TestResourceManagedByNamevar(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	manifest("file { 'later': path => '" + later + "', content => 'l' }\n")
 	applyNow(t, h, s.Catalog)
-	deadline := time.Now().Add(time.Minute)
-	for {
+	var rep *agent.Reply
+	if !poll.Within(time.Minute, func() bool {
 		// mode=0644 is what the file has: a change that changes nothing
 		// while the watcher has not caught up yet.
-		rep := call(t, a, "resource", map[string]any{"type": "file", "name": later, "mode": "0644"})
-		if rep.Status != 0 && strings.Contains(rep.Message, "is managed by Puppet's catalog") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("a newly managed file is not refused after the run: %d %s", rep.Status, rep.Message)
-		}
-		time.Sleep(100 * time.Millisecond)
+		rep = call(t, a, "resource", map[string]any{"type": "file", "name": later, "mode": "0644"})
+		return rep.Status != 0 && strings.Contains(rep.Message, "is managed by Puppet's catalog")
+	}) {
+		t.Fatalf("a newly managed file is not refused after the run: %d %s", rep.Status, rep.Message)
 	}
 	if b, err := os.ReadFile(later); err != nil || string(b) != "l" {
 		t.Fatalf("newly managed file: %q %v", b, err)
