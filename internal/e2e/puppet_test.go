@@ -634,4 +634,35 @@ func TestPuppetResourceChange(t *testing.T) {
 	if len(got) != 1 || got[0].Status != protocol.InvalidData || !strings.Contains(got[0].Message, "unknown input") {
 		t.Fatalf("status accepted an undeclared input: %+v", got)
 	}
+
+	// A resource the catalog manages under another title (resources.txt
+	// says file[motd-entry]) is refused by its path once the node's watcher
+	// saw the run's resources.txt and cached catalog; the catalog is cached
+	// the way puppet agent caches it (puppet apply would otherwise not).
+	managed := filepath.Join(p.dir, "managed-motd")
+	if err := os.WriteFile(p.manifest, []byte("file { 'motd-entry': path => '"+managed+"', content => 'from the catalog' }\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("puppet", "apply", "--confdir", p.confdir, "--write-catalog-summary", "--catalog_cache_terminus", "json", "--color=false", p.manifest).CombinedOutput(); err != nil {
+		t.Fatalf("puppet apply: %v\n%s", err, out)
+	}
+	poll.UntilWithin(t, time.Minute, "the managed file refused by path", func() bool {
+		// mode=0644 changes nothing while the node has not caught up.
+		r = mco(t, "", "puppet", "resource", "file", managed, "mode=0644", "-I", "res.e2e", "-c", conf, "--json")
+		reps := decodeCall(t, r).Replies
+		return len(reps) == 1 && strings.Contains(reps[0].Statusmsg, "file["+managed+"] is managed by Puppet's catalog")
+	})
+	r = mco(t, "", "puppet", "resource", "file", managed, "ensure=absent", "-I", "res.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; r.code == 0 || len(reps) != 1 || !strings.Contains(reps[0].Statusmsg, "is managed by Puppet's catalog") {
+		t.Fatalf("managed file by path: %d\n%s", r.code, r.stdout)
+	}
+	if b, err := os.ReadFile(managed); err != nil || string(b) != "from the catalog" {
+		t.Fatalf("managed file after a refused change: %q %v", b, err)
+	}
+	// An unmanaged file beside it is changed.
+	beside := filepath.Join(p.dir, "beside")
+	r = mco(t, "", "puppet", "resource", "file", beside, "ensure=file", "content=unmanaged", "-I", "res.e2e", "-c", conf, "--json")
+	if reps := decodeCall(t, r).Replies; r.code != 0 || len(reps) != 1 || reps[0].Data["changed"] != true {
+		t.Fatalf("unmanaged file beside a managed one: %d\n%s", r.code, r.stdout)
+	}
 }
