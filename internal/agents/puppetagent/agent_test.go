@@ -541,6 +541,27 @@ func TestResourceProperties(t *testing.T) {
 	}
 }
 
+// resourceCase is the data of one resource call and what it must answer.
+type resourceCase struct {
+	data map[string]any
+	want string // "" : allowed; else a part of the refusal's message
+}
+
+// checkResourceCases calls the resource action with each case's data and
+// reports every answer that is not the one the case wants.
+func checkResourceCases(t *testing.T, a *agent.Agent, tests []resourceCase) {
+	t.Helper()
+	for _, tt := range tests {
+		rep := call(t, a, "resource", tt.data)
+		switch {
+		case tt.want == "" && rep.Status != 0:
+			t.Errorf("%v: %d %s", tt.data, rep.Status, rep.Message)
+		case tt.want != "" && (rep.Status == 0 || !strings.Contains(rep.Message, tt.want)):
+			t.Errorf("%v: %d %s; want refused with %q", tt.data, rep.Status, rep.Message, tt.want)
+		}
+	}
+}
+
 // TestResourceManagedRefused: a resource Puppet's catalog manages is
 // refused, and so is a change to a directory that holds one (ensure=absent
 // force=true or recurse=true purge=true would remove it); showing the
@@ -567,10 +588,7 @@ func TestResourceManagedRefused(t *testing.T) {
 	if err := os.WriteFile(s.ResourceFile, []byte("class[main]\nfile["+managedFile+"]\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	tests := []struct {
-		data map[string]any
-		want string // "" : allowed
-	}{
+	tests := []resourceCase{
 		{map[string]any{"type": "file", "name": managedFile, "ensure": "absent"}, "is managed by Puppet's catalog"},
 		// Puppet expands the path: these are the managed file too.
 		{map[string]any{"type": "file", "name": dir + "/sub/../app.conf", "ensure": "absent"}, "is managed by Puppet's catalog"},
@@ -581,15 +599,7 @@ func TestResourceManagedRefused(t *testing.T) {
 		{map[string]any{"type": "tidy", "name": dir, "recurse": "true", "age": "0s"}, "holds File["},
 		{map[string]any{"type": "file", "name": dir}, ""},
 	}
-	for _, tt := range tests {
-		rep := call(t, a, "resource", tt.data)
-		switch {
-		case tt.want == "" && rep.Status != 0:
-			t.Errorf("%v: %d %s", tt.data, rep.Status, rep.Message)
-		case tt.want != "" && (rep.Status == 0 || !strings.Contains(rep.Message, tt.want)):
-			t.Errorf("%v: %d %s; want refused with %q", tt.data, rep.Status, rep.Message, tt.want)
-		}
-	}
+	checkResourceCases(t, a, tests)
 	if b, err := os.ReadFile(managedFile); err != nil || string(b) != "managed" {
 		t.Fatalf("managed file after refused changes: %q %v", b, err)
 	}
@@ -646,10 +656,7 @@ func TestResourceManagedByNamevar(t *testing.T) {
 	if _, err := os.Stat(s.Catalog); err != nil {
 		t.Fatalf("cached catalog: %v", err)
 	}
-	tests := []struct {
-		data map[string]any
-		want string // "" : allowed
-	}{
+	tests := []resourceCase{
 		{map[string]any{"type": "file", "name": motd, "ensure": "absent"}, "is managed by Puppet's catalog"},
 		{map[string]any{"type": "file", "name": dir + "/./motd", "content": "y"}, "is managed by Puppet's catalog"},
 		{map[string]any{"type": "file", "name": "motd", "ensure": "absent"}, "is managed by Puppet's catalog"},
@@ -657,15 +664,7 @@ func TestResourceManagedByNamevar(t *testing.T) {
 		{map[string]any{"type": "notify", "name": "hello-namevar", "message": "m"}, "is managed by Puppet's catalog"},
 		{map[string]any{"type": "file", "name": other, "ensure": "file", "content": "changed by mco"}, ""},
 	}
-	for _, tt := range tests {
-		rep := call(t, a, "resource", tt.data)
-		switch {
-		case tt.want == "" && rep.Status != 0:
-			t.Errorf("%v: %d %s", tt.data, rep.Status, rep.Message)
-		case tt.want != "" && (rep.Status == 0 || !strings.Contains(rep.Message, tt.want)):
-			t.Errorf("%v: %d %s; want refused with %q", tt.data, rep.Status, rep.Message, tt.want)
-		}
-	}
+	checkResourceCases(t, a, tests)
 	if b, err := os.ReadFile(motd); err != nil || string(b) != "x" {
 		t.Fatalf("managed file after refused changes: %q %v", b, err)
 	}
