@@ -35,7 +35,9 @@ func call(t *testing.T, a *agent.Agent, action string, data map[string]any) *age
 	return rep
 }
 
-func TestListStatusResults(t *testing.T) {
+// newTestAgent is the job agent over a new spool in a temporary directory.
+func newTestAgent(t *testing.T) (*jobs.Spool, *agent.Agent) {
+	t.Helper()
 	spool, err := jobs.Open(filepath.Join(t.TempDir(), "jobs"), jobs.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -44,6 +46,11 @@ func TestListStatusResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return spool, a
+}
+
+func TestListStatusResults(t *testing.T) {
+	spool, a := newTestAgent(t)
 	if _, err := spool.Start(jobs.Spec{ID: "abc123", Agent: "puppet", Action: "runonce", Argv: []string{"sh", "-c", "echo out; echo err >&2; exit 3"}}, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -71,14 +78,7 @@ func TestListStatusResults(t *testing.T) {
 // TestResultsOfAnAsyncAction: a detached action's recorded reply is in
 // results; one that ended without a result fails clearly.
 func TestResultsOfAnAsyncAction(t *testing.T) {
-	spool, err := jobs.Open(filepath.Join(t.TempDir(), "jobs"), jobs.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := New(spool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	spool, a := newTestAgent(t)
 	for _, id := range []string{"withresult", "without"} {
 		if _, err := spool.Start(jobs.Spec{ID: id, Kind: jobs.KindRPC, Agent: "napper", Action: "nap", Argv: []string{"true"}}, nil); err != nil {
 			t.Fatal(err)
