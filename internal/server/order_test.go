@@ -125,12 +125,7 @@ func TestRunningLimitPerCaller(t *testing.T) {
 		t.Errorf("busy = %d, want 1", got)
 	}
 	// Quick... and other callers still run: bob's echo is answered.
-	bobID := p.ca.Issue(pki.RoleClient, "bob.mcollective")
-	bob := newRequest()
-	bob.Sender, bob.CallerID = bobID.Name(), "cert="+bobID.Name()
-	bob.ReplyTo = protocol.ReplySubject(testCollective, protocol.CallerHash(bobID.Name()), bob.ID)
-	n.s.Handle(signed(t, bobID, bob))
-	if rep := n.reply(bob.ID); rep.Status != protocol.OK {
+	if rep := echoFrom(t, p, n, "bob.mcollective"); rep.Status != protocol.OK {
 		t.Fatalf("bob while alice is at her limit: status %d %q", rep.Status, rep.Message)
 	}
 }
@@ -165,12 +160,7 @@ func TestPolicyDataCallOffDeliveryGoroutine(t *testing.T) {
 	n.s.Handle(signed(t, p.alice, slow)) // returns although the policy's data call blocks
 	poll.Until(t, "the policy's data call to start", func() bool { return data.calls.Load() == 1 })
 
-	bobID := p.ca.Issue(pki.RoleClient, "bob.mcollective")
-	bob := newRequest()
-	bob.Sender, bob.CallerID = bobID.Name(), "cert="+bobID.Name()
-	bob.ReplyTo = protocol.ReplySubject(testCollective, protocol.CallerHash(bobID.Name()), bob.ID)
-	n.s.Handle(signed(t, bobID, bob))
-	if rep := n.reply(bob.ID); rep.Status != protocol.OK {
+	if rep := echoFrom(t, p, n, "bob.mcollective"); rep.Status != protocol.OK {
 		t.Fatalf("bob while alice's policy data call blocks: status %d %q", rep.Status, rep.Message)
 	}
 	close(data.gate)
@@ -180,4 +170,16 @@ func TestPolicyDataCallOffDeliveryGoroutine(t *testing.T) {
 	if c := data.calls.Load(); c != 1 {
 		t.Errorf("%d data calls, want 1 (bob's rule needs none)", c)
 	}
+}
+
+// echoFrom sends n an echo request from name, a client of p's CA other
+// than alice, and returns its reply.
+func echoFrom(t *testing.T, p *testPKI, n *node, name string) protocol.Reply {
+	t.Helper()
+	id := p.ca.Issue(pki.RoleClient, name)
+	req := newRequest()
+	req.Sender, req.CallerID = id.Name(), "cert="+id.Name()
+	req.ReplyTo = protocol.ReplySubject(testCollective, protocol.CallerHash(id.Name()), req.ID)
+	n.s.Handle(signed(t, id, req))
+	return n.reply(req.ID)
 }
