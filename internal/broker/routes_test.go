@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
@@ -54,20 +54,11 @@ func TestRevokedBrokerRoutesDropped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ports := map[string]int{}
-	for _, n := range []string{"a", "b", "c"} {
-		ports[n] = freeTCPPort(t)
-	}
+	ports, routes := natstest.MeshRoutes(t, "a", "b", "c")
 	logs := map[string]*syncBuffer{}
 	ids := map[string]*security.Identity{}
 	brokers := map[string]*Broker{}
 	for _, n := range []string{"a", "b", "c"} {
-		var routes []string
-		for _, o := range []string{"a", "b", "c"} {
-			if o != n {
-				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", ports[o]))
-			}
-		}
 		v := honest
 		if n == "c" {
 			v = hostile
@@ -76,7 +67,7 @@ func TestRevokedBrokerRoutesDropped(t *testing.T) {
 		ids[n] = f.identity(f.ca, pki.RoleBroker, "broker-"+n+".test", "127.0.0.1")
 		b, err := Start(Options{
 			Identity: ids[n], Verifier: v, Listen: "127.0.0.1:0",
-			ClusterName: "t", ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[n]), Routes: routes,
+			ClusterName: "t", ClusterListen: fmt.Sprintf("127.0.0.1:%d", ports[n]), Routes: routes[n],
 			Logger: slog.New(slog.NewTextHandler(logs[n], nil)),
 		})
 		if err != nil {
@@ -219,18 +210,6 @@ func (f *fixture) dialTo(br *Broker, role pki.Role, name string) *nats.Conn {
 	}
 	f.t.Cleanup(nc.Close)
 	return nc
-}
-
-// freeTCPPort is a port that was free on 127.0.0.1 a moment ago (route
-// URLs must be known before the brokers start).
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startRouted starts a broker with its own certificate routing to routes.
