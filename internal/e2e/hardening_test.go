@@ -20,6 +20,7 @@ import (
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/filter"
 	"github.com/marionette/mco/internal/config"
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/protocol"
@@ -590,23 +591,16 @@ func TestRevokedBrokerRoutesDroppedE2E(t *testing.T) {
 	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	names := []string{"a", "b", "c"}
-	routePorts := map[string]int{}
+	routePorts, routes := natstest.MeshRoutes(t, names...)
 	for _, n := range names {
-		routePorts[n] = freePort(t)
 		if _, err := c.store.Issue(pki.RoleBroker, "broker-"+n+".e2e", []string{"127.0.0.1"}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	brokers := map[string]*runningBroker{}
 	for _, n := range names {
-		var routes []string
-		for _, o := range names {
-			if o != n {
-				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", routePorts[o]))
-			}
-		}
 		extra := []string{"cluster.name = e2e", fmt.Sprintf("cluster.listen = 127.0.0.1:%d", routePorts[n]),
-			"cluster.routes = " + strings.Join(routes, ", ")}
+			"cluster.routes = " + strings.Join(routes[n], ", ")}
 		if n != "c" {
 			extra = append(extra, "security.revocation_file = "+c.store.RevokedPath())
 		}
@@ -767,7 +761,7 @@ func TestMonitorLoopbackByDefaultE2E(t *testing.T) {
 		{"named host", "127.0.0.2:%d", "127.0.0.2"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			port := freePort(t)
+			port := natstest.FreePort(t)
 			conf := filepath.Join(t.TempDir(), "broker.conf")
 			writeFile(t, conf, fmt.Sprintf("listen = 127.0.0.2:0\nmonitor = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n",
 				fmt.Sprintf(tc.monitor, port), c.store.CACertPath(), c.store.CertPath("broker.e2e"), c.store.KeyPath("broker.e2e")))

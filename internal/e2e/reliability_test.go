@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/marionette/mco/client"
 	"github.com/marionette/mco/internal/broker"
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
@@ -36,22 +36,13 @@ func TestBrokerClusterFailover(t *testing.T) {
 	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	names := []string{"a", "b", "c"}
-	routePorts := map[string]int{}
-	for _, n := range names {
-		routePorts[n] = freePort(t)
-	}
+	routePorts, routes := natstest.MeshRoutes(t, names...)
 	brokers := map[string]*runningBroker{}
 	for _, n := range names {
-		var routes []string
-		for _, other := range names {
-			if other != n {
-				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", routePorts[other]))
-			}
-		}
 		brokers[n] = startNamedBroker(t, c, "broker-"+n, 0,
 			"cluster.name = e2e",
 			fmt.Sprintf("cluster.listen = 127.0.0.1:%d", routePorts[n]),
-			"cluster.routes = "+strings.Join(routes, ", "))
+			"cluster.routes = "+strings.Join(routes[n], ", "))
 	}
 	a, b, cc := brokers["a"], brokers["b"], brokers["c"]
 	for _, br := range brokers {
@@ -125,7 +116,7 @@ func TestBrokerClusterFailover(t *testing.T) {
 func TestBrokerRestartKeepsNodesAndAudit(t *testing.T) {
 	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	br := startNamedBroker(t, c, "broker", port)
 	alice := confFor(t, c, "alice.mcollective", br.url)
 	node := "restarted.e2e"
@@ -161,7 +152,7 @@ func TestBrokerRestartLosesNoCentralAuditLine(t *testing.T) {
 	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
 	c.client("collector.mcollective")
-	port := freePort(t)
+	port := natstest.FreePort(t)
 	br := startNamedBroker(t, c, "broker", port, "collectors = collector.mcollective")
 	alice := confFor(t, c, "alice.mcollective", br.url)
 	collectorConf := confFor(t, c, "collector.mcollective", br.url)
@@ -305,7 +296,7 @@ func startNamedBroker(t *testing.T, c *collective, name string, port int, extra 
 // startBrokerAs is startNamedBroker with the broker certificate certname.
 func startBrokerAs(t *testing.T, c *collective, name, certname string, port int, extra ...string) *runningBroker {
 	t.Helper()
-	br := &runningBroker{name: name, monitor: fmt.Sprintf("127.0.0.1:%d", freePort(t))}
+	br := &runningBroker{name: name, monitor: fmt.Sprintf("127.0.0.1:%d", natstest.FreePort(t))}
 	conf := filepath.Join(c.dir, name+".conf")
 	writeFile(t, conf, fmt.Sprintf("listen = 127.0.0.1:%d\nmonitor = %s\ntls.ca = %s\ntls.cert = %s\ntls.key = %s\n%s\n",
 		port, br.monitor, c.store.CACertPath(), c.store.CertPath(certname), c.store.KeyPath(certname), strings.Join(extra, "\n")))
@@ -430,17 +421,6 @@ func startRogueRoute(t *testing.T, c *collective, node string, routePort int) *b
 	}
 	t.Cleanup(rogue.Shutdown)
 	return rogue
-}
-
-// freePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // containsAll reports whether s mentions every name.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 )
 
@@ -15,7 +16,7 @@ import (
 func TestDaemonStartedBeforeBroker(t *testing.T) {
 	t.Parallel()
 	c := newCollective(t, collectiveOptions{})
-	url := fmt.Sprintf("tls://127.0.0.1:%d", freePort(t))
+	url := fmt.Sprintf("tls://127.0.0.1:%d", natstest.FreePort(t))
 	name := "early.e2e"
 	if _, err := c.store.Issue(pki.RoleNode, name, nil); err != nil {
 		t.Fatal(err)
