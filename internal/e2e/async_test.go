@@ -40,6 +40,32 @@ type jobResults struct {
 	Unknown int `json:"nodes_without_job"`
 }
 
+// startAsync runs `mco rpc ARGS --async -I node --json` with conf and
+// returns the job id, failing the test unless the job started on node alone.
+func startAsync(t *testing.T, conf, node string, args ...string) string {
+	t.Helper()
+	argv := append(append([]string{"-c", conf, "rpc"}, args...), "--async", "-I", node, "--json")
+	r := mco(t, "", argv...)
+	out := decodeAsync(t, r)
+	if r.code != 0 || out.JobID == "" || len(out.Started) != 1 || out.Started[0] != node {
+		t.Fatalf("rpc %v --async: exit %d\n%s\n%s", args, r.code, r.stdout, r.stderr)
+	}
+	return out.JobID
+}
+
+// waitJobResults runs `mco job results ID --wait -I node --json` with conf
+// and returns its document, failing the test unless mco exits with code and
+// gives one reply.
+func waitJobResults(t *testing.T, conf, node, id string, code int) jobResults {
+	t.Helper()
+	r := mco(t, "", "-c", conf, "job", "results", id, "--wait", "--interval", "200ms", "-I", node, "--json")
+	var res jobResults
+	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != code || len(res.Replies) != 1 {
+		t.Fatalf("job results: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
+	}
+	return res
+}
+
 // auditLines returns the audit log's records naming job id.
 func auditLines(t *testing.T, path, id string) []map[string]any {
 	t.Helper()
@@ -90,13 +116,8 @@ func TestAsyncActionSurvivesDaemonRestart(t *testing.T) {
 	conf := c.client("alice.mcollective", "libdir = "+libdir)
 	bob := c.client("bob.mcollective", "libdir = "+libdir)
 
-	r := mco(t, "", "-c", conf, "rpc", "napper", "nap", "--async", "-I", node, "--json")
-	start := decodeAsync(t, r)
-	id := start.JobID
-	if r.code != 0 || id == "" || len(start.Started) != 1 || start.Started[0] != node {
-		t.Fatalf("rpc --async: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-	}
-	r = mco(t, "", "-c", conf, "job", "status", id, "-I", node)
+	id := startAsync(t, conf, node, "napper", "nap")
+	r := mco(t, "", "-c", conf, "job", "status", id, "-I", node)
 	if r.code == 0 || !strings.Contains(r.stdout, "running") {
 		t.Fatalf("job status while it runs: exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
 	}
@@ -118,11 +139,7 @@ func TestAsyncActionSurvivesDaemonRestart(t *testing.T) {
 	}
 	c.startDaemon(node, lines...)
 
-	r = mco(t, "", "-c", conf, "job", "results", id, "--wait", "--interval", "200ms", "-I", node, "--json")
-	var res jobResults
-	if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res.Replies) != 1 {
-		t.Fatalf("job results: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
-	}
+	res := waitJobResults(t, conf, node, id, 0)
 	got := res.Replies[0].Data
 	reply, _ := got["reply"].(map[string]any)
 	if got["state"] != "finished" || got["reply_status"] != float64(0) || !strings.HasPrefix(reply["message"].(string), "woke up past the gate") {
@@ -197,16 +214,7 @@ func TestAsyncActionSurvivesDaemonRestart(t *testing.T) {
 	})
 
 	t.Run("a built-in agent runs detached", func(t *testing.T) {
-		r := mco(t, "", "-c", conf, "rpc", "package", "status", "package=dpkg", "--async", "-I", node, "--json")
-		out := decodeAsync(t, r)
-		if r.code != 0 || len(out.Started) != 1 {
-			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-		}
-		r = mco(t, "", "-c", conf, "job", "results", out.JobID, "--wait", "--interval", "200ms", "-I", node, "--json")
-		var res jobResults
-		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 0 || len(res.Replies) != 1 {
-			t.Fatalf("job results: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
-		}
+		res := waitJobResults(t, conf, node, startAsync(t, conf, node, "package", "status", "package=dpkg"), 0)
 		reply, _ := res.Replies[0].Data["reply"].(map[string]any)
 		if v, _ := reply["version"].(string); v == "" {
 			t.Fatalf("package status run detached: %v", res.Replies[0].Data)
@@ -214,26 +222,17 @@ func TestAsyncActionSurvivesDaemonRestart(t *testing.T) {
 	})
 
 	t.Run("timeout", func(t *testing.T) {
-		r := mco(t, "", "-c", conf, "rpc", "sleeper", "nap", "--async", "-I", node, "--json")
-		out := decodeAsync(t, r)
-		if r.code != 0 || len(out.Started) != 1 {
-			t.Fatalf("exit %d\n%s\n%s", r.code, r.stdout, r.stderr)
-		}
-		r = mco(t, "", "-c", conf, "job", "results", out.JobID, "--wait", "--interval", "200ms", "-I", node, "--json")
-		var res jobResults
-		if err := json.Unmarshal([]byte(r.stdout), &res); err != nil || r.code != 1 || len(res.Replies) != 1 {
-			t.Fatalf("job results: exit %d %v\n%s\n%s", r.code, err, r.stdout, r.stderr)
-		}
-		got := res.Replies[0].Data
+		jobID := startAsync(t, conf, node, "sleeper", "nap")
+		got := waitJobResults(t, conf, node, jobID, 1).Replies[0].Data
 		if got["timed_out"] != true || got["reply_message"] != "timeout after 2s" || got["reply_status"] != float64(1) {
 			t.Fatalf("timed-out job: %v", got)
 		}
-		r = mco(t, "", "-c", conf, "job", "results", out.JobID, "-I", node)
+		r := mco(t, "", "-c", conf, "job", "results", jobID, "-I", node)
 		if r.code != 1 || !strings.Contains(r.stdout, "timed out") {
 			t.Fatalf("as text: exit %d\n%s", r.code, r.stdout)
 		}
 		waitForAudit(t, auditLog, func(m map[string]any) bool {
-			return m["kind"] == "job" && m["job_id"] == out.JobID && m["state"] == "timeout"
+			return m["kind"] == "job" && m["job_id"] == jobID && m["state"] == "timeout"
 		})
 		// Killed at its timeout, with its process group: nothing of the
 		// agent's run is left.
