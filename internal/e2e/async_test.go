@@ -104,9 +104,7 @@ func TestAsyncActionSurvivesDaemonRestart(t *testing.T) {
 		"#!/bin/sh\nsleep 30\n")
 	policyDir := filepath.Join(c.dir, "policy")
 	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"), "policy default allow\n")
-	for _, a := range []string{"napper", "sleeper", "job", "package"} {
-		writeFile(t, filepath.Join(policyDir, a+".policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
-	}
+	allowAlice(t, policyDir, "napper", "sleeper", "job", "package")
 	node := "async.e2e"
 	nodeDir := filepath.Join(c.dir, "nodes", node)
 	auditLog := filepath.Join(nodeDir, "audit.log")

@@ -537,7 +537,7 @@ func TestForgedAuditChainCaughtBySignedCheckpoints(t *testing.T) {
 func TestDataFilterNotRunForDeniedCallerE2E(t *testing.T) {
 	c := newCollective(t, collectiveOptions{})
 	policyDir := filepath.Join(c.dir, "policy")
-	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	allowAlice(t, policyDir, "rpcutil")
 	node := "probe.e2e"
 	c.startDaemon(node, "policy.dir = "+policyDir)
 	rc := newRawCaller(t, c, "mallory.mcollective")

@@ -409,7 +409,7 @@ func TestPuppetDataInActionPolicy(t *testing.T) {
 	policyDir := filepath.Join(c.dir, "policy")
 	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"),
 		"policy default deny\nallow\tcert=alice.mcollective\tping\t*\t*\nallow\tcert=alice.mcollective\tdaemon_stats\tpuppet().enabled=false or environment=development\n")
-	writeFile(t, filepath.Join(policyDir, "puppet.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	allowAlice(t, policyDir, "puppet")
 	_, lines := newPuppetNode(t, c, "pol.e2e", "notify { 'x': }\n")
 	lines = append(lines, "policy.dir = "+policyDir, "audit.disabled = true")
 	c.startDaemon("pol.e2e", lines...)
@@ -442,8 +442,7 @@ func TestPuppetClassesAndFactsAfterRun(t *testing.T) {
 	// of an ActionPolicy rule sees Puppet's classes too.
 	writeFile(t, filepath.Join(policyDir, "rpcutil.policy"),
 		"policy default deny\nallow\tcert=alice.mcollective\tping\t*\t*\nallow\tcert=alice.mcollective\tdaemon_stats\t*\twebserver\n")
-	writeFile(t, filepath.Join(policyDir, "puppet.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
-	writeFile(t, filepath.Join(policyDir, "job.policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	allowAlice(t, policyDir, "puppet", "job")
 	manifestFor := func(dir string) string {
 		return "class webserver {\n  file { '" + filepath.Join(dir, "deployed.json") + "': content => '{\"deployed\": \"yes\"}' }\n}\ninclude webserver\n"
 	}

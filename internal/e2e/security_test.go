@@ -358,6 +358,15 @@ func writeFile(t *testing.T, path, body string) {
 	}
 }
 
+// allowAlice writes an ActionPolicy file in policyDir for each agent that
+// denies by default and lets alice.mcollective run every action.
+func allowAlice(t *testing.T, policyDir string, agents ...string) {
+	t.Helper()
+	for _, a := range agents {
+		writeFile(t, filepath.Join(policyDir, a+".policy"), "policy default deny\nallow\tcert=alice.mcollective\t*\t*\t*\n")
+	}
+}
+
 // poll retries cond until it holds or a deadline passes.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
