@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/marionette/mco/internal/logtest"
 	"github.com/marionette/mco/internal/pki"
 )
 
@@ -55,7 +56,7 @@ func TestMonitorBeyondLoopbackWarns(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.monitor, func(t *testing.T) {
 			f := newFixture(t)
-			logs := &syncBuffer{}
+			logs := &logtest.Buffer{}
 			b, err := Start(Options{
 				Identity: f.identity(f.ca, pki.RoleBroker, "broker.test", "127.0.0.1"),
 				Verifier: f.verifier, Listen: "127.0.0.1:0", Monitor: tt.monitor,

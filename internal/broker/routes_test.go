@@ -1,46 +1,21 @@
 package broker
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/marionette/mco/internal/logtest"
 	"github.com/marionette/mco/internal/natstest"
 	"github.com/marionette/mco/internal/pki"
 	"github.com/marionette/mco/internal/poll"
 	"github.com/marionette/mco/internal/security"
 	"github.com/marionette/mco/protocol"
 )
-
-// syncBuffer is a log sink the brokers' goroutines may write concurrently.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(sub string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Count(s.b.String(), sub)
-}
 
 // TestRevokedBrokerRoutesDropped: three brokers with certificates of their
 // own form a full-mesh cluster; the certificate of C is revoked on A and B
@@ -55,7 +30,7 @@ func TestRevokedBrokerRoutesDropped(t *testing.T) {
 		t.Fatal(err)
 	}
 	ports, routes := natstest.MeshRoutes(t, "a", "b", "c")
-	logs := map[string]*syncBuffer{}
+	logs := map[string]*logtest.Buffer{}
 	ids := map[string]*security.Identity{}
 	brokers := map[string]*Broker{}
 	for _, n := range []string{"a", "b", "c"} {
@@ -63,7 +38,7 @@ func TestRevokedBrokerRoutesDropped(t *testing.T) {
 		if n == "c" {
 			v = hostile
 		}
-		logs[n] = &syncBuffer{}
+		logs[n] = &logtest.Buffer{}
 		ids[n] = f.identity(f.ca, pki.RoleBroker, "broker-"+n+".test", "127.0.0.1")
 		b, err := Start(Options{
 			Identity: ids[n], Verifier: v, Listen: "127.0.0.1:0",
@@ -99,7 +74,7 @@ func TestRevokedBrokerRoutesDropped(t *testing.T) {
 	// Before: a message published on A reaches every broker's node.
 	waitDelivered(t, pub, &seq, subs, "a", "b", "c")
 
-	refusedBefore := logs["a"].count("only brokers may join the cluster") + logs["b"].count("only brokers may join the cluster")
+	refusedBefore := logs["a"].Count("only brokers may join the cluster") + logs["b"].Count("only brokers may join the cluster")
 	honest.SetRevoked(map[string]bool{ids["c"].Cert.SerialNumber.Text(16): true})
 	a.DropRevoked()
 	b.DropRevoked()
@@ -108,7 +83,7 @@ func TestRevokedBrokerRoutesDropped(t *testing.T) {
 	})
 	// C dials again (its routes to A and B are configured): refused.
 	poll.Until(t, "A or B to refuse C reconnecting", func() bool {
-		return logs["a"].count("only brokers may join the cluster")+logs["b"].count("only brokers may join the cluster") > refusedBefore
+		return logs["a"].Count("only brokers may join the cluster")+logs["b"].Count("only brokers may join the cluster") > refusedBefore
 	})
 	if peersOf(a) != 1 || peersOf(b) != 1 || peersOf(c) != 0 {
 		t.Fatalf("after C's reconnect attempt: routes A %d, B %d, C %d; want 1, 1, 0", peersOf(a), peersOf(b), peersOf(c))
@@ -121,14 +96,14 @@ func TestRevokedBrokerRoutesDropped(t *testing.T) {
 		}
 	}
 	for _, n := range []string{"a", "b"} {
-		if logs[n].count("dropped the routes of a revoked broker certificate") != 1 {
-			t.Errorf("broker %s did not log the drop:\n%s", n, logs[n].b.String())
+		if logs[n].Count("dropped the routes of a revoked broker certificate") != 1 {
+			t.Errorf("broker %s did not log the drop:\n%s", n, logs[n].String())
 		}
 	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for n, l := range logs {
-				t.Logf("broker %s:\n%s", n, l.b.String())
+				t.Logf("broker %s:\n%s", n, l.String())
 			}
 		}
 	})

@@ -1,19 +1,18 @@
 package facts
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 
+	"github.com/marionette/mco/internal/logtest"
 	"github.com/marionette/mco/internal/poll"
 )
 
@@ -57,25 +56,7 @@ func factScript(t *testing.T, out string) (argv []string, outFile, rcFile string
 	return []string{"/bin/sh", script}, outFile, rcFile
 }
 
-// syncBuffer is a log sink safe for the store's goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func newLogger(b *syncBuffer) *slog.Logger {
+func newLogger(b *logtest.Buffer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(b, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
@@ -139,7 +120,7 @@ func TestBrokenFileKeepsLastGoodFacts(t *testing.T) {
 	other := filepath.Join(dir, "other.json")
 	writeFile(t, path, "role: web\n")
 	writeFile(t, other, `{"dc": "ams"}`)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	s, err := New(Options{Files: []string{path, other}, Logger: newLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +192,7 @@ func testRunReloadsChangedFiles(t *testing.T, poll time.Duration) {
 	classesFile := filepath.Join(dir, "classes.txt")
 	writeFile(t, factsFile, "role: web\n")
 	writeFile(t, classesFile, "base\n")
-	var logs syncBuffer
+	var logs logtest.Buffer
 	s, err := New(Options{
 		Files:        []string{factsFile, lateFile},
 		ClassesFile:  classesFile,
@@ -304,7 +285,7 @@ func TestRunCancelStopsRunningCommand(t *testing.T) {
 
 func TestCommandFailureKeepsLastGoodOutput(t *testing.T) {
 	argv, outFile, rcFile := factScript(t, `{"pkg": {"count": 10}}`)
-	var logs syncBuffer
+	var logs logtest.Buffer
 	s, err := New(Options{Commands: [][]string{argv}, Logger: newLogger(&logs)})
 	if err != nil {
 		t.Fatal(err)

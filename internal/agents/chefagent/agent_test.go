@@ -18,6 +18,7 @@ import (
 
 	"github.com/marionette/mco/agent"
 	"github.com/marionette/mco/internal/jobs"
+	"github.com/marionette/mco/internal/logtest"
 	"github.com/marionette/mco/internal/poll"
 )
 
@@ -212,7 +213,7 @@ func TestWatchReport(t *testing.T) {
 	defer goleak.VerifyNone(t)
 	dir := t.TempDir()
 	report := filepath.Join(dir, "report.json")
-	var logs syncBuf
+	var logs logtest.Buffer
 	bin := t.TempDir()
 	if err := os.WriteFile(filepath.Join(bin, "chef-client"), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
@@ -261,22 +262,4 @@ func TestWatchReport(t *testing.T) {
 	if !strings.Contains(logs.String(), `entry="role[bad name]"`) {
 		t.Fatalf("skipped entry not logged by name:\n%s", logs.String())
 	}
-}
-
-// syncBuf is a log sink safe across goroutines.
-type syncBuf struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
