@@ -29,14 +29,10 @@ func decodeAsync(t *testing.T, r result) asyncStart {
 	return out
 }
 
-// jobResults is mco job results --json's document.
+// jobResults is mco job results --json's document: a call's replies and
+// the count of nodes that know no such job.
 type jobResults struct {
-	Replies []struct {
-		Sender     string         `json:"sender"`
-		Statuscode int            `json:"statuscode"`
-		Statusmsg  string         `json:"statusmsg"`
-		Data       map[string]any `json:"data"`
-	} `json:"replies"`
+	jsonCall
 	Unknown int `json:"nodes_without_job"`
 }
 

@@ -89,6 +89,7 @@ func (p *puppetNode) summaryFile() string {
 	return filepath.Join(p.dir, "var", "public", "last_run_summary.yaml")
 }
 
+// jsonCall is the document of an mco call with --json: its replies.
 type jsonCall struct {
 	Replies []struct {
 		Sender     string         `json:"sender"`
