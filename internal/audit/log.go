@@ -52,6 +52,7 @@ type Log struct {
 	f               *os.File
 	c               chain
 	buf             []byte   // line being built, reused between appends
+	headBuf         []byte   // head record being written, reused likewise
 	sinceHead       int      // appends since the head file was last written
 	sinceCheckpoint int      // lines since the last signed checkpoint
 	hf              *os.File // the head file, rewritten in place after every append
@@ -139,7 +140,7 @@ func checkHead(c chain, head *headFile) error {
 // fails the request closed.
 func (l *Log) Append(rec any) error {
 	// Marshal outside the lock: it is the expensive part and needs no order.
-	body, err := encodeJSON(rec)
+	body, err := encodeRecord(rec)
 	if err != nil {
 		return fmt.Errorf("audit append: %w", err)
 	}
@@ -276,9 +277,18 @@ func (l *Log) writeHead() error {
 // ignores.
 const headWidth = 128
 
-func headRecord(c chain) []byte {
-	b := fmt.Appendf(nil, `{"seq":%d,"hash":%q}`, c.seq, c.hash)
-	for len(b) < headWidth-1 {
+func headRecord(c chain) []byte { return appendHeadRecord(make([]byte, 0, headWidth), c) }
+
+// appendHeadRecord appends the head record of c to b; c.hash is hex, so it
+// needs no escaping.
+func appendHeadRecord(b []byte, c chain) []byte {
+	start := len(b)
+	b = append(b, `{"seq":`...)
+	b = strconv.AppendUint(b, c.seq, 10)
+	b = append(b, `,"hash":"`...)
+	b = append(b, c.hash...)
+	b = append(b, `"}`...)
+	for len(b)-start < headWidth-1 {
 		b = append(b, ' ')
 	}
 	return append(b, '\n')
@@ -295,7 +305,8 @@ func (l *Log) touchHead() {
 		}
 		l.hf = f
 	}
-	if _, err := l.hf.WriteAt(headRecord(l.c), 0); err != nil {
+	l.headBuf = appendHeadRecord(l.headBuf[:0], l.c)
+	if _, err := l.hf.WriteAt(l.headBuf, 0); err != nil {
 		l.hf.Close()
 		l.hf = nil
 	}
