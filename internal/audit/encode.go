@@ -36,12 +36,7 @@ func (r *RequestRecord) appendJSON(b []byte) ([]byte, bool) {
 	if len(r.Arguments) > 0 || !plainTime(r.Time) || !plainTime(r.RequestTime) {
 		return nil, false
 	}
-	b = append(b, `{"kind":`...)
-	b = appendString(b, string(r.Kind))
-	b = append(b, `,"time":`...)
-	b = appendTime(b, r.Time)
-	b = append(b, `,"request_id":`...)
-	b = appendString(b, r.RequestID)
+	b = appendOpening(b, r.Kind, r.Time, r.RequestID)
 	b = append(b, `,"request_time":`...)
 	b = appendTime(b, r.RequestTime)
 	b = append(b, `,"caller":`...)
@@ -64,13 +59,7 @@ func (r *RequestRecord) appendJSON(b []byte) ([]byte, bool) {
 		b = append(b, `,"policy_line":`...)
 		b = appendString(b, r.PolicyLine)
 	}
-	b = append(b, `,"node":`...)
-	b = appendString(b, r.Node)
-	if r.JobID != "" {
-		b = append(b, `,"job_id":`...)
-		b = appendString(b, r.JobID)
-	}
-	return append(b, '}'), true
+	return appendClosing(b, r.Node, r.JobID), true
 }
 
 // appendJSON appends r as encodeJSON would encode it; false for a time the
@@ -79,12 +68,7 @@ func (r *CompleteRecord) appendJSON(b []byte) ([]byte, bool) {
 	if !plainTime(r.Time) {
 		return nil, false
 	}
-	b = append(b, `{"kind":`...)
-	b = appendString(b, string(r.Kind))
-	b = append(b, `,"time":`...)
-	b = appendTime(b, r.Time)
-	b = append(b, `,"request_id":`...)
-	b = appendString(b, r.RequestID)
+	b = appendOpening(b, r.Kind, r.Time, r.RequestID)
 	b = append(b, `,"status":`...)
 	b = strconv.AppendInt(b, int64(r.Status), 10)
 	if r.StatusMessage != "" {
@@ -93,13 +77,7 @@ func (r *CompleteRecord) appendJSON(b []byte) ([]byte, bool) {
 	}
 	b = append(b, `,"duration_ms":`...)
 	b = strconv.AppendInt(b, r.DurationMS, 10)
-	b = append(b, `,"node":`...)
-	b = appendString(b, r.Node)
-	if r.JobID != "" {
-		b = append(b, `,"job_id":`...)
-		b = appendString(b, r.JobID)
-	}
-	return append(b, '}'), true
+	return appendClosing(b, r.Node, r.JobID), true
 }
 
 // plainTime reports whether t is in the years time.Time.MarshalJSON
@@ -130,4 +108,27 @@ func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	b = append(b, s...)
 	return append(b, '"')
+}
+
+// appendOpening appends the fields both records begin with: kind, time and
+// request_id, after the opening brace.
+func appendOpening(b []byte, kind Kind, t time.Time, requestID string) []byte {
+	b = append(b, `{"kind":`...)
+	b = appendString(b, string(kind))
+	b = append(b, `,"time":`...)
+	b = appendTime(b, t)
+	b = append(b, `,"request_id":`...)
+	return appendString(b, requestID)
+}
+
+// appendClosing appends the fields both records end with, node and the
+// optional job_id, and the closing brace.
+func appendClosing(b []byte, node, jobID string) []byte {
+	b = append(b, `,"node":`...)
+	b = appendString(b, node)
+	if jobID != "" {
+		b = append(b, `,"job_id":`...)
+		b = appendString(b, jobID)
+	}
+	return append(b, '}')
 }
