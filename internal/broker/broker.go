@@ -145,7 +145,7 @@ func Start(opts Options) (*Broker, error) {
 			return nil, fmt.Errorf("monitor %q: %w", opts.Monitor, err)
 		}
 		if ip := net.ParseIP(mhost); mhost != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			opts.Logger.Warn("NATS monitoring endpoint reachable beyond this host: it has no authentication and lists every connection and subscription", "monitor", net.JoinHostPort(mhost, strconv.Itoa(mport)))
+			opts.Logger.Warn("NATS monitoring endpoint reachable beyond this host: it has no authentication and lists every connection and subscription", "monitor", opts.Monitor)
 		}
 		no.HTTPHost, no.HTTPPort = mhost, mport
 	}
