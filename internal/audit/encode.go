@@ -8,7 +8,7 @@ import (
 
 // The two records every request writes are encoded without reflection: at
 // tens of thousands of requests per second, encoding/json's reflection was
-// a tenth of a node's work per request (docs/benchmarks.md, issue 14). The
+// a third of what an audit append cost (docs/benchmarks.md, issue 14). The
 // output is byte for byte what encodeJSON gives (TestRecordEncodingMatchesJSON
 // and FuzzRecordEncoding compare them); a record with anything the fast path
 // does not handle (arguments, a time outside years 0-9999) goes through
@@ -110,8 +110,8 @@ func appendString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-// appendOpening appends the fields both records begin with: kind, time and
-// request_id, after the opening brace.
+// appendOpening appends the opening brace and the fields both records begin
+// with: kind, time and request_id.
 func appendOpening(b []byte, kind Kind, t time.Time, requestID string) []byte {
 	b = append(b, `{"kind":`...)
 	b = appendString(b, string(kind))
