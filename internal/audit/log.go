@@ -9,7 +9,7 @@ import (
 	"sync"
 )
 
-// DefaultHeadEvery is how many appends may pass between head file writes when
+// DefaultHeadEvery is how many lines may pass between head file syncs when
 // Options.HeadEvery is zero.
 const DefaultHeadEvery = 1000
 
@@ -18,10 +18,10 @@ type Options struct {
 	// Sync fsyncs the log after every line: a line is on disk before Append
 	// returns, at the cost of one fsync per request.
 	Sync bool
-	// HeadEvery is how many appends pass between writes of the head file
-	// (path + ".head"); it is always written on Close. Removal of lines
-	// appended since the last head write is not detectable locally. Zero means
-	// DefaultHeadEvery.
+	// HeadEvery is how many lines are appended between syncs of the head
+	// file (path + ".head"); it is always written on Close. Removal of lines
+	// appended since the last synced head is not detectable locally after a
+	// crash. Zero means DefaultHeadEvery.
 	HeadEvery int
 	// OnAppend, if set, receives every line (without newline) right after it
 	// was written, in log order; the daemon publishes it to
@@ -134,37 +134,55 @@ func checkHead(c chain, head *headFile) error {
 	return nil
 }
 
-// Append writes rec as the next line of the log. rec must marshal to a JSON
-// object without "seq" or "prev" keys, normally a RequestRecord or a
-// CompleteRecord. An error means the record is not in the log, and the daemon
-// fails the request closed.
-func (l *Log) Append(rec any) error {
+// Append writes recs as the next lines of the log, in order and, between
+// checkpoints, with one write: a request's record and its completion cost
+// one system call together. Each record must marshal to a JSON object
+// without "seq" or "prev" keys, normally a RequestRecord or a
+// CompleteRecord. An error means the record it names is not in the log (the
+// ones before it may be), and the daemon fails the request closed.
+func (l *Log) Append(recs ...any) error {
 	// Marshal outside the lock: it is the expensive part and needs no order.
-	body, err := encodeRecord(rec)
-	if err != nil {
-		return fmt.Errorf("audit append: %w", err)
-	}
-	if err := checkBody(rec, body); err != nil {
-		return fmt.Errorf("audit append: %w", err)
+	var small [2][]byte
+	bodies := small[:0]
+	for _, rec := range recs {
+		body, err := encodeRecord(rec)
+		if err != nil {
+			return fmt.Errorf("audit append: %w", err)
+		}
+		if err := checkBody(rec, body); err != nil {
+			return fmt.Errorf("audit append: %w", err)
+		}
+		bodies = append(bodies, body)
 	}
 
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if err := l.appendLocked(body); err != nil {
-		return err
-	}
-	if l.opts.Checkpoint != nil {
-		if l.sinceCheckpoint++; l.sinceCheckpoint >= l.opts.CheckpointEvery {
-			// The request's line is written; a failed checkpoint only
-			// leaves a longer unsigned run, which verify --ca reports.
-			_ = l.checkpointLocked()
+	for len(bodies) > 0 {
+		// A checkpoint due in the middle of the records goes between them:
+		// no run of unsigned lines may be longer than CheckpointEvery.
+		n := len(bodies)
+		if l.opts.Checkpoint != nil {
+			n = max(1, min(n, l.opts.CheckpointEvery-l.sinceCheckpoint))
+		}
+		if err := l.appendLocked(bodies[:n]...); err != nil {
+			return err
+		}
+		bodies = bodies[n:]
+		if l.opts.Checkpoint != nil {
+			if l.sinceCheckpoint += n; l.sinceCheckpoint >= l.opts.CheckpointEvery {
+				// The request's lines are written; a failed checkpoint
+				// only leaves a longer unsigned run, which verify --ca
+				// reports.
+				_ = l.checkpointLocked()
+			}
 		}
 	}
 	return nil
 }
 
-// appendLocked writes one record body as the next line; l.mu is held.
-func (l *Log) appendLocked(body []byte) error {
+// appendLocked writes record bodies as the next lines, with one write;
+// l.mu is held.
+func (l *Log) appendLocked(bodies ...[]byte) error {
 	if l.err != nil {
 		return l.err
 	}
@@ -172,18 +190,25 @@ func (l *Log) appendLocked(body []byte) error {
 		return errors.New("audit append: log is closed")
 	}
 
-	seq := l.c.seq + 1
-	b := append(l.buf[:0], `{"seq":`...)
-	b = strconv.AppendUint(b, seq, 10)
-	b = append(b, `,"prev":"`...)
-	b = append(b, l.c.hash...)
-	b = append(b, '"')
-	if len(body) > 2 { // not "{}"
-		b = append(b, ',')
+	c := l.c
+	b := l.buf[:0]
+	var small [4]int
+	ends := small[:0] // where each line ends in b (before its newline)
+	for _, body := range bodies {
+		start := len(b)
+		b = append(b, `{"seq":`...)
+		b = strconv.AppendUint(b, c.seq+1, 10)
+		b = append(b, `,"prev":"`...)
+		b = append(b, c.hash...)
+		b = append(b, '"')
+		if len(body) > 2 { // not "{}"
+			b = append(b, ',')
+		}
+		b = append(b, body[1:]...)
+		c = chain{seq: c.seq + 1, hash: hashLine(b[start:])}
+		ends = append(ends, len(b))
+		b = append(b, '\n')
 	}
-	b = append(b, body[1:]...)
-	line := b
-	b = append(b, '\n')
 	l.buf = b
 
 	n, err := l.f.Write(b)
@@ -200,18 +225,22 @@ func (l *Log) appendLocked(body []byte) error {
 			return fmt.Errorf("audit append %s: %w", l.path, err)
 		}
 	}
-	l.c = chain{seq: seq, hash: hashLine(line)}
+	l.c = c
 	if l.opts.OnAppend != nil {
-		l.opts.OnAppend(line)
+		start := 0
+		for _, end := range ends {
+			l.opts.OnAppend(b[start:end])
+			start = end + 1
+		}
 	}
-	// The head follows every line (one in-place write, not synced), so
+	// The head follows every write (one in-place write, not synced), so
 	// lines removed from the end are detected up to the last line written,
 	// not only up to the last synced head.
 	l.touchHead()
-	l.sinceHead++
+	l.sinceHead += len(bodies)
 	if l.sinceHead >= l.opts.HeadEvery {
 		if err := l.writeHead(); err != nil {
-			// The line is written and published; a stale head file only
+			// The lines are written and published; a stale head file only
 			// narrows local truncation detection, so this is not the
 			// request's failure.
 			l.sinceHead = 0

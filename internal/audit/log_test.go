@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/marionette/mco/internal/pkitest"
 )
 
 func TestRestartContinuesChain(t *testing.T) {
@@ -273,5 +274,53 @@ func BenchmarkAppend(b *testing.B) {
 		if err := l.Append(&rec); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestAppendSeveral: records appended together become consecutive chained
+// lines in one write, published in order; a checkpoint due between them
+// goes between them, so no unsigned run is longer than CheckpointEvery.
+func TestAppendSeveral(t *testing.T) {
+	ca := pkitest.New(t, "audit CA")
+	id := ca.Node("node1")
+	var published [][]byte
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{Node: "node1", CheckpointEvery: 3,
+		Checkpoint: func(msg []byte) ([]byte, []byte) { return id.Sign(msg), id.Cert.Raw },
+		OnAppend:   func(line []byte) { published = append(published, bytes.Clone(line)) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i <= 7; i += 2 {
+		req := testRequest(i, "node1")
+		done := &CompleteRecord{Kind: KindComplete, Time: req.Time, RequestID: req.RequestID, Status: 0, Node: "node1"}
+		if err := l.Append(req, done); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	lines := readLines(t, path)
+	if n, err := Verify(bytes.NewReader(joinLines(lines))); err != nil || n != len(lines) {
+		t.Fatalf("verify: %d lines, %v", n, err)
+	}
+	if res, err := VerifyCheckpoints(path, ca.Cert, 3); err != nil || res.Unsigned != 0 {
+		t.Fatalf("checkpoints: %+v, %v\n%s", res, err, joinLines(lines))
+	}
+	if !bytes.Equal(joinLines(published), joinLines(lines)) {
+		t.Fatalf("published:\n%s\nwritten:\n%s", joinLines(published), joinLines(lines))
+	}
+	var kinds []string
+	for _, line := range lines {
+		var rec struct{ Kind string }
+		if err := json.Unmarshal(line, &rec); err != nil {
+			t.Fatal(err)
+		}
+		kinds = append(kinds, rec.Kind)
+	}
+	want := "request complete request checkpoint complete request complete checkpoint request complete checkpoint"
+	if got := strings.Join(kinds, " "); got != want {
+		t.Fatalf("kinds %s, want %s", got, want)
 	}
 }

@@ -51,14 +51,25 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 	if a.Now != nil {
 		now = a.Now()
 	}
-	req := ev.Request
-	if ev.Complete {
-		return a.Log.Append(&audit.CompleteRecord{
-			Kind: audit.KindComplete, Time: now, RequestID: req.ID, Status: int(ev.Status),
-			StatusMessage: audit.BoundMessage(ev.Message), DurationMS: ev.Duration.Milliseconds(), Node: a.Node,
-			JobID: ev.JobID,
-		})
+	switch {
+	case ev.Complete && ev.WithRequest:
+		return a.Log.Append(a.requestRecord(ev, now), a.completeRecord(ev, now))
+	case ev.Complete:
+		return a.Log.Append(a.completeRecord(ev, now))
 	}
+	return a.Log.Append(a.requestRecord(ev, now))
+}
+
+func (a *Auditor) completeRecord(ev server.AuditEvent, now time.Time) *audit.CompleteRecord {
+	return &audit.CompleteRecord{
+		Kind: audit.KindComplete, Time: now, RequestID: ev.Request.ID, Status: int(ev.Status),
+		StatusMessage: audit.BoundMessage(ev.Message), DurationMS: ev.Duration.Milliseconds(), Node: a.Node,
+		JobID: ev.JobID,
+	}
+}
+
+func (a *Auditor) requestRecord(ev server.AuditEvent, now time.Time) *audit.RequestRecord {
+	req := ev.Request
 	decision := audit.Deny
 	if ev.Decision.Allowed {
 		decision = audit.Allow
@@ -67,12 +78,12 @@ func (a *Auditor) Audit(ev server.AuditEvent) error {
 	if a.Secrets != nil {
 		secrets = a.Secrets(req.Agent, req.Action)
 	}
-	return a.Log.Append(&audit.RequestRecord{
+	return &audit.RequestRecord{
 		Kind: audit.KindRequest, Time: now, RequestID: req.ID, RequestTime: req.Created(),
 		Caller: req.CallerID, Signer: ev.Signer, Sender: req.Sender, Collective: req.Collective, Agent: req.Agent,
 		Action: req.Action, Arguments: audit.BoundArguments(audit.MaskArguments(req.Data, secrets)), Decision: decision,
 		PolicyLine: ev.Decision.Rule, Node: a.Node, JobID: ev.JobID,
-	})
+	}
 }
 
 // JobEnd is what AuditJob records of a detached job that ended.

@@ -96,3 +96,46 @@ func TestExternalAgentsKeepBuiltinNames(t *testing.T) {
 		t.Fatalf("after the files went away: hosted %v (%v), want rpcutil", n.AgentNames(), err)
 	}
 }
+
+// TestAuditorWritesRequestWithCompletion: a completion that carries its
+// request record (a quick action's) becomes the request line and then the
+// completion line, chained.
+func TestAuditorWritesRequestWithCompletion(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "audit.log")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := &node.Auditor{Log: log, Node: "node1"}
+	req := &protocol.Request{ID: "r1", Agent: "rpcutil", Action: "ping", CallerID: "cert=alice.mcollective", Time: time.Now().UnixNano()}
+	ev := server.AuditEvent{Request: req, Decision: server.Decision{Allowed: true, Rule: "rpcutil.policy:2"},
+		Status: protocol.OK, Message: "OK", Complete: true, WithRequest: true}
+	if err := aud.Audit(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := audit.Verify(strings.NewReader(string(data))); err != nil || n != 2 {
+		t.Fatalf("verify: %d lines, %v\n%s", n, err, data)
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	var first audit.RequestRecord
+	var second audit.CompleteRecord
+	if err := json.Unmarshal([]byte(lines[0]), &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &second); err != nil {
+		t.Fatal(err)
+	}
+	if first.Kind != audit.KindRequest || first.RequestID != "r1" || first.Decision != audit.Allow || first.PolicyLine != "rpcutil.policy:2" {
+		t.Fatalf("first line %+v", first)
+	}
+	if second.Kind != audit.KindComplete || second.RequestID != "r1" || second.StatusMessage != "OK" {
+		t.Fatalf("second line %+v", second)
+	}
+}

@@ -60,6 +60,6 @@ func (s *Server) agentRequest(r *request) *agent.Request {
 	return &agent.Request{
 		ID: r.req.ID, Agent: r.req.Agent, Action: r.req.Action, CallerID: r.req.CallerID,
 		Sender: r.req.Sender, Collective: r.req.Collective, Time: r.req.Created(),
-		TTL: time.Duration(r.req.TTL) * time.Second, Data: r.req.Data,
+		TTL: time.Duration(r.req.TTL) * time.Second, Data: r.inputs,
 	}
 }

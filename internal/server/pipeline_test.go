@@ -38,6 +38,9 @@ const testDDL = `{
     {"action": "sleep", "description": "blocks until cancelled"},
     {"action": "boom", "description": "panics"},
     {"action": "record", "description": "counts its runs"},
+    {"action": "quick", "description": "answers from memory (RegisterQuick)",
+     "input": {"msg": {"prompt": "Msg", "description": "ignored", "type": "integer", "optional": true}},
+     "output": {"answer": {"description": "the answer", "display_as": "Answer"}}},
     {"action": "nohandler", "description": "documented but not implemented"}
   ]
 }`
@@ -88,6 +91,9 @@ func testAgent(t testing.TB, runs *atomic.Int64) *agent.Agent {
 	})
 	a.Register("record", func(context.Context, *agent.Request, *agent.Reply) {
 		runs.Add(1)
+	})
+	a.RegisterQuick("quick", func(_ context.Context, _ *agent.Request, rep *agent.Reply) {
+		rep.Data["answer"] = 42
 	})
 	return a
 }
@@ -527,4 +533,60 @@ func TestHandleNeverPanics(t *testing.T) {
 		t.Fatalf("total %d, want %d", n.s.Stats().Total.Load(), len(inputs))
 	}
 	n.stillServes()
+}
+
+// TestPipelineQuickActionAudit: a quick action's request record is written
+// with its completion, as the caller sent it and in one event, before the
+// reply; when that write fails the node fails closed, and the action's
+// answer never leaves it.
+func TestPipelineQuickActionAudit(t *testing.T) {
+	p := newTestPKI(t)
+	url := natstest.Start(t)
+	tests := []struct {
+		name     string
+		auditor  Auditor
+		failOpen bool
+		status   protocol.StatusCode
+		msg      string
+		answer   bool // the reply carries the action's data
+	}{
+		{name: "written", auditor: &recordingAuditor{}, status: protocol.OK, msg: "OK", answer: true},
+		{name: "fails closed", auditor: &failingAuditor{}, status: protocol.UnknownError, msg: auditUnavailable},
+		{name: "fails open", auditor: &failingAuditor{}, failOpen: true, status: protocol.OK, msg: "OK", answer: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			n := newNode(t, p, url, func(o *Options) { o.Auditor, o.AuditFailOpen = tt.auditor, tt.failOpen })
+			req := newRequest()
+			req.Action, req.Data = "quick", map[string]any{"msg": 7.0} // normalized to int64 for the action
+			n.s.Handle(signed(t, p.alice, req))
+			rep := n.reply(req.ID)
+			if rep.Status != tt.status || rep.Message != tt.msg {
+				t.Fatalf("status %d %q, want %d %q", rep.Status, rep.Message, tt.status, tt.msg)
+			}
+			if got := rep.Data["answer"] != nil; got != tt.answer {
+				t.Fatalf("reply data %v: answer present %v, want %v", rep.Data, got, tt.answer)
+			}
+			n.s.wg.Wait()
+			switch a := tt.auditor.(type) {
+			case *recordingAuditor:
+				a.mu.Lock()
+				defer a.mu.Unlock()
+				if len(a.events) != 1 {
+					t.Fatalf("%d audit events, want one with both records: %+v", len(a.events), a.events)
+				}
+				ev := a.events[0]
+				if !ev.Complete || !ev.WithRequest || ev.Status != protocol.OK || !ev.Decision.Allowed {
+					t.Fatalf("event %+v", ev)
+				}
+				if v, ok := ev.Request.Data["msg"].(float64); !ok || v != 7 {
+					t.Fatalf("audited inputs %#v, want them as sent", ev.Request.Data)
+				}
+			case *failingAuditor:
+				if a.calls.Load() != 1 {
+					t.Fatalf("%d audit writes, want 1", a.calls.Load())
+				}
+			}
+		})
+	}
 }

@@ -78,6 +78,10 @@ type AuditEvent struct {
 	Message  string
 	Duration time.Duration
 	Complete bool
+	// WithRequest, on a completion, asks for the request record too: it
+	// was not written yet (a quick action's, see Server.auditRequest), and
+	// both go in with one write, the request record first.
+	WithRequest bool
 	// JobID is the detached job an Async request starts (its own id), on
 	// both its request and its completion record.
 	JobID string
