@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,6 +32,7 @@ import (
 // through the same server. The node spreads verification over every core
 // (server.Options.Concurrency); broker and publisher share the machine.
 // Run with: go test -run x -bench Node -benchtime 20000x ./internal/node/
+// (BENCH_PROF=FILE writes a CPU profile of the timed part.)
 func BenchmarkNode(b *testing.B) {
 	for _, tc := range []struct {
 		name                  string
@@ -120,6 +122,18 @@ func benchNode(b *testing.B, withPolicy, withAudit, withReplayFile, inProcess bo
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := processCPU(b)
+	// BENCH_PROF=FILE profiles the timed part alone (-cpuprofile would
+	// include signing the requests, which is the client's cost).
+	if path := os.Getenv("BENCH_PROF"); path != "" {
+		f, err := os.Create(path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); _ = f.Close() }()
+	}
 	start := time.Now()
 	if inProcess {
 		for _, m := range msgs {
