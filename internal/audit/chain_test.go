@@ -177,7 +177,7 @@ func TestVerifyFileHead(t *testing.T) {
 					t.Fatal(err)
 				}
 			} else {
-				l.f.Close() // a crash: no head written at close
+				crash(l) // no head written at close
 			}
 			lines := readLines(t, path)[:tt.keep]
 			if tt.edit {

@@ -71,3 +71,15 @@ func joinLines(lines [][]byte) []byte {
 	}
 	return b
 }
+
+// crash leaves l as a killed daemon would: files closed without the head
+// Close writes, and no head sync left running (it would not outlive the
+// process either).
+func crash(l *Log) {
+	l.headMu.Lock()
+	l.mu.Lock()
+	l.f.Close()
+	if l.hf != nil {
+		l.hf.Close()
+	}
+}

@@ -24,7 +24,7 @@ func TestRestartContinuesChain(t *testing.T) {
 				t.Fatal(err)
 			}
 		}},
-		{name: "crash without close", crash: func(_ *testing.T, l *Log) { l.f.Close() }},
+		{name: "crash without close", crash: func(_ *testing.T, l *Log) { crash(l) }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -322,5 +322,72 @@ func TestAppendSeveral(t *testing.T) {
 	want := "request complete request checkpoint complete request complete checkpoint request complete checkpoint"
 	if got := strings.Join(kinds, " "); got != want {
 		t.Fatalf("kinds %s, want %s", got, want)
+	}
+}
+
+// TestHeadFollowsConcurrentAppends: the periodic head sync runs while other
+// appends go on, and still leaves the head file at the last line written:
+// after a crash (no Close) it matches the log's end, and the log opens.
+func TestHeadFollowsConcurrentAppends(t *testing.T) {
+	const writers, each = 4, 200
+	path := filepath.Join(t.TempDir(), "audit.log")
+	l, err := Open(path, Options{HeadEvery: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := l.Append(testRequest(w*each+i, "node1")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+
+	// The last line goes in while the last head sync is under way: the
+	// head that sync renames into place is one line behind until it is
+	// brought up to date.
+	synced := make(chan struct{})
+	l.headMu.Lock() // no sync under way
+	l.mu.Lock()
+	l.whileSyncing = func() {
+		if err := l.Append(testRequest(writers*each, "node1")); err != nil {
+			t.Error(err)
+		}
+		close(synced)
+	}
+	l.mu.Unlock()
+	l.headMu.Unlock()
+	for hooked := true; hooked; {
+		if err := l.Append(testRequest(writers*each, "node1")); err != nil {
+			t.Fatal(err)
+		}
+		l.mu.Lock()
+		hooked = l.whileSyncing != nil
+		l.mu.Unlock()
+	}
+	<-synced
+	l.headMu.Lock() // the sync is done
+	l.headMu.Unlock()
+
+	seq, hash := l.Head()
+	crash(l)
+	head, err := readHeadFile(headPath(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if head == nil || head.Seq != seq || head.Hash != hash {
+		t.Fatalf("head file %+v, want seq %d hash %s", head, seq, hash)
+	}
+	l2, err := Open(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := l2.Close(); err != nil {
+		t.Fatal(err)
 	}
 }

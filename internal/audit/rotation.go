@@ -27,6 +27,8 @@ import (
 // end where the chain does is refused: appending to it would splice two
 // chains.
 func (l *Log) Reopen() error {
+	l.headMu.Lock()
+	defer l.headMu.Unlock()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.f == nil {
