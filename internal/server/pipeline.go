@@ -209,12 +209,13 @@ func (s *Server) refuse(r *request, f *refusal) {
 		s.log.Warn("request denied", "id", r.req.ID, "caller", r.req.CallerID, "signer", r.caller,
 			"agent", r.req.Agent, "action", r.req.Action, "rule", r.decision.Rule)
 	}
-	if !f.noAudit && !r.audited && !r.auditLater {
+	// Nothing ran: a record left for the completion is written now, on
+	// its own, and the refusal goes out whether or not it could be.
+	r.auditLater = false
+	if !f.noAudit && !r.audited {
 		s.writeAudit(r)
 	}
-	if (r.audited || r.auditLater) && !f.noAudit {
-		// The refusal goes out whether or not its lines could be written:
-		// nothing ran.
+	if r.audited && !f.noAudit {
 		s.auditComplete(r, f.status, f.msg, 0) // observes the outcome too
 	} else {
 		s.observe(r, f.status, 0)
