@@ -237,18 +237,7 @@ func TestConcurrentAppends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if err := l.Append(testRequest(w*each+i, "node1")); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	appendConcurrently(t, l, writers, each)
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -335,18 +324,7 @@ func TestHeadFollowsConcurrentAppends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	for w := range writers {
-		wg.Go(func() {
-			for i := range each {
-				if err := l.Append(testRequest(w*each+i, "node1")); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
+	appendConcurrently(t, l, writers, each)
 
 	// The last line goes in while the last head sync is under way: the
 	// head that sync renames into place is one line behind until it is
@@ -390,4 +368,22 @@ func TestHeadFollowsConcurrentAppends(t *testing.T) {
 	if err := l2.Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// appendConcurrently has writers goroutines append each records apiece to l,
+// numbered 0 to writers*each-1, and waits for them.
+func appendConcurrently(t *testing.T, l *Log, writers, each int) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Go(func() {
+			for i := range each {
+				if err := l.Append(testRequest(w*each+i, "node1")); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }

@@ -37,24 +37,9 @@ func TestAuditorMasksSecretInputs(t *testing.T) {
 	a := agent.New(d)
 	a.Register("set", func(_ context.Context, _ *agent.Request, _ *agent.Reply) {})
 	reg := agents.NewRegistry(a)
-	path := filepath.Join(t.TempDir(), "audit.log")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	aud := &node.Auditor{Log: log, Node: "node1", Secrets: reg.Secrets}
 	req := &protocol.Request{ID: "r1", Agent: "login", Action: "set", CallerID: "cert=alice.mcollective",
 		Data: map[string]any{"user": "alice", "password": "hunter2"}, Time: time.Now().UnixNano()}
-	if err := aud.Audit(server.AuditEvent{Request: req, Decision: server.Decision{Allowed: true, Rule: "x.policy:2"}}); err != nil {
-		t.Fatal(err)
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := auditOnce(t, reg.Secrets, server.AuditEvent{Request: req, Decision: server.Decision{Allowed: true, Rule: "x.policy:2"}})
 	if strings.Contains(string(data), "hunter2") {
 		t.Fatalf("secret in the audit log: %s", data)
 	}
@@ -101,25 +86,9 @@ func TestExternalAgentsKeepBuiltinNames(t *testing.T) {
 // request record (a quick action's) becomes the request line and then the
 // completion line, chained.
 func TestAuditorWritesRequestWithCompletion(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "audit.log")
-	log, err := audit.Open(path, audit.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	aud := &node.Auditor{Log: log, Node: "node1"}
 	req := &protocol.Request{ID: "r1", Agent: "rpcutil", Action: "ping", CallerID: "cert=alice.mcollective", Time: time.Now().UnixNano()}
-	ev := server.AuditEvent{Request: req, Decision: server.Decision{Allowed: true, Rule: "rpcutil.policy:2"},
-		Status: protocol.OK, Message: "OK", Complete: true, WithRequest: true}
-	if err := aud.Audit(ev); err != nil {
-		t.Fatal(err)
-	}
-	if err := log.Close(); err != nil {
-		t.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	data := auditOnce(t, nil, server.AuditEvent{Request: req, Decision: server.Decision{Allowed: true, Rule: "rpcutil.policy:2"},
+		Status: protocol.OK, Message: "OK", Complete: true, WithRequest: true})
 	if n, err := audit.Verify(strings.NewReader(string(data))); err != nil || n != 2 {
 		t.Fatalf("verify: %d lines, %v\n%s", n, err, data)
 	}
@@ -138,4 +107,27 @@ func TestAuditorWritesRequestWithCompletion(t *testing.T) {
 	if second.Kind != audit.KindComplete || second.RequestID != "r1" || second.StatusMessage != "OK" {
 		t.Fatalf("second line %+v", second)
 	}
+}
+
+// auditOnce records ev with a node.Auditor on a new audit log and returns
+// the log's contents.
+func auditOnce(t *testing.T, secrets func(agent, action string) []string, ev server.AuditEvent) []byte {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "audit.log")
+	log, err := audit.Open(path, audit.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	aud := &node.Auditor{Log: log, Node: "node1", Secrets: secrets}
+	if err := aud.Audit(ev); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Close(); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
 }
